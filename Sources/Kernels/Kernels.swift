@@ -1,0 +1,1 @@
+// Kernels target: see README architecture section.

@@ -1,0 +1,1 @@
+// Quant target: see README architecture section.

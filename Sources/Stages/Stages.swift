@@ -1,0 +1,1 @@
+// Stages target: see README architecture section.
