@@ -3,7 +3,13 @@
 // No package dependencies: system C libraries (libyaml, OpenBLAS) through module maps only.
 import PackageDescription
 
-let release: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+// Numeric targets capture raw buffer pointers in parallel loops (DispatchQueue.concurrentPerform);
+// Swift 5 language mode keeps that readable. Their thread safety comes from disjoint
+// output ranges per chunk (see Kernels/Parallel.swift), which the compiler cannot prove.
+let numeric: [SwiftSetting] = [
+    .swiftLanguageMode(.v5),
+    .unsafeFlags(["-Ounchecked"], .when(configuration: .release)),
+]
 
 let package = Package(
     name: "qlora-run",
@@ -20,22 +26,24 @@ let package = Package(
         .target(name: "PipelineCore", dependencies: ["CYAML"]),
 
         // Numerics, bottom-up. Kernels is the only importer of OpenBLAS.
-        .target(name: "Kernels", dependencies: ["COpenBLAS"], swiftSettings: release),
-        .target(name: "Quant", dependencies: ["Kernels"], swiftSettings: release),
-        .target(name: "Model", dependencies: ["Kernels", "Quant"], swiftSettings: release),
-        .target(name: "Training", dependencies: ["Model", "Quant", "Kernels"], swiftSettings: release),
+        .target(name: "Kernels", dependencies: ["COpenBLAS"], swiftSettings: numeric),
+        .target(name: "TensorIO", swiftSettings: numeric),  // safetensors reader/writer
+        .target(name: "Quant", dependencies: ["Kernels"], swiftSettings: numeric),
+        .target(name: "Model", dependencies: ["Kernels", "Quant", "TensorIO"], swiftSettings: numeric),
+        .target(name: "Training", dependencies: ["Model", "Quant", "Kernels", "TensorIO"], swiftSettings: numeric),
 
         // Stage plug-ins bind the pipeline spine to the engine.
-        .target(name: "Stages", dependencies: ["PipelineCore", "Model", "Quant", "Training"]),
+        .target(name: "Stages", dependencies: ["PipelineCore", "Model", "Quant", "Training", "TensorIO", "Kernels"]),
         .executableTarget(name: "qlora-run", dependencies: ["Stages", "PipelineCore"]),
 
         // Tests.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "PipelineCoreTests", dependencies: ["PipelineCore", "TestSupport"]),
-        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "TestSupport"]),
-        .testTarget(name: "QuantTests", dependencies: ["Quant", "Model", "TestSupport"]),
-        .testTarget(name: "ModelTests", dependencies: ["Model", "TestSupport"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Model", "Quant", "TestSupport"]),
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "TestSupport"], swiftSettings: [.swiftLanguageMode(.v5)]),
+        .testTarget(name: "TensorIOTests", dependencies: ["TensorIO", "TestSupport"], swiftSettings: [.swiftLanguageMode(.v5)]),
+        .testTarget(name: "QuantTests", dependencies: ["Quant", "Model", "TensorIO", "TestSupport"], swiftSettings: [.swiftLanguageMode(.v5)]),
+        .testTarget(name: "ModelTests", dependencies: ["Model", "Kernels", "TensorIO", "TestSupport"], swiftSettings: [.swiftLanguageMode(.v5)]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Model", "Quant", "Kernels", "TensorIO", "TestSupport"], swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "StagesTests", dependencies: ["Stages", "PipelineCore", "TestSupport"]),
         .testTarget(name: "EndToEndTests", dependencies: ["TestSupport"]),
     ]

@@ -1,1 +1,0 @@
-// Kernels target: see README architecture section.

@@ -1,0 +1,1 @@
+// TensorIO target: safetensors reader and writer.
