@@ -28,12 +28,13 @@ let package = Package(
         // Numerics, bottom-up. Kernels is the only importer of OpenBLAS.
         .target(name: "Kernels", dependencies: ["COpenBLAS"], swiftSettings: numeric),
         .target(name: "TensorIO", swiftSettings: numeric),  // safetensors reader/writer
-        .target(name: "Quant", dependencies: ["Kernels"], swiftSettings: numeric),
-        .target(name: "Model", dependencies: ["Kernels", "Quant", "TensorIO"], swiftSettings: numeric),
-        .target(name: "Training", dependencies: ["Model", "Quant", "Kernels", "TensorIO"], swiftSettings: numeric),
+        .target(name: "Tokenizer", swiftSettings: numeric),  // tokenizer.json: BPE, byte-level, added tokens
+        .target(name: "Quant", dependencies: ["Kernels", "TensorIO"], swiftSettings: numeric),
+        .target(name: "Model", dependencies: ["Kernels", "Quant", "TensorIO", "Tokenizer"], swiftSettings: numeric),
+        .target(name: "Training", dependencies: ["Model", "Quant", "Kernels", "TensorIO", "Tokenizer"], swiftSettings: numeric),
 
         // Stage plug-ins bind the pipeline spine to the engine.
-        .target(name: "Stages", dependencies: ["PipelineCore", "Model", "Quant", "Training", "TensorIO", "Kernels"]),
+        .target(name: "Stages", dependencies: ["PipelineCore", "Model", "Quant", "Training", "TensorIO", "Kernels", "Tokenizer"]),
         .executableTarget(name: "qlora-run", dependencies: ["Stages", "PipelineCore"]),
 
         // Tests.
@@ -41,6 +42,7 @@ let package = Package(
         .testTarget(name: "PipelineCoreTests", dependencies: ["PipelineCore", "TestSupport"]),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "TestSupport"], swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "TensorIOTests", dependencies: ["TensorIO", "TestSupport"], swiftSettings: [.swiftLanguageMode(.v5)]),
+        .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "TestSupport"], swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "QuantTests", dependencies: ["Quant", "Model", "TensorIO", "TestSupport"], swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Kernels", "TensorIO", "TestSupport"], swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Model", "Quant", "Kernels", "TensorIO", "TestSupport"], swiftSettings: [.swiftLanguageMode(.v5)]),

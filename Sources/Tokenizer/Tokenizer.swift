@@ -1,0 +1,1 @@
+// Tokenizer target: tokenizer.json (HF tokenizers) encode/decode.
