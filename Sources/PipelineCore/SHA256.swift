@@ -1,0 +1,172 @@
+import Foundation
+
+/// SHA-256 as specified in FIPS 180-4 (Secure Hash Standard), section 6.2.
+///
+/// Streaming: `update` any number of times, then `finalize`. The compression function works
+/// directly on the caller's bytes (an `UnsafeRawBufferPointer`), reading big-endian words
+/// with `loadUnaligned`, so large files are hashed without per-byte copies. The 64 rounds are
+/// unrolled in steps of 8 with rotating variable roles (the usual trick that removes the
+/// eight-register shuffle of the naive loop body).
+public struct SHA256: Sendable {
+    /// FIPS 180-4 §4.2.2: first 32 bits of the fractional parts of the cube roots of the first 64 primes.
+    static let k: [UInt32] = [
+        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+        0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+        0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+        0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+        0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+        0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+        0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+    ]
+
+    // FIPS 180-4 §5.3.3: initial hash value.
+    private var h0: UInt32 = 0x6a09e667, h1: UInt32 = 0xbb67ae85, h2: UInt32 = 0x3c6ef372, h3: UInt32 = 0xa54ff53a
+    private var h4: UInt32 = 0x510e527f, h5: UInt32 = 0x9b05688c, h6: UInt32 = 0x1f83d9ab, h7: UInt32 = 0x5be0cd19
+    /// Bytes of an incomplete block carried between `update` calls (at most 63 used).
+    private var buffer = [UInt8](repeating: 0, count: 64)
+    private var buffered = 0
+    private var totalBytes: UInt64 = 0
+
+    public init() {}
+
+    /// Hashes `data` in one call and returns the 32-byte digest.
+    public static func hash<D: DataProtocol>(_ data: D) -> [UInt8] {
+        var hasher = SHA256()
+        hasher.update(data)
+        return hasher.finalize()
+    }
+
+    /// Lowercase hex digest of `data`.
+    public static func hex<D: DataProtocol>(_ data: D) -> String { hash(data).hexString }
+
+    public mutating func update<D: DataProtocol>(_ data: D) {
+        for region in data.regions {
+            region.withUnsafeBytes { update(bytes: $0) }
+        }
+    }
+
+    public mutating func update(bytes input: UnsafeRawBufferPointer) {
+        guard input.count > 0, let base = input.baseAddress else { return }
+        totalBytes &+= UInt64(input.count)
+        var offset = 0
+        var remaining = input.count
+        if buffered > 0 {
+            let take = min(64 - buffered, remaining)
+            buffer.withUnsafeMutableBytes { buf in
+                buf.baseAddress!.advanced(by: buffered).copyMemory(from: base, byteCount: take)
+            }
+            buffered += take; offset += take; remaining -= take
+            if buffered < 64 { return }
+            let copy = buffer
+            copy.withUnsafeBytes { compress(UnsafeRawBufferPointer($0), blocks: 1) }
+            buffered = 0
+        }
+        let whole = remaining / 64
+        if whole > 0 {
+            compress(UnsafeRawBufferPointer(start: base + offset, count: whole * 64), blocks: whole)
+            offset += whole * 64; remaining -= whole * 64
+        }
+        if remaining > 0 {
+            buffer.withUnsafeMutableBytes { buf in
+                buf.baseAddress!.copyMemory(from: base + offset, byteCount: remaining)
+            }
+            buffered = remaining
+        }
+    }
+
+    /// Applies the padding of FIPS 180-4 §5.1.1 and returns the digest (big-endian words).
+    public mutating func finalize() -> [UInt8] {
+        let bitLength = totalBytes &* 8
+        var pad: [UInt8] = [0x80]
+        let padZeros = (buffered + 1 <= 56) ? 56 - buffered - 1 : 120 - buffered - 1
+        pad.append(contentsOf: repeatElement(0, count: padZeros))
+        for i in (0..<8).reversed() { pad.append(UInt8(truncatingIfNeeded: bitLength >> (UInt64(i) * 8))) }
+        let savedTotal = totalBytes
+        pad.withUnsafeBytes { update(bytes: $0) }
+        totalBytes = savedTotal
+        var out = [UInt8]()
+        out.reserveCapacity(32)
+        for word in [h0, h1, h2, h3, h4, h5, h6, h7] {
+            out.append(UInt8(word >> 24)); out.append(UInt8((word >> 16) & 0xff))
+            out.append(UInt8((word >> 8) & 0xff)); out.append(UInt8(word & 0xff))
+        }
+        return out
+    }
+
+    @inline(__always) private static func rotr(_ x: UInt32, _ n: UInt32) -> UInt32 { (x >> n) | (x << (32 &- n)) }
+
+    /// Compresses `blocks` consecutive 64-byte blocks (FIPS 180-4 §6.2.2).
+    private mutating func compress(_ data: UnsafeRawBufferPointer, blocks: Int) {
+        var a0 = h0, b0 = h1, c0 = h2, d0 = h3, e0 = h4, f0 = h5, g0 = h6, hh0 = h7
+        Self.k.withUnsafeBufferPointer { kp in
+            // 16-word circular message schedule kept on the stack.
+            var w = (UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0),
+                     UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0))
+            withUnsafeMutableBytes(of: &w) { wraw in
+                let W = wraw.baseAddress!.assumingMemoryBound(to: UInt32.self)
+                for block in 0..<blocks {
+                    let p = data.baseAddress! + block * 64
+                    for i in 0..<16 { W[i] = UInt32(bigEndian: p.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self)) }
+                    var a = a0, b = b0, c = c0, d = d0, e = e0, f = f0, g = g0, h = hh0
+                    // One round; callers rotate the roles of a..h instead of moving values.
+                    @inline(__always) func round(_ a: UInt32, _ b: UInt32, _ c: UInt32, _ d: inout UInt32,
+                                                 _ e: UInt32, _ f: UInt32, _ g: UInt32, _ h: inout UInt32, _ t: Int) {
+                        let wt: UInt32
+                        if t < 16 {
+                            wt = W[t]
+                        } else {
+                            let w15 = W[(t - 15) & 15], w2 = W[(t - 2) & 15]
+                            let s0 = Self.rotr(w15, 7) ^ Self.rotr(w15, 18) ^ (w15 >> 3)
+                            let s1 = Self.rotr(w2, 17) ^ Self.rotr(w2, 19) ^ (w2 >> 10)
+                            wt = W[t & 15] &+ s0 &+ W[(t - 7) & 15] &+ s1
+                            W[t & 15] = wt
+                        }
+                        let s1 = Self.rotr(e, 6) ^ Self.rotr(e, 11) ^ Self.rotr(e, 25)
+                        let ch = (e & f) ^ (~e & g)
+                        let t1 = h &+ s1 &+ ch &+ kp[t] &+ wt
+                        let s0 = Self.rotr(a, 2) ^ Self.rotr(a, 13) ^ Self.rotr(a, 22)
+                        let maj = (a & b) ^ (a & c) ^ (b & c)
+                        d = d &+ t1
+                        h = t1 &+ s0 &+ maj
+                    }
+                    var t = 0
+                    while t < 64 {
+                        round(a, b, c, &d, e, f, g, &h, t)
+                        round(h, a, b, &c, d, e, f, &g, t + 1)
+                        round(g, h, a, &b, c, d, e, &f, t + 2)
+                        round(f, g, h, &a, b, c, d, &e, t + 3)
+                        round(e, f, g, &h, a, b, c, &d, t + 4)
+                        round(d, e, f, &g, h, a, b, &c, t + 5)
+                        round(c, d, e, &f, g, h, a, &b, t + 6)
+                        round(b, c, d, &e, f, g, h, &a, t + 7)
+                        t += 8
+                    }
+                    a0 &+= a; b0 &+= b; c0 &+= c; d0 &+= d; e0 &+= e; f0 &+= f; g0 &+= g; hh0 &+= h
+                }
+            }
+        }
+        h0 = a0; h1 = b0; h2 = c0; h3 = d0; h4 = e0; h5 = f0; h6 = g0; h7 = hh0
+    }
+
+    /// Hashes `megabytes` MB of a repeating pattern and returns MB/s (for the CLI's `bench`).
+    public static func benchmark(megabytes: Int = 256) -> Double {
+        let chunk = [UInt8]((0..<(1 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31) })
+        var hasher = SHA256()
+        let start = DispatchTime.now().uptimeNanoseconds
+        chunk.withUnsafeBytes { raw in for _ in 0..<max(1, megabytes) { hasher.update(bytes: raw) } }
+        _ = hasher.finalize()
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        return Double(max(1, megabytes)) / max(seconds, 1e-9)
+    }
+}
+
+extension Sequence where Element == UInt8 {
+    /// Lowercase hexadecimal text of the bytes.
+    public var hexString: String {
+        let digits: [UInt8] = Array("0123456789abcdef".utf8)
+        var out = [UInt8]()
+        for b in self { out.append(digits[Int(b >> 4)]); out.append(digits[Int(b & 15)]) }
+        return String(decoding: out, as: UTF8.self)
+    }
+}
