@@ -27,4 +27,15 @@ public enum BLAS {
         get { Int(openblas_get_num_threads()) }
         set { openblas_set_num_threads(Int32(max(1, newValue))) }
     }
+
+    /// Runs `body` with OpenBLAS limited to one thread, restoring the previous count afterwards.
+    /// For BLAS calls made from inside our own `Parallel.forEachChunk` loops (attention per head):
+    /// two thread pools on the same cores would oversubscribe them.
+    public static func singleThreaded<R>(_ body: () throws -> R) rethrows -> R {
+        let saved = threads
+        if saved == 1 { return try body() }
+        threads = 1
+        defer { threads = saved }
+        return try body()
+    }
 }

@@ -1,0 +1,227 @@
+import Foundation
+
+// Legend: B batch, T time, NH query heads, KVH kv heads, HS head size, G = NH / KVH heads per kv group.
+//
+// Causal grouped-query attention (Ainslie et al. 2023, "GQA", §2): query head h reads kv head h / G,
+// exactly as transformers' `repeat_kv` + eager attention:
+//     S = (Q Kᵀ) · HS^(−1/2);  S[t, j] = −inf for j > t or keyMask[j] == 0;  P = softmax(S) in fp32;  O = P V
+// A query whose keys are all masked gets P = 0 and O = 0 (not NaN, unlike a plain softmax of −infs).
+//
+// Fast path (T ≥ 32): per (b, h) the rows are processed in blocks of `blockRows`; a block of rows
+// [i0, i1) only needs keys [0, i1), so the masked upper triangle is never multiplied (≈ half the
+// FLOPs of a full T×T product for long T). Q/K/V are read in place with strided leading dimensions.
+public enum Attention {
+    static let blockRows = 64
+    static let blasMinT = 32
+
+    /// q (B, T, NH, HS), k/v (B, T, KVH, HS), keyMask (B, T) 1/0 or nil.
+    /// Overwrites output (B, T, NH, HS) and probs (B, NH, T, T) (upper triangle written as 0).
+    public static func forward(output: UnsafeMutablePointer<Float>, probs: UnsafeMutablePointer<Float>,
+                               q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
+                               keyMask: UnsafePointer<Float>?, B: Int, T: Int, NH: Int, KVH: Int, HS: Int) {
+        let G = NH / max(KVH, 1)
+        let scale = 1 / Float(HS).squareRoot()
+        let qs = NH * HS, kvs = KVH * HS               // row strides of q/out and of k/v
+        BLAS.singleThreaded {
+        Parallel.forEachChunk(B * NH, costPerItem: T * T * HS) { range in
+            for bh in range {
+                let b = bh / NH, h = bh % NH, kvh = h / G
+                let Q = q + b * T * qs + h * HS        // (T, HS) stride qs
+                let K = k + b * T * kvs + kvh * HS     // (T, HS) stride kvs
+                let V = v + b * T * kvs + kvh * HS     // (T, HS) stride kvs
+                let O = output + b * T * qs + h * HS   // (T, HS) stride qs
+                let P = probs + bh * T * T             // (T, T)
+                let mask = keyMask.map { $0 + b * T }  // (T)
+                if T < blasMinT {
+                    for t in 0..<T {
+                        let row = P + t * T
+                        for j in 0...t {
+                            var s: Float = 0
+                            for d in 0..<HS { s += Q[t * qs + d] * K[j * kvs + d] }
+                            row[j] = s * scale
+                        }
+                        softmaxRow(row, t: t, T: T, mask: mask)
+                        for d in 0..<HS { O[t * qs + d] = 0 }
+                        for j in 0...t {
+                            let p = row[j]
+                            if p == 0 { continue }
+                            for d in 0..<HS { O[t * qs + d] += p * V[j * kvs + d] }
+                        }
+                    }
+                } else {
+                    var i0 = 0
+                    while i0 < T {
+                        let i1 = min(T, i0 + blockRows)
+                        BLAS.sgemm(transposeA: false, transposeB: true, m: i1 - i0, n: i1, k: HS, alpha: scale,
+                                   a: Q + i0 * qs, lda: qs, b: K, ldb: kvs, beta: 0, c: P + i0 * T, ldc: T)
+                        for t in i0..<i1 { softmaxRow(P + t * T, t: t, T: T, mask: mask) }
+                        BLAS.sgemm(transposeA: false, transposeB: false, m: i1 - i0, n: HS, k: i1,
+                                   a: P + i0 * T, lda: T, b: V, ldb: kvs, beta: 0, c: O + i0 * qs, ldc: qs)
+                        i0 = i1
+                    }
+                }
+            }
+        }
+        }
+    }
+
+    /// In place on row (T): softmax over the allowed keys j ≤ t (mask[j] != 0), zeros elsewhere.
+    @inline(__always) static func softmaxRow(_ row: UnsafeMutablePointer<Float>, t: Int, T: Int, mask: UnsafePointer<Float>?) {
+        var m = -Float.infinity
+        if let mask = mask {
+            for j in 0...t where mask[j] != 0 { m = max(m, row[j]) }
+        } else {
+            for j in 0...t { m = max(m, row[j]) }
+        }
+        if m == -Float.infinity {   // every key masked: no attention at all
+            for j in 0..<T { row[j] = 0 }
+            return
+        }
+        var sum: Float = 0
+        if let mask = mask {
+            for j in 0...t {
+                if mask[j] != 0 { let e = expf(row[j] - m); row[j] = e; sum += e } else { row[j] = 0 }
+            }
+        } else {
+            for j in 0...t { let e = expf(row[j] - m); row[j] = e; sum += e }
+        }
+        let inv = 1 / sum
+        for j in 0...t { row[j] *= inv }
+        for j in (t + 1)..<T { row[j] = 0 }
+    }
+
+    /// Given dO (B, T, NH, HS) and the saved probs, ACCUMULATES dQ (B, T, NH, HS), dK/dV (B, T, KVH, HS).
+    ///     dV += Pᵀ dO;  dP = dO Vᵀ;  dS = P ∘ (dP − rowsum(P ∘ dP));  dQ += scale·dS K;  dK += scale·dSᵀ Q
+    /// Parallel over (b, kv head); the G query heads of a group are summed in head order (deterministic).
+    public static func backward(gradQ: UnsafeMutablePointer<Float>, gradK: UnsafeMutablePointer<Float>,
+                                gradV: UnsafeMutablePointer<Float>, gradOutput: UnsafePointer<Float>,
+                                probs: UnsafePointer<Float>, q: UnsafePointer<Float>, k: UnsafePointer<Float>,
+                                v: UnsafePointer<Float>, B: Int, T: Int, NH: Int, KVH: Int, HS: Int) {
+        let G = NH / max(KVH, 1)
+        let scale = 1 / Float(HS).squareRoot()
+        let qs = NH * HS, kvs = KVH * HS
+        BLAS.singleThreaded {
+        Parallel.forEachChunk(B * KVH, costPerItem: G * T * T * HS * 2) { range in
+            let rowsMax = T < blasMinT ? T : blockRows
+            let dS = UnsafeMutablePointer<Float>.allocate(capacity: max(1, rowsMax * T))   // (rows, cols) scratch
+            defer { dS.deallocate() }
+            for bk in range {
+                let b = bk / KVH, kvh = bk % KVH
+                let K = k + b * T * kvs + kvh * HS         // (T, HS) stride kvs
+                let V = v + b * T * kvs + kvh * HS
+                let dK = gradK + b * T * kvs + kvh * HS
+                let dV = gradV + b * T * kvs + kvh * HS
+                for h in (kvh * G)..<((kvh + 1) * G) {
+                    let Q = q + b * T * qs + h * HS        // (T, HS) stride qs
+                    let dQ = gradQ + b * T * qs + h * HS
+                    let dO = gradOutput + b * T * qs + h * HS
+                    let P = probs + (b * NH + h) * T * T   // (T, T)
+                    var i0 = 0
+                    while i0 < T {
+                        let i1 = T < blasMinT ? T : min(T, i0 + blockRows)
+                        let rows = i1 - i0, cols = i1
+                        // dP (rows, cols) = dO[i0..<i1] · V[0..<i1]ᵀ
+                        if T < blasMinT {
+                            for r in 0..<rows { for j in 0..<cols {
+                                var s: Float = 0
+                                for d in 0..<HS { s += dO[(i0 + r) * qs + d] * V[j * kvs + d] }
+                                dS[r * cols + j] = s
+                            } }
+                        } else {
+                            BLAS.sgemm(transposeA: false, transposeB: true, m: rows, n: cols, k: HS,
+                                       a: dO + i0 * qs, lda: qs, b: V, ldb: kvs, beta: 0, c: dS, ldc: cols)
+                        }
+                        for r in 0..<rows {
+                            let t = i0 + r
+                            let p = P + t * T, ds = dS + r * cols
+                            var dot: Float = 0
+                            for j in 0...t { dot += p[j] * ds[j] }
+                            for j in 0...t { ds[j] = p[j] * (ds[j] - dot) }
+                            for j in (t + 1)..<cols { ds[j] = 0 }
+                        }
+                        if T < blasMinT {
+                            for r in 0..<rows {
+                                let t = i0 + r
+                                for j in 0...t {
+                                    let p = P[t * T + j], ds = dS[r * cols + j] * scale
+                                    for d in 0..<HS {
+                                        dV[j * kvs + d] += p * dO[t * qs + d]
+                                        dQ[t * qs + d] += ds * K[j * kvs + d]
+                                        dK[j * kvs + d] += ds * Q[t * qs + d]
+                                    }
+                                }
+                            }
+                        } else {
+                            // dV[0..<i1] += P[i0..<i1, 0..<i1]ᵀ · dO[i0..<i1]
+                            BLAS.sgemm(transposeA: true, transposeB: false, m: cols, n: HS, k: rows,
+                                       a: P + i0 * T, lda: T, b: dO + i0 * qs, ldb: qs, beta: 1, c: dV, ldc: kvs)
+                            // dQ[i0..<i1] += scale · dS · K[0..<i1]
+                            BLAS.sgemm(transposeA: false, transposeB: false, m: rows, n: HS, k: cols, alpha: scale,
+                                       a: dS, lda: cols, b: K, ldb: kvs, beta: 1, c: dQ + i0 * qs, ldc: qs)
+                            // dK[0..<i1] += scale · dSᵀ · Q[i0..<i1]
+                            BLAS.sgemm(transposeA: true, transposeB: false, m: cols, n: HS, k: rows, alpha: scale,
+                                       a: dS, lda: cols, b: Q + i0 * qs, ldb: qs, beta: 1, c: dK, ldc: kvs)
+                        }
+                        i0 = i1
+                    }
+                }
+            }
+        }
+        }
+    }
+
+    // MARK: - Oracles (Double, full T×T with an explicit causal test)
+
+    public static func naiveForward(output: UnsafeMutablePointer<Float>, probs: UnsafeMutablePointer<Float>,
+                                    q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
+                                    keyMask: UnsafePointer<Float>?, B: Int, T: Int, NH: Int, KVH: Int, HS: Int) {
+        let G = NH / KVH
+        let scale = 1 / Double(HS).squareRoot()
+        for b in 0..<B { for h in 0..<NH { for t in 0..<T {
+            var s = [Double](repeating: -.infinity, count: T)
+            for j in 0..<T where j <= t && (keyMask == nil || keyMask![b * T + j] != 0) {
+                var d = 0.0
+                for c in 0..<HS { d += Double(q[((b * T + t) * NH + h) * HS + c]) * Double(k[((b * T + j) * KVH + h / G) * HS + c]) }
+                s[j] = d * scale
+            }
+            let m = s.max()!
+            var p = [Double](repeating: 0, count: T)
+            if m > -.infinity {
+                let z = s.reduce(0.0) { $0 + Foundation.exp($1 - m) }
+                for j in 0..<T { p[j] = Foundation.exp(s[j] - m) / z }
+            }
+            for j in 0..<T { probs[((b * NH + h) * T + t) * T + j] = Float(p[j]) }
+            for c in 0..<HS {
+                var o = 0.0
+                for j in 0..<T { o += p[j] * Double(v[((b * T + j) * KVH + h / G) * HS + c]) }
+                output[((b * T + t) * NH + h) * HS + c] = Float(o)
+            }
+        } } }
+    }
+
+    public static func naiveBackward(gradQ: UnsafeMutablePointer<Float>, gradK: UnsafeMutablePointer<Float>,
+                                     gradV: UnsafeMutablePointer<Float>, gradOutput: UnsafePointer<Float>,
+                                     probs: UnsafePointer<Float>, q: UnsafePointer<Float>, k: UnsafePointer<Float>,
+                                     v: UnsafePointer<Float>, B: Int, T: Int, NH: Int, KVH: Int, HS: Int) {
+        let G = NH / KVH
+        let scale = 1 / Double(HS).squareRoot()
+        func qi(_ b: Int, _ t: Int, _ h: Int, _ c: Int) -> Int { ((b * T + t) * NH + h) * HS + c }
+        func ki(_ b: Int, _ t: Int, _ h: Int, _ c: Int) -> Int { ((b * T + t) * KVH + h / G) * HS + c }
+        for b in 0..<B { for h in 0..<NH { for t in 0..<T {
+            let P = probs + ((b * NH + h) * T + t) * T
+            var dP = [Double](repeating: 0, count: T)
+            for j in 0..<T { for c in 0..<HS { dP[j] += Double(gradOutput[qi(b, t, h, c)]) * Double(v[ki(b, j, h, c)]) } }
+            var dot = 0.0
+            for j in 0..<T { dot += Double(P[j]) * dP[j] }
+            for j in 0..<T {
+                let p = Double(P[j])
+                let ds = p * (dP[j] - dot) * scale
+                for c in 0..<HS {
+                    gradV[ki(b, j, h, c)] += Float(p * Double(gradOutput[qi(b, t, h, c)]))
+                    gradQ[qi(b, t, h, c)] += Float(ds * Double(k[ki(b, j, h, c)]))
+                    gradK[ki(b, j, h, c)] += Float(ds * Double(q[qi(b, t, h, c)]))
+                }
+            }
+        } } }
+    }
+}

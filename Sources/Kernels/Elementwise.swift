@@ -1,0 +1,68 @@
+import Foundation
+
+// Legend: N rows, C channels, V vocab. Elementwise helpers run on all cores via Parallel.forEachChunk.
+public enum Elementwise {
+    /// into (count) += x (count). The residual connection and gradient accumulation.
+    public static func add(into: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count: Int) {
+        Parallel.forEachChunk(count) { r in for i in r { into[i] += x[i] } }
+    }
+
+    /// output (count) = a + b.
+    public static func add(output: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) {
+        Parallel.forEachChunk(count) { r in for i in r { output[i] = a[i] + b[i] } }
+    }
+
+    /// into (count) += alpha · x (count).
+    public static func addScaled(into: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, alpha: Float, count: Int) {
+        Parallel.forEachChunk(count, costPerItem: 2) { r in for i in r { into[i] += alpha * x[i] } }
+    }
+
+    /// x (count) *= alpha.
+    public static func scale(_ x: UnsafeMutablePointer<Float>, by alpha: Float, count: Int) {
+        Parallel.forEachChunk(count) { r in for i in r { x[i] *= alpha } }
+    }
+
+    /// output (count) = input (count).
+    public static func copy(_ output: UnsafeMutablePointer<Float>, from input: UnsafePointer<Float>, count: Int) {
+        Parallel.forEachChunk(count) { r in (output + r.lowerBound).update(from: input + r.lowerBound, count: r.count) }
+    }
+
+    /// x (count) = 0.
+    public static func zero(_ x: UnsafeMutablePointer<Float>, count: Int) {
+        Parallel.forEachChunk(count) { r in (x + r.lowerBound).update(repeating: 0, count: r.count) }
+    }
+
+    /// Σ x² in Double, in index order (deterministic). For gradient norms.
+    public static func sumOfSquares(_ x: UnsafePointer<Float>, count: Int) -> Double {
+        var s = 0.0
+        for i in 0..<count { let v = Double(x[i]); s += v * v }
+        return s
+    }
+
+    /// output (N, C) += bias (C) on every row.
+    public static func addBias(_ output: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>, rows N: Int, channels C: Int) {
+        Parallel.forEachChunk(N, costPerItem: C) { r in
+            for n in r { let o = output + n * C; for c in 0..<C { o[c] += bias[c] } }
+        }
+    }
+}
+
+/// Token embedding lookup. Forward only: embeddings are frozen during LoRA training.
+public enum Embedding {
+    /// output (N, C) = table[tokens[n]] for table (V, C), tokens (N). A token outside 0..<V gives a
+    /// zero row; the number of such tokens is returned (callers validate ids and report them).
+    @discardableResult
+    public static func forward(output: UnsafeMutablePointer<Float>, table: UnsafePointer<Float>,
+                               tokens: UnsafePointer<Int32>, rows N: Int, channels C: Int, vocab V: Int) -> Int {
+        Parallel.forEachChunk(N, costPerItem: C) { r in
+            for n in r {
+                let t = Int(tokens[n])
+                if t >= 0 && t < V { (output + n * C).update(from: table + t * C, count: C) }
+                else { (output + n * C).update(repeating: 0, count: C) }
+            }
+        }
+        var bad = 0
+        for n in 0..<N where tokens[n] < 0 || Int(tokens[n]) >= V { bad += 1 }
+        return bad
+    }
+}
