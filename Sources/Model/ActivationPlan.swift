@@ -1,0 +1,89 @@
+import Foundation
+
+/// A zero-initialised fp32 buffer owned by the activation plan.
+final class FloatBuffer {
+    let count: Int
+    let p: UnsafeMutablePointer<Float>
+    init(_ count: Int) {
+        self.count = count
+        p = .allocate(capacity: max(count, 1))
+        p.initialize(repeating: 0, count: max(count, 1))
+    }
+    deinit { p.deallocate() }
+    func zero() { p.update(repeating: 0, count: count) }
+}
+
+/// Everything the forward of one decoder layer keeps for its backward.
+/// N = B·T rows; C hidden; Q = NH·HS; KV = KVH·HS; I intermediate.
+final class LayerActivations {
+    let input: FloatBuffer        // (N, C)  residual stream entering the layer
+    let norm1: FloatBuffer        // (N, C)  input_layernorm output
+    let rstd1: FloatBuffer        // (N)
+    let q: FloatBuffer            // (B, T, NH, HS) after rotary
+    let k: FloatBuffer            // (B, T, KVH, HS) after rotary
+    let v: FloatBuffer            // (B, T, KVH, HS)
+    let probs: FloatBuffer        // (B, NH, T, T) attention probabilities
+    let attention: FloatBuffer    // (B, T, NH, HS) attention output (o_proj input)
+    let middle: FloatBuffer       // (N, C)  residual after attention
+    let norm2: FloatBuffer        // (N, C)  post_attention_layernorm output
+    let rstd2: FloatBuffer        // (N)
+    let gate: FloatBuffer         // (N, I)
+    let up: FloatBuffer           // (N, I)
+    let act: FloatBuffer          // (N, I)  silu(gate)·up (down_proj input)
+
+    init(B: Int, T: Int, C: Int, NH: Int, KVH: Int, HS: Int, I: Int) {
+        let N = B * T
+        input = FloatBuffer(N * C); norm1 = FloatBuffer(N * C); rstd1 = FloatBuffer(N)
+        q = FloatBuffer(N * NH * HS); k = FloatBuffer(N * KVH * HS); v = FloatBuffer(N * KVH * HS)
+        probs = FloatBuffer(B * NH * T * T); attention = FloatBuffer(N * NH * HS)
+        middle = FloatBuffer(N * C); norm2 = FloatBuffer(N * C); rstd2 = FloatBuffer(N)
+        gate = FloatBuffer(N * I); up = FloatBuffer(N * I); act = FloatBuffer(N * I)
+    }
+}
+
+/// Gradient scratch for the backward pass (allocated on the first backward, reused).
+final class GradientBuffers {
+    let residual: FloatBuffer     // (N, C)  dLoss/d(residual stream), walked backwards through the layers
+    let norm: FloatBuffer         // (N, C)  dLoss/d(norm output)
+    let q: FloatBuffer            // (N, NH·HS)
+    let k: FloatBuffer            // (N, KVH·HS)
+    let v: FloatBuffer            // (N, KVH·HS)
+    let attention: FloatBuffer    // (N, NH·HS)
+    let gate: FloatBuffer         // (N, I)
+    let up: FloatBuffer           // (N, I)
+    let act: FloatBuffer          // (N, I)
+    let attentionScratch: FloatBuffer  // (T, T)
+    init(B: Int, T: Int, C: Int, NH: Int, KVH: Int, HS: Int, I: Int) {
+        let N = B * T
+        residual = FloatBuffer(N * C); norm = FloatBuffer(N * C)
+        q = FloatBuffer(N * NH * HS); k = FloatBuffer(N * KVH * HS); v = FloatBuffer(N * KVH * HS)
+        attention = FloatBuffer(N * NH * HS)
+        gate = FloatBuffer(N * I); up = FloatBuffer(N * I); act = FloatBuffer(N * I)
+        attentionScratch = FloatBuffer(T * T)
+    }
+}
+
+/// One activation memory plan per (B, T), allocated once and reused across calls (llm.c style).
+final class ActivationPlan {
+    let B: Int, T: Int
+    let layers: [LayerActivations]
+    let output: FloatBuffer       // (N, C)  residual stream after the last layer
+    let finalNorm: FloatBuffer    // (N, C)  final RMSNorm output (head input)
+    let finalRstd: FloatBuffer    // (N)
+    let scratch: FloatBuffer      // (N, C)  o_proj / down_proj output before the residual add
+    var positions: [Int32]        // (B, T)
+    lazy var gradients = GradientBuffers(B: B, T: T, C: dims.C, NH: dims.NH, KVH: dims.KVH, HS: dims.HS, I: dims.I)
+    let dims: (C: Int, NH: Int, KVH: Int, HS: Int, I: Int)
+
+    init(config c: ModelConfig, B: Int, T: Int) {
+        self.B = B; self.T = T
+        let C = c.hiddenSize
+        dims = (C, c.heads, c.kvHeads, c.headDim, c.intermediateSize)
+        layers = (0..<c.layers).map { _ in
+            LayerActivations(B: B, T: T, C: C, NH: c.heads, KVH: c.kvHeads, HS: c.headDim, I: c.intermediateSize)
+        }
+        output = FloatBuffer(B * T * C); finalNorm = FloatBuffer(B * T * C); finalRstd = FloatBuffer(B * T)
+        scratch = FloatBuffer(B * T * C)
+        positions = (0..<(B * T)).map { Int32($0 % T) }
+    }
+}

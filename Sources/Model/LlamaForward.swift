@@ -1,0 +1,221 @@
+import Foundation
+import Kernels
+
+// Forward and backward of the decoder, side by side (llm.c style). Legend: B batch, T time,
+// N = B·T rows, C hidden, NH query heads, KVH kv heads, HS head size, I intermediate, V vocab.
+
+extension LlamaModel {
+    /// Checks token ids and shapes; forward/backward treat out-of-range ids as a zero embedding,
+    /// so callers holding user data validate first.
+    public func validate(tokens: [Int32], batch B: Int, length T: Int) throws {
+        guard B > 0, T > 0, tokens.count == B * T else {
+            throw ModelError.invalidInput("expected \(B)×\(T) = \(B * T) token ids, got \(tokens.count)")
+        }
+        if let bad = tokens.firstIndex(where: { $0 < 0 || Int($0) >= config.vocabSize }) {
+            throw ModelError.invalidInput("token id \(tokens[bad]) at position \(bad) is outside the vocabulary (0..<\(config.vocabSize))")
+        }
+        if T > config.maxPositionEmbeddings {
+            throw ModelError.invalidInput("sequence length \(T) exceeds max_position_embeddings \(config.maxPositionEmbeddings)")
+        }
+    }
+
+    func rotaryTable(positions: Int) -> RotaryTableFallback {
+        if let r = rotaryCache, r.maxPositions >= positions { return r }
+        let table = RotaryTableFallback(headSize: config.headDim, maxPositions: max(positions, config.maxPositionEmbeddings),
+                                        theta: config.ropeTheta, linearScaling: config.ropeScaling?.factor ?? 1)
+        rotaryCache = table
+        return table
+    }
+
+    func activationPlan(B: Int, T: Int) -> ActivationPlan {
+        if let p = plan, p.B == B, p.T == T { return p }
+        plan = nil   // release the old plan before allocating the new one
+        let p = ActivationPlan(config: config, B: B, T: T)
+        plan = p
+        return p
+    }
+
+    /// Runs embedding → decoder layers → final norm, keeping every activation in the plan.
+    /// attentionMask (B, T) of 1/0 or nil.
+    func forwardTrunk(tokens: [Int32], B: Int, T: Int, attentionMask: [Float]?) -> ActivationPlan {
+        let p = activationPlan(B: B, T: T)
+        let c = config
+        let N = B * T, C = c.hiddenSize, NH = c.heads, KVH = c.kvHeads, HS = c.headDim, I = c.intermediateSize
+        let eps = Float(c.rmsNormEps)
+        let table = rotaryTable(positions: T)
+        let rotLayout = layout.rotaryLayout
+
+        // Embedding lookup into the first layer's input (N, C).
+        let x0 = p.layers.first?.input ?? p.output
+        embedding.withUnsafeBufferPointer { e in
+            for n in 0..<N {
+                let id = Int(tokens[n])
+                if id >= 0 && id < c.vocabSize { (x0.p + n * C).update(from: e.baseAddress! + id * C, count: C) }
+                else { (x0.p + n * C).update(repeating: 0, count: C) }
+            }
+        }
+        p.positions.withUnsafeBufferPointer { pos in
+            for (l, layer) in layers.enumerated() {
+                let a = p.layers[l]
+                let next = l + 1 < layers.count ? p.layers[l + 1].input : p.output
+                // Attention block.
+                layer.attentionNorm.withUnsafeBufferPointer { w in
+                    RMSNormFallback.forward(output: a.norm1.p, rstd: a.rstd1.p, input: a.input.p, weight: w.baseAddress!,
+                                            rows: N, channels: C, eps: eps)
+                }
+                layer.q.forward(input: a.norm1.p, output: a.q.p, rows: N)
+                layer.k.forward(input: a.norm1.p, output: a.k.p, rows: N)
+                layer.v.forward(input: a.norm1.p, output: a.v.p, rows: N)
+                RotaryFallback.apply(a.q.p, positions: pos.baseAddress!, table: table, B: B, T: T, H: NH, HS: HS, layout: rotLayout, inverse: false)
+                RotaryFallback.apply(a.k.p, positions: pos.baseAddress!, table: table, B: B, T: T, H: KVH, HS: HS, layout: rotLayout, inverse: false)
+                if let mask = attentionMask {
+                    mask.withUnsafeBufferPointer { m in
+                        AttentionFallback.forward(output: a.attention.p, probs: a.probs.p, q: a.q.p, k: a.k.p, v: a.v.p,
+                                                  keyMask: m.baseAddress!, B: B, T: T, NH: NH, KVH: KVH, HS: HS)
+                    }
+                } else {
+                    AttentionFallback.forward(output: a.attention.p, probs: a.probs.p, q: a.q.p, k: a.k.p, v: a.v.p,
+                                              keyMask: nil, B: B, T: T, NH: NH, KVH: KVH, HS: HS)
+                }
+                layer.o.forward(input: a.attention.p, output: p.scratch.p, rows: N)
+                add(output: a.middle.p, a.input.p, p.scratch.p, count: N * C)
+                // MLP block.
+                layer.mlpNorm.withUnsafeBufferPointer { w in
+                    RMSNormFallback.forward(output: a.norm2.p, rstd: a.rstd2.p, input: a.middle.p, weight: w.baseAddress!,
+                                            rows: N, channels: C, eps: eps)
+                }
+                layer.gate.forward(input: a.norm2.p, output: a.gate.p, rows: N)
+                layer.up.forward(input: a.norm2.p, output: a.up.p, rows: N)
+                SwiGLUFallback.forward(output: a.act.p, gate: a.gate.p, up: a.up.p, count: N * I)
+                layer.down.forward(input: a.act.p, output: p.scratch.p, rows: N)
+                add(output: next.p, a.middle.p, p.scratch.p, count: N * C)
+            }
+        }
+        finalNorm.withUnsafeBufferPointer { w in
+            RMSNormFallback.forward(output: p.finalNorm.p, rstd: p.finalRstd.p, input: p.output.p, weight: w.baseAddress!,
+                                    rows: N, channels: C, eps: eps)
+        }
+        return p
+    }
+
+    /// logits (B, T, V) for tokens (B, T); attentionMask (B, T) of 1/0 or nil.
+    public func forward(tokens: [Int32], batch B: Int, length T: Int, attentionMask: [Float]?) -> [Float] {
+        guard B > 0, T > 0, tokens.count == B * T else { return [] }
+        let p = forwardTrunk(tokens: tokens, B: B, T: T, attentionMask: attentionMask)
+        var logits = [Float](repeating: 0, count: B * T * config.vocabSize)
+        logits.withUnsafeMutableBufferPointer { lp in
+            head.forward(input: p.finalNorm.p, output: lp.baseAddress!, rows: B * T)
+        }
+        return logits
+    }
+
+    /// The residual stream after the embedding, after each layer and after the final norm, from
+    /// the last forward (for locating a divergence against a reference). Each (B, T, C).
+    public func residualCheckpoints() -> [String: [Float]] {
+        guard let p = plan else { return [:] }
+        let n = p.B * p.T * config.hiddenSize
+        func copy(_ b: FloatBuffer) -> [Float] { Array(UnsafeBufferPointer(start: b.p, count: n)) }
+        var out: [String: [Float]] = ["final_norm": copy(p.finalNorm)]
+        for l in 0..<layers.count {
+            if l == 0 { out["embed"] = copy(p.layers[0].input) }
+            out["layer\(l)"] = copy(l + 1 < layers.count ? p.layers[l + 1].input : p.output)
+        }
+        return out
+    }
+
+    /// Training step core: forward, next-token cross-entropy summed over positions with
+    /// lossWeights[b, t+1] > 0 (weighted), and the backward pass accumulating
+    /// d(sum · gradScale)/d(A, B) into every adapter. Base weights and the embedding are frozen.
+    /// The head only runs on the rows that have a loss, in chunks (never all B·T·V logits).
+    public func lossAndGradients(tokens: [Int32], batch B: Int, length T: Int, lossWeights: [Float], gradScale: Float) -> Double {
+        guard B > 0, T > 0, tokens.count == B * T, lossWeights.count == B * T else { return .nan }
+        let c = config
+        let N = B * T, C = c.hiddenSize, V = c.vocabSize, NH = c.heads, KVH = c.kvHeads, HS = c.headDim, I = c.intermediateSize
+        let p = forwardTrunk(tokens: tokens, B: B, T: T, attentionMask: nil)
+        let g = p.gradients
+
+        // Rows (b, t) whose next token carries loss.
+        var rows: [Int] = []
+        for b in 0..<B { for t in 0..<(T - 1) where lossWeights[b * T + t + 1] > 0 { rows.append(b * T + t) } }
+        g.residual.zero()
+        g.norm.zero()
+        var loss: Double = 0
+        if !rows.isEmpty {
+            let chunk = max(1, min(rows.count, (1 << 22) / V))   // ≤ 4M logits (16 MB) at a time
+            let xs = FloatBuffer(chunk * C)      // (R, C) gathered head inputs
+            let logits = FloatBuffer(chunk * V)  // (R, V) logits, then their gradient
+            let dxs = FloatBuffer(chunk * C)     // (R, C)
+            var start = 0
+            while start < rows.count {
+                let R = min(chunk, rows.count - start)
+                var targets = [Int32](repeating: 0, count: R), weights = [Float](repeating: 0, count: R)
+                for i in 0..<R {
+                    let n = rows[start + i]
+                    (xs.p + i * C).update(from: p.finalNorm.p + n * C, count: C)
+                    targets[i] = max(0, min(Int32(V - 1), tokens[n + 1]))
+                    weights[i] = lossWeights[n + 1]
+                }
+                head.forward(input: xs.p, output: logits.p, rows: R)
+                loss += targets.withUnsafeBufferPointer { tp in
+                    weights.withUnsafeBufferPointer { wp in
+                        CrossEntropyFallback.forwardBackward(logits: logits.p, targets: tp.baseAddress!, weights: wp.baseAddress!,
+                                                             rows: R, vocab: V, gradLogits: logits.p, gradScale: gradScale)
+                    }
+                }
+                dxs.p.update(repeating: 0, count: R * C)
+                head.backward(input: xs.p, gradOutput: logits.p, gradInput: dxs.p, rows: R)
+                // Scatter into dLoss/d(final norm output) (N, C); rows without loss stay 0.
+                for i in 0..<R { (g.norm.p + rows[start + i] * C).update(from: dxs.p + i * C, count: C) }
+                start += R
+            }
+        }
+        if rows.isEmpty { return 0 }
+        // Final norm backward: dResidual (N, C) += ∂/∂x.
+        finalNorm.withUnsafeBufferPointer { w in
+            RMSNormFallback.backward(gradInput: g.residual.p, gradOutput: g.norm.p, input: p.output.p, weight: w.baseAddress!,
+                                     rstd: p.finalRstd.p, rows: N, channels: C)
+        }
+        let table = rotaryTable(positions: T)
+        let rotLayout = layout.rotaryLayout
+        p.positions.withUnsafeBufferPointer { pos in
+            for l in stride(from: layers.count - 1, through: 0, by: -1) {
+                let layer = layers[l], a = p.layers[l]
+                // MLP block: residual gradient flows straight through; add the branch's contribution.
+                g.act.zero()
+                layer.down.backward(input: a.act.p, gradOutput: g.residual.p, gradInput: g.act.p, rows: N)
+                g.gate.zero(); g.up.zero()
+                SwiGLUFallback.backward(gradGate: g.gate.p, gradUp: g.up.p, gradOutput: g.act.p, gate: a.gate.p, up: a.up.p, count: N * I)
+                g.norm.zero()
+                layer.gate.backward(input: a.norm2.p, gradOutput: g.gate.p, gradInput: g.norm.p, rows: N)
+                layer.up.backward(input: a.norm2.p, gradOutput: g.up.p, gradInput: g.norm.p, rows: N)
+                layer.mlpNorm.withUnsafeBufferPointer { w in
+                    RMSNormFallback.backward(gradInput: g.residual.p, gradOutput: g.norm.p, input: a.middle.p, weight: w.baseAddress!,
+                                             rstd: a.rstd2.p, rows: N, channels: C)
+                }
+                // Attention block.
+                g.attention.zero()
+                layer.o.backward(input: a.attention.p, gradOutput: g.residual.p, gradInput: g.attention.p, rows: N)
+                g.q.zero(); g.k.zero(); g.v.zero()
+                AttentionFallback.backward(gradQ: g.q.p, gradK: g.k.p, gradV: g.v.p, gradOutput: g.attention.p, probs: a.probs.p,
+                                           q: a.q.p, k: a.k.p, v: a.v.p, scratch: g.attentionScratch.p,
+                                           B: B, T: T, NH: NH, KVH: KVH, HS: HS)
+                RotaryFallback.apply(g.q.p, positions: pos.baseAddress!, table: table, B: B, T: T, H: NH, HS: HS, layout: rotLayout, inverse: true)
+                RotaryFallback.apply(g.k.p, positions: pos.baseAddress!, table: table, B: B, T: T, H: KVH, HS: HS, layout: rotLayout, inverse: true)
+                g.norm.zero()
+                layer.q.backward(input: a.norm1.p, gradOutput: g.q.p, gradInput: g.norm.p, rows: N)
+                layer.k.backward(input: a.norm1.p, gradOutput: g.k.p, gradInput: g.norm.p, rows: N)
+                layer.v.backward(input: a.norm1.p, gradOutput: g.v.p, gradInput: g.norm.p, rows: N)
+                layer.attentionNorm.withUnsafeBufferPointer { w in
+                    RMSNormFallback.backward(gradInput: g.residual.p, gradOutput: g.norm.p, input: a.input.p, weight: w.baseAddress!,
+                                             rstd: a.rstd1.p, rows: N, channels: C)
+                }
+            }
+        }
+        return loss
+    }
+}
+
+/// output = a + b (count), on all cores.
+func add(output: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) {
+    Parallel.forEachChunk(count) { r in for i in r { output[i] = a[i] + b[i] } }
+}

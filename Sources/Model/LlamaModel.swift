@@ -1,0 +1,137 @@
+import Foundation
+import Kernels
+
+/// One decoder layer's parameters: two RMSNorm weights (C) and seven linear projections.
+public final class DecoderLayer {
+    public var attentionNorm: [Float]   // (C)
+    public var mlpNorm: [Float]         // (C)
+    public let q: LinearModule, k: LinearModule, v: LinearModule, o: LinearModule
+    public let gate: LinearModule, up: LinearModule, down: LinearModule
+
+    init(attentionNorm: [Float], mlpNorm: [Float], projections: [Projection: LinearModule]) {
+        self.attentionNorm = attentionNorm; self.mlpNorm = mlpNorm
+        q = projections[.q]!; k = projections[.k]!; v = projections[.v]!; o = projections[.o]!
+        gate = projections[.gate]!; up = projections[.up]!; down = projections[.down]!
+    }
+    public var linears: [LinearModule] { [q, k, v, o, gate, up, down] }
+}
+
+/// A Llama-family decoder (llama, mistral, qwen2, minimind) in fp32 on the CPU.
+public final class LlamaModel {
+    public internal(set) var config: ModelConfig
+    public let layout: WeightLayout
+    public var embedding: [Float]          // (V, C), frozen
+    public let layers: [DecoderLayer]
+    public var finalNorm: [Float]          // (C)
+    /// The output head (V, C). When tied it shares the embedding's storage (copy-on-write arrays).
+    public internal(set) var head: LinearModule
+    public internal(set) var headTied: Bool
+
+    var plan: ActivationPlan?
+    var rotaryCache: RotaryTableFallback?
+
+    init(config: ModelConfig, layout: WeightLayout, embedding: [Float], layers: [DecoderLayer], finalNorm: [Float],
+         head: LinearModule, headTied: Bool) {
+        self.config = config; self.layout = layout; self.embedding = embedding; self.layers = layers
+        self.finalNorm = finalNorm; self.head = head; self.headTied = headTied
+    }
+
+    /// Every linear incl. the head, in model order.
+    public var linearModules: [LinearModule] { layers.flatMap { $0.linears } + [head] }
+
+    /// (out, in) of each projection.
+    static func projectionShape(_ p: Projection, _ c: ModelConfig) -> (out: Int, in: Int) {
+        let C = c.hiddenSize, I = c.intermediateSize
+        switch p {
+        case .q: return (c.heads * c.headDim, C)
+        case .k, .v: return (c.kvHeads * c.headDim, C)
+        case .o: return (C, c.heads * c.headDim)
+        case .gate, .up: return (I, C)
+        case .down: return (C, I)
+        }
+    }
+
+    static func hasBias(_ p: Projection, _ c: ModelConfig) -> Bool {
+        switch p {
+        case .q, .k, .v: return c.qkvBias
+        case .o: return c.outputBias
+        default: return false
+        }
+    }
+
+    /// The tensors a checkpoint must hold (name → shape), excluding the head when tied.
+    static func expectedTensors(config c: ModelConfig, layout: WeightLayout) -> [(String, [Int])] {
+        var out: [(String, [Int])] = [(layout.embedding + ".weight", [c.vocabSize, c.hiddenSize])]
+        for l in 0..<c.layers {
+            out.append((layout.attentionNorm(layer: l) + ".weight", [c.hiddenSize]))
+            for p in Projection.allCases {
+                let s = projectionShape(p, c)
+                out.append((layout.projection(p, layer: l) + ".weight", [s.out, s.in]))
+                if hasBias(p, c) { out.append((layout.projection(p, layer: l) + ".bias", [s.out])) }
+            }
+            out.append((layout.mlpNorm(layer: l) + ".weight", [c.hiddenSize]))
+        }
+        out.append((layout.finalNorm + ".weight", [c.hiddenSize]))
+        if !c.tieWordEmbeddings { out.append((layout.head + ".weight", [c.vocabSize, c.hiddenSize])) }
+        return out
+    }
+
+    // MARK: Deterministic initialisation
+
+    /// normal(0, 0.02) like HF's `initializer_range`, one RandomStream per tensor name (so one
+    /// tensor's values do not depend on the others); norm weights 1, biases 0.
+    public static func initialized(config: ModelConfig, layout: WeightLayout, seed: UInt64) -> LlamaModel {
+        func normal(_ name: String, _ count: Int) -> [Float] {
+            var rng = RandomStream(seed: seed, stream: "init/" + name)
+            return (0..<count).map { _ in Float(rng.nextNormal() * 0.02) }
+        }
+        let c = config
+        let emb = normal(layout.embedding + ".weight", c.vocabSize * c.hiddenSize)
+        var layers: [DecoderLayer] = []
+        for l in 0..<c.layers {
+            var mods: [Projection: LinearModule] = [:]
+            for p in Projection.allCases {
+                let s = projectionShape(p, c)
+                let name = layout.projection(p, layer: l)
+                mods[p] = LinearModule(name: name, inFeatures: s.in, outFeatures: s.out,
+                                       weight: .dense(normal(name + ".weight", s.out * s.in)),
+                                       bias: hasBias(p, c) ? [Float](repeating: 0, count: s.out) : nil)
+            }
+            layers.append(DecoderLayer(attentionNorm: [Float](repeating: 1, count: c.hiddenSize),
+                                       mlpNorm: [Float](repeating: 1, count: c.hiddenSize), projections: mods))
+        }
+        let headWeight = c.tieWordEmbeddings ? emb : normal(layout.head + ".weight", c.vocabSize * c.hiddenSize)
+        let head = LinearModule(name: layout.head, inFeatures: c.hiddenSize, outFeatures: c.vocabSize, weight: .dense(headWeight))
+        return LlamaModel(config: c, layout: layout, embedding: emb, layers: layers,
+                          finalNorm: [Float](repeating: 1, count: c.hiddenSize), head: head, headTied: c.tieWordEmbeddings)
+    }
+
+    #if MODEL_QUANT
+    // MARK: Quantization
+
+    /// Replaces dense linears by frozen 4-bit ones. `skip` entries match a module name exactly or
+    /// as a dotted suffix (`lm_head`, `self_attn.o_proj`). A tied head that is not skipped becomes
+    /// an untied quantized copy (the embedding stays fp32). Returns the names quantized.
+    @discardableResult
+    public func quantize(type: QuantType, blockSize: Int, doubleQuant: Bool, skip: [String]) throws -> [String] {
+        func skipped(_ name: String) -> Bool {
+            skip.contains { name == $0 || name.hasSuffix("." + $0) }
+        }
+        var done: [String] = []
+        for m in linearModules where !skipped(m.name) {
+            guard case .dense(let w) = m.weight else { continue }
+            let q = try Quantizer.quantize(w, shape: [m.outFeatures, m.inFeatures], type: type, blockSize: blockSize, doubleQuant: doubleQuant)
+            m.weight = .quantized(try Linear4bit(q))
+            done.append(m.name)
+            if m === head && headTied {
+                headTied = false
+                config.tieWordEmbeddings = false
+            }
+        }
+        config.quantization = ModelConfig.QuantizationConfig(quantType: type.rawValue, useDoubleQuant: doubleQuant,
+                                                             skipModules: skip)
+        plan = nil
+        return done
+    }
+    #endif
+}

@@ -1,1 +1,0 @@
-// Model target: see README architecture section.
