@@ -1,0 +1,110 @@
+import XCTest
+@testable import Model
+import Kernels
+import TestSupport
+
+final class BackwardTests: XCTestCase {
+    static func tinyConfig(tied: Bool = false, modelType: String = "llama") -> ModelConfig {
+        ModelConfig(modelType: modelType, vocabSize: 32, hiddenSize: 16, intermediateSize: 24, layers: 2, heads: 4, kvHeads: 2,
+                    rmsNormEps: 1e-5, maxPositionEmbeddings: 64, tieWordEmbeddings: tied)
+    }
+
+    /// Random non-zero adapters so both A and B gradients are exercised.
+    static func attachRandomAdapters(_ model: LlamaModel, names: [String], rank: Int = 3, seed: UInt64 = 7) {
+        for m in model.linearModules where names.contains(where: { m.name.hasSuffix($0) }) {
+            var rng = RandomStream(seed: seed, stream: m.name)
+            let a = (0..<(rank * m.inFeatures)).map { _ in Float(rng.nextNormal() * 0.3) }
+            let b = (0..<(m.outFeatures * rank)).map { _ in Float(rng.nextNormal() * 0.3) }
+            m.adapter = LoRAAdapter(rank: rank, inFeatures: m.inFeatures, outFeatures: m.outFeatures, scale: 1.5, a: a, b: b)
+        }
+    }
+
+    /// Central finite differences on a sample of A and B entries of every adapter.
+    func finiteDifferenceCheck(_ model: LlamaModel, file: StaticString = #filePath, line: UInt = #line) {
+        let B = 2, T = 7
+        var rng = RandomStream(seed: 3, stream: "tokens")
+        let tokens = (0..<(B * T)).map { _ in Int32(rng.nextInt(below: 32)) }
+        var weights = [Float](repeating: 0, count: B * T)
+        for i in 0..<(B * T) where i % T >= 2 { weights[i] = (i % 3 == 0) ? 0.5 : 1 }
+        let lossFn: () -> Double = { model.lossAndGradients(tokens: tokens, batch: B, length: T, lossWeights: weights, gradScale: 0) }
+        for m in model.linearModules { m.adapter?.zeroGradients() }
+        _ = model.lossAndGradients(tokens: tokens, batch: B, length: T, lossWeights: weights, gradScale: 1)
+        var checked = 0
+        for m in model.linearModules {
+            guard let ad = m.adapter else { continue }
+            for which in 0..<2 {
+                let count = which == 0 ? ad.a.count : ad.b.count
+                for idx in stride(from: 0, to: count, by: max(1, count / 5)) {
+                    let h: Float = 1e-2
+                    func set(_ v: Float) { if which == 0 { ad.a[idx] = v } else { ad.b[idx] = v } }
+                    let orig = which == 0 ? ad.a[idx] : ad.b[idx]
+                    set(orig + h); let lp = lossFn()
+                    set(orig - h); let lm = lossFn()
+                    set(orig)
+                    let numeric = (lp - lm) / Double(2 * h)
+                    let analytic = Double(which == 0 ? ad.gradA[idx] : ad.gradB[idx])
+                    XCTAssertEqual(analytic, numeric, accuracy: 2e-3 + 2e-2 * abs(numeric),
+                                   "\(m.name) \(which == 0 ? "A" : "B")[\(idx)]", file: file, line: line)
+                    checked += 1
+                }
+            }
+        }
+        XCTAssertGreaterThan(checked, 20, file: file, line: line)
+    }
+
+    func testLoRAGradientsMatchFiniteDifferencesDenseBase() {
+        let model = LlamaModel.initialized(config: Self.tinyConfig(), layout: .huggingFace, seed: 11)
+        // Larger weights than 0.02 so the loss is not flat.
+        for m in model.linearModules { if case .dense(let w) = m.weight { m.weight = .dense(w.map { $0 * 15 }) } }
+        Self.attachRandomAdapters(model, names: ["q_proj", "v_proj", "o_proj", "down_proj", "lm_head"])
+        finiteDifferenceCheck(model)
+    }
+
+    func testLoRAGradientsMatchFiniteDifferencesMiniMindTied() {
+        let model = LlamaModel.initialized(config: Self.tinyConfig(tied: true, modelType: "minimind"), layout: .miniMind, seed: 5)
+        for m in model.linearModules where m !== model.head { if case .dense(let w) = m.weight { m.weight = .dense(w.map { $0 * 15 }) } }
+        XCTAssertTrue(model.headTied)
+        Self.attachRandomAdapters(model, names: ["attention.wq", "attention.wk", "feed_forward.w1", "feed_forward.w3"])
+        finiteDifferenceCheck(model)
+    }
+
+    /// Step 1 of the PEFT golden run: loss and raw gradients of the LoRA parameters.
+    func testGoldenLoRAStepOneLossAndGradients() throws {
+        let model = try referenceModel("tiny-llama")
+        let params = try golden("golden/lora_train/lora_params.safetensors")
+        let data = try golden("golden/lora_train/data.safetensors")
+        try checkStepOne(model: model, params: params, data: data, stepsFile: "golden/lora_train/steps.json")
+    }
+
+    func checkStepOne(model: LlamaModel, params: SafeTensorsFallback, data: SafeTensorsFallback, stepsFile: String) throws {
+        for m in model.linearModules where m.name.hasSuffix("q_proj") || m.name.hasSuffix("o_proj") {
+            let key = "base_model.model.\(m.name)"
+            let a = try params.tensorFloats("init.\(key).lora_A.weight"), b = try params.tensorFloats("init.\(key).lora_B.weight")
+            m.adapter = LoRAAdapter(rank: 8, inFeatures: m.inFeatures, outFeatures: m.outFeatures, scale: 2, a: a, b: b)
+        }
+        let T = 48
+        let ids = try data.tensorFloats("input_ids").map { Int32($0) }
+        let mask = try data.tensorFloats("loss_mask")
+        let tokens = Array(ids[0..<(2 * T)]), weights = Array(mask[0..<(2 * T)])
+        var count: Float = 0
+        for b in 0..<2 { for t in 1..<T { count += weights[b * T + t] } }
+        let sum = model.lossAndGradients(tokens: tokens, batch: 2, length: T, lossWeights: weights, gradScale: 1 / count)
+        let loss = sum / Double(count)
+        guard let stepsURL = Reference.file(stepsFile) else { throw XCTSkip(Reference.skipMessage) }
+        let steps = try JSONSerialization.jsonObject(with: Data(contentsOf: stepsURL)) as! [String: Any]
+        let expected = ((steps["steps"] as! [[String: Any]])[0]["loss"] as! NSNumber).doubleValue
+        XCTAssertEqual(loss, expected, accuracy: 1e-5 * expected)
+        var compared = 0
+        for m in model.linearModules {
+            guard let ad = m.adapter else { continue }
+            let key = "step1.grad.base_model.model.\(m.name)"
+            for (suffix, mine) in [("lora_A.weight", ad.gradA), ("lora_B.weight", ad.gradB)] {
+                let ref = try params.tensorFloats("\(key).\(suffix)")
+                let scale = max(ref.map { abs($0) }.max() ?? 0, 1e-6)
+                XCTAssertLessThan(maxAbsDiff(mine, ref), 1e-5 * scale + 1e-9, "\(m.name) \(suffix)")
+                compared += 1
+            }
+        }
+        XCTAssertEqual(compared, 8)
+    }
+}
