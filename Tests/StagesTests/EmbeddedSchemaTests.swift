@@ -1,0 +1,39 @@
+import XCTest
+import Foundation
+@testable import Stages
+
+/// The CLI embeds the schema; this keeps the embedded copy identical to the file users read.
+final class EmbeddedSchemaTests: XCTestCase {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    func testEmbeddedSchemaEqualsFileByteForByte() throws {
+        let file = try Data(contentsOf: Self.root.appendingPathComponent("schemas/pipeline.schema.json"))
+        XCTAssertEqual(Array(EmbeddedSchema.text.utf8), Array(file),
+                       "Sources/Stages/EmbeddedSchema.swift is stale: paste schemas/pipeline.schema.json between its #\"\"\" delimiters")
+    }
+
+    func testSchemaShape() throws {
+        let json = try JSONSerialization.jsonObject(with: Data(EmbeddedSchema.text.utf8)) as? [String: Any]
+        let defs = json?["$defs"] as? [String: Any] ?? [:]
+        let kinds = defs.keys.filter { $0 != "stage" }.sorted()
+        XCTAssertEqual(kinds, ["attach_adapters", "evaluate", "load_checkpoint", "quantize", "save_adapter", "train"])
+        let outputs = kinds.map { (defs[$0] as? [String: Any])?["x-output"] as? String ?? "?" }
+        XCTAssertEqual(outputs, ["adapted", "report", "checkpoint", "quantized", "adapter", "trained"])
+        // Every field has a description; every optional field has a default.
+        for kind in kinds {
+            let def = defs[kind] as? [String: Any] ?? [:]
+            XCTAssertEqual(def["additionalProperties"] as? Bool, false, kind)
+            let required = Set(def["required"] as? [String] ?? [])
+            for (field, schema) in def["properties"] as? [String: Any] ?? [:] {
+                let s = schema as? [String: Any] ?? [:]
+                XCTAssertNotNil(s["description"], "\(kind).\(field) has no description")
+                let documentedDefault = (s["description"] as? String ?? "").contains("Default:")
+                let optionalWithoutDefault = ["path", "init", "alpha"]   // exclusive pair / default computed from rank
+                if !required.contains(field) && !optionalWithoutDefault.contains(field) {
+                    XCTAssertNotNil(s["default"], "\(kind).\(field) has no default")
+                }
+                if field == "alpha" { XCTAssertTrue(documentedDefault) }
+            }
+        }
+    }
+}
