@@ -52,14 +52,12 @@ final class GradientBuffers {
     let gate: FloatBuffer         // (N, I)
     let up: FloatBuffer           // (N, I)
     let act: FloatBuffer          // (N, I)
-    let attentionScratch: FloatBuffer  // (T, T)
     init(B: Int, T: Int, C: Int, NH: Int, KVH: Int, HS: Int, I: Int) {
         let N = B * T
         residual = FloatBuffer(N * C); norm = FloatBuffer(N * C)
         q = FloatBuffer(N * NH * HS); k = FloatBuffer(N * KVH * HS); v = FloatBuffer(N * KVH * HS)
         attention = FloatBuffer(N * NH * HS)
         gate = FloatBuffer(N * I); up = FloatBuffer(N * I); act = FloatBuffer(N * I)
-        attentionScratch = FloatBuffer(T * T)
     }
 }
 

@@ -19,9 +19,9 @@ extension LlamaModel {
         }
     }
 
-    func rotaryTable(positions: Int) -> RotaryTableFallback {
+    func rotaryTable(positions: Int) -> RotaryTable {
         if let r = rotaryCache, r.maxPositions >= positions { return r }
-        let table = RotaryTableFallback(headSize: config.headDim, maxPositions: max(positions, config.maxPositionEmbeddings),
+        let table = RotaryTable(headSize: config.headDim, maxPositions: max(positions, config.maxPositionEmbeddings),
                                         theta: config.ropeTheta, linearScaling: config.ropeScaling?.factor ?? 1)
         rotaryCache = table
         return table
@@ -43,7 +43,7 @@ extension LlamaModel {
         let N = B * T, C = c.hiddenSize, NH = c.heads, KVH = c.kvHeads, HS = c.headDim, I = c.intermediateSize
         let eps = Float(c.rmsNormEps)
         let table = rotaryTable(positions: T)
-        let rotLayout = layout.rotaryLayout
+        let rotLayout: Rotary.Layout = layout.rotaryLayout == .rotateHalf ? .rotateHalf : .interleaved
 
         // Embedding lookup into the first layer's input (N, C).
         let x0 = p.layers.first?.input ?? p.output
@@ -60,39 +60,39 @@ extension LlamaModel {
                 let next = l + 1 < layers.count ? p.layers[l + 1].input : p.output
                 // Attention block.
                 layer.attentionNorm.withUnsafeBufferPointer { w in
-                    RMSNormFallback.forward(output: a.norm1.p, rstd: a.rstd1.p, input: a.input.p, weight: w.baseAddress!,
+                    RMSNorm.forward(output: a.norm1.p, rstd: a.rstd1.p, input: a.input.p, weight: w.baseAddress!,
                                             rows: N, channels: C, eps: eps)
                 }
                 layer.q.forward(input: a.norm1.p, output: a.q.p, rows: N)
                 layer.k.forward(input: a.norm1.p, output: a.k.p, rows: N)
                 layer.v.forward(input: a.norm1.p, output: a.v.p, rows: N)
-                RotaryFallback.apply(a.q.p, positions: pos.baseAddress!, table: table, B: B, T: T, H: NH, HS: HS, layout: rotLayout, inverse: false)
-                RotaryFallback.apply(a.k.p, positions: pos.baseAddress!, table: table, B: B, T: T, H: KVH, HS: HS, layout: rotLayout, inverse: false)
+                Rotary.forward(a.q.p, positions: pos.baseAddress!, table: table, B: B, T: T, H: NH, HS: HS, layout: rotLayout)
+                Rotary.forward(a.k.p, positions: pos.baseAddress!, table: table, B: B, T: T, H: KVH, HS: HS, layout: rotLayout)
                 if let mask = attentionMask {
                     mask.withUnsafeBufferPointer { m in
-                        AttentionFallback.forward(output: a.attention.p, probs: a.probs.p, q: a.q.p, k: a.k.p, v: a.v.p,
+                        Attention.forward(output: a.attention.p, probs: a.probs.p, q: a.q.p, k: a.k.p, v: a.v.p,
                                                   keyMask: m.baseAddress!, B: B, T: T, NH: NH, KVH: KVH, HS: HS)
                     }
                 } else {
-                    AttentionFallback.forward(output: a.attention.p, probs: a.probs.p, q: a.q.p, k: a.k.p, v: a.v.p,
+                    Attention.forward(output: a.attention.p, probs: a.probs.p, q: a.q.p, k: a.k.p, v: a.v.p,
                                               keyMask: nil, B: B, T: T, NH: NH, KVH: KVH, HS: HS)
                 }
                 layer.o.forward(input: a.attention.p, output: p.scratch.p, rows: N)
                 add(output: a.middle.p, a.input.p, p.scratch.p, count: N * C)
                 // MLP block.
                 layer.mlpNorm.withUnsafeBufferPointer { w in
-                    RMSNormFallback.forward(output: a.norm2.p, rstd: a.rstd2.p, input: a.middle.p, weight: w.baseAddress!,
+                    RMSNorm.forward(output: a.norm2.p, rstd: a.rstd2.p, input: a.middle.p, weight: w.baseAddress!,
                                             rows: N, channels: C, eps: eps)
                 }
                 layer.gate.forward(input: a.norm2.p, output: a.gate.p, rows: N)
                 layer.up.forward(input: a.norm2.p, output: a.up.p, rows: N)
-                SwiGLUFallback.forward(output: a.act.p, gate: a.gate.p, up: a.up.p, count: N * I)
+                SwiGLU.forward(output: a.act.p, gate: a.gate.p, up: a.up.p, count: N * I)
                 layer.down.forward(input: a.act.p, output: p.scratch.p, rows: N)
                 add(output: next.p, a.middle.p, p.scratch.p, count: N * C)
             }
         }
         finalNorm.withUnsafeBufferPointer { w in
-            RMSNormFallback.forward(output: p.finalNorm.p, rstd: p.finalRstd.p, input: p.output.p, weight: w.baseAddress!,
+            RMSNorm.forward(output: p.finalNorm.p, rstd: p.finalRstd.p, input: p.output.p, weight: w.baseAddress!,
                                     rows: N, channels: C, eps: eps)
         }
         return p
@@ -141,9 +141,10 @@ extension LlamaModel {
         g.norm.zero()
         var loss: Double = 0
         if !rows.isEmpty {
-            let chunk = max(1, min(rows.count, (1 << 22) / V))   // ≤ 4M logits (16 MB) at a time
+            let chunk = max(1, min(rows.count, (1 << 21) / V))   // ≤ 2M logits (8 MB) at a time
             let xs = FloatBuffer(chunk * C)      // (R, C) gathered head inputs
-            let logits = FloatBuffer(chunk * V)  // (R, V) logits, then their gradient
+            let logits = FloatBuffer(chunk * V)  // (R, V) logits
+            let dlogits = FloatBuffer(chunk * V) // (R, V) their gradient (the kernel must not alias them)
             let dxs = FloatBuffer(chunk * C)     // (R, C)
             var start = 0
             while start < rows.count {
@@ -158,12 +159,12 @@ extension LlamaModel {
                 head.forward(input: xs.p, output: logits.p, rows: R)
                 loss += targets.withUnsafeBufferPointer { tp in
                     weights.withUnsafeBufferPointer { wp in
-                        CrossEntropyFallback.forwardBackward(logits: logits.p, targets: tp.baseAddress!, weights: wp.baseAddress!,
-                                                             rows: R, vocab: V, gradLogits: logits.p, gradScale: gradScale)
+                        CrossEntropy.forwardBackward(logits: logits.p, targets: tp.baseAddress!, weights: wp.baseAddress!,
+                                                             rows: R, vocab: V, gradLogits: dlogits.p, gradScale: gradScale)
                     }
                 }
                 dxs.p.update(repeating: 0, count: R * C)
-                head.backward(input: xs.p, gradOutput: logits.p, gradInput: dxs.p, rows: R)
+                head.backward(input: xs.p, gradOutput: dlogits.p, gradInput: dxs.p, rows: R)
                 // Scatter into dLoss/d(final norm output) (N, C); rows without loss stay 0.
                 for i in 0..<R { (g.norm.p + rows[start + i] * C).update(from: dxs.p + i * C, count: C) }
                 start += R
@@ -172,11 +173,11 @@ extension LlamaModel {
         if rows.isEmpty { return 0 }
         // Final norm backward: dResidual (N, C) += ∂/∂x.
         finalNorm.withUnsafeBufferPointer { w in
-            RMSNormFallback.backward(gradInput: g.residual.p, gradOutput: g.norm.p, input: p.output.p, weight: w.baseAddress!,
+            RMSNorm.backward(gradInput: g.residual.p, gradOutput: g.norm.p, input: p.output.p, weight: w.baseAddress!,
                                      rstd: p.finalRstd.p, rows: N, channels: C)
         }
         let table = rotaryTable(positions: T)
-        let rotLayout = layout.rotaryLayout
+        let rotLayout: Rotary.Layout = layout.rotaryLayout == .rotateHalf ? .rotateHalf : .interleaved
         p.positions.withUnsafeBufferPointer { pos in
             for l in stride(from: layers.count - 1, through: 0, by: -1) {
                 let layer = layers[l], a = p.layers[l]
@@ -184,29 +185,29 @@ extension LlamaModel {
                 g.act.zero()
                 layer.down.backward(input: a.act.p, gradOutput: g.residual.p, gradInput: g.act.p, rows: N)
                 g.gate.zero(); g.up.zero()
-                SwiGLUFallback.backward(gradGate: g.gate.p, gradUp: g.up.p, gradOutput: g.act.p, gate: a.gate.p, up: a.up.p, count: N * I)
+                SwiGLU.backward(gradGate: g.gate.p, gradUp: g.up.p, gradOutput: g.act.p, gate: a.gate.p, up: a.up.p, count: N * I)
                 g.norm.zero()
                 layer.gate.backward(input: a.norm2.p, gradOutput: g.gate.p, gradInput: g.norm.p, rows: N)
                 layer.up.backward(input: a.norm2.p, gradOutput: g.up.p, gradInput: g.norm.p, rows: N)
                 layer.mlpNorm.withUnsafeBufferPointer { w in
-                    RMSNormFallback.backward(gradInput: g.residual.p, gradOutput: g.norm.p, input: a.middle.p, weight: w.baseAddress!,
+                    RMSNorm.backward(gradInput: g.residual.p, gradOutput: g.norm.p, input: a.middle.p, weight: w.baseAddress!,
                                              rstd: a.rstd2.p, rows: N, channels: C)
                 }
                 // Attention block.
                 g.attention.zero()
                 layer.o.backward(input: a.attention.p, gradOutput: g.residual.p, gradInput: g.attention.p, rows: N)
                 g.q.zero(); g.k.zero(); g.v.zero()
-                AttentionFallback.backward(gradQ: g.q.p, gradK: g.k.p, gradV: g.v.p, gradOutput: g.attention.p, probs: a.probs.p,
-                                           q: a.q.p, k: a.k.p, v: a.v.p, scratch: g.attentionScratch.p,
+                Attention.backward(gradQ: g.q.p, gradK: g.k.p, gradV: g.v.p, gradOutput: g.attention.p, probs: a.probs.p,
+                                           q: a.q.p, k: a.k.p, v: a.v.p, 
                                            B: B, T: T, NH: NH, KVH: KVH, HS: HS)
-                RotaryFallback.apply(g.q.p, positions: pos.baseAddress!, table: table, B: B, T: T, H: NH, HS: HS, layout: rotLayout, inverse: true)
-                RotaryFallback.apply(g.k.p, positions: pos.baseAddress!, table: table, B: B, T: T, H: KVH, HS: HS, layout: rotLayout, inverse: true)
+                Rotary.backward(g.q.p, positions: pos.baseAddress!, table: table, B: B, T: T, H: NH, HS: HS, layout: rotLayout)
+                Rotary.backward(g.k.p, positions: pos.baseAddress!, table: table, B: B, T: T, H: KVH, HS: HS, layout: rotLayout)
                 g.norm.zero()
                 layer.q.backward(input: a.norm1.p, gradOutput: g.q.p, gradInput: g.norm.p, rows: N)
                 layer.k.backward(input: a.norm1.p, gradOutput: g.k.p, gradInput: g.norm.p, rows: N)
                 layer.v.backward(input: a.norm1.p, gradOutput: g.v.p, gradInput: g.norm.p, rows: N)
                 layer.attentionNorm.withUnsafeBufferPointer { w in
-                    RMSNormFallback.backward(gradInput: g.residual.p, gradOutput: g.norm.p, input: a.input.p, weight: w.baseAddress!,
+                    RMSNorm.backward(gradInput: g.residual.p, gradOutput: g.norm.p, input: a.input.p, weight: w.baseAddress!,
                                              rstd: a.rstd1.p, rows: N, channels: C)
                 }
             }

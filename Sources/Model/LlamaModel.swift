@@ -28,7 +28,7 @@ public final class LlamaModel {
     public internal(set) var headTied: Bool
 
     var plan: ActivationPlan?
-    var rotaryCache: RotaryTableFallback?
+    var rotaryCache: RotaryTable?
 
     init(config: ModelConfig, layout: WeightLayout, embedding: [Float], layers: [DecoderLayer], finalNorm: [Float],
          head: LinearModule, headTied: Bool) {
