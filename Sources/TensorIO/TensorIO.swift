@@ -1,1 +1,0 @@
-// TensorIO target: safetensors reader and writer.
