@@ -31,6 +31,15 @@ final class LayerActivations {
     let up: FloatBuffer           // (N, I)
     let act: FloatBuffer          // (N, I)  silu(gate)·up (down_proj input)
 
+    /// Own input buffer, everything else shared with `shared` (gradient checkpointing: the
+    /// layer's activations are recomputed from its input in the backward).
+    init(sharing shared: LayerActivations, input: FloatBuffer) {
+        self.input = input
+        norm1 = shared.norm1; rstd1 = shared.rstd1; q = shared.q; k = shared.k; v = shared.v
+        probs = shared.probs; attention = shared.attention; middle = shared.middle; norm2 = shared.norm2
+        rstd2 = shared.rstd2; gate = shared.gate; up = shared.up; act = shared.act
+    }
+
     init(B: Int, T: Int, C: Int, NH: Int, KVH: Int, HS: Int, I: Int) {
         let N = B * T
         input = FloatBuffer(N * C); norm1 = FloatBuffer(N * C); rstd1 = FloatBuffer(N)
@@ -69,16 +78,28 @@ final class ActivationPlan {
     let finalNorm: FloatBuffer    // (N, C)  final RMSNorm output (head input)
     let finalRstd: FloatBuffer    // (N)
     let scratch: FloatBuffer      // (N, C)  o_proj / down_proj output before the residual add
+    lazy var scratchOutput = FloatBuffer(B * T * dims.C)  // (N, C) discarded layer output of a recompute
     var positions: [Int32]        // (B, T)
     lazy var gradients = GradientBuffers(B: B, T: T, C: dims.C, NH: dims.NH, KVH: dims.KVH, HS: dims.HS, I: dims.I)
     let dims: (C: Int, NH: Int, KVH: Int, HS: Int, I: Int)
 
-    init(config c: ModelConfig, B: Int, T: Int) {
+    /// true: only each layer's input is kept per layer; the rest is one shared set, recomputed
+    /// per layer in the backward (gradient checkpointing, Chen et al. 2016 "Training Deep Nets with
+    /// Sublinear Memory Cost" §3, one segment per decoder layer).
+    let checkpointed: Bool
+
+    init(config c: ModelConfig, B: Int, T: Int, checkpointed: Bool = false) {
         self.B = B; self.T = T
+        self.checkpointed = checkpointed
         let C = c.hiddenSize
         dims = (C, c.heads, c.kvHeads, c.headDim, c.intermediateSize)
-        layers = (0..<c.layers).map { _ in
-            LayerActivations(B: B, T: T, C: C, NH: c.heads, KVH: c.kvHeads, HS: c.headDim, I: c.intermediateSize)
+        if checkpointed {
+            let shared = LayerActivations(B: B, T: T, C: C, NH: c.heads, KVH: c.kvHeads, HS: c.headDim, I: c.intermediateSize)
+            layers = [shared] + (1..<max(c.layers, 1)).map { _ in LayerActivations(sharing: shared, input: FloatBuffer(B * T * C)) }
+        } else {
+            layers = (0..<c.layers).map { _ in
+                LayerActivations(B: B, T: T, C: C, NH: c.heads, KVH: c.kvHeads, HS: c.headDim, I: c.intermediateSize)
+            }
         }
         output = FloatBuffer(B * T * C); finalNorm = FloatBuffer(B * T * C); finalRstd = FloatBuffer(B * T)
         scratch = FloatBuffer(B * T * C)

@@ -27,23 +27,24 @@ extension LlamaModel {
         return table
     }
 
-    func activationPlan(B: Int, T: Int) -> ActivationPlan {
-        if let p = plan, p.B == B, p.T == T { return p }
+    /// The plan for (B, T). Training needs the layout `gradientCheckpointing` asks for; a plain
+    /// forward (no backward) reuses any plan of the right shape, else allocates the compact
+    /// checkpointed layout (per-layer inputs only).
+    func activationPlan(B: Int, T: Int, forTraining: Bool) -> ActivationPlan {
+        if let p = plan, p.B == B, p.T == T, !forTraining || p.checkpointed == gradientCheckpointing { return p }
         plan = nil   // release the old plan before allocating the new one
-        let p = ActivationPlan(config: config, B: B, T: T)
+        let p = ActivationPlan(config: config, B: B, T: T, checkpointed: forTraining ? gradientCheckpointing : true)
         plan = p
         return p
     }
 
     /// Runs embedding → decoder layers → final norm, keeping every activation in the plan.
     /// attentionMask (B, T) of 1/0 or nil.
-    func forwardTrunk(tokens: [Int32], B: Int, T: Int, attentionMask: [Float]?) -> ActivationPlan {
-        let p = activationPlan(B: B, T: T)
+    func forwardTrunk(tokens: [Int32], B: Int, T: Int, attentionMask: [Float]?, forTraining: Bool) -> ActivationPlan {
+        let p = activationPlan(B: B, T: T, forTraining: forTraining)
         let c = config
-        let N = B * T, C = c.hiddenSize, NH = c.heads, KVH = c.kvHeads, HS = c.headDim, I = c.intermediateSize
+        let N = B * T, C = c.hiddenSize
         let eps = Float(c.rmsNormEps)
-        let table = rotaryTable(positions: T)
-        let rotLayout: Rotary.Layout = layout.rotaryLayout == .rotateHalf ? .rotateHalf : .interleaved
 
         // Embedding lookup into the first layer's input (N, C).
         let x0 = p.layers.first?.input ?? p.output
@@ -54,42 +55,8 @@ extension LlamaModel {
                 else { (x0.p + n * C).update(repeating: 0, count: C) }
             }
         }
-        p.positions.withUnsafeBufferPointer { pos in
-            for (l, layer) in layers.enumerated() {
-                let a = p.layers[l]
-                let next = l + 1 < layers.count ? p.layers[l + 1].input : p.output
-                // Attention block.
-                layer.attentionNorm.withUnsafeBufferPointer { w in
-                    RMSNorm.forward(output: a.norm1.p, rstd: a.rstd1.p, input: a.input.p, weight: w.baseAddress!,
-                                            rows: N, channels: C, eps: eps)
-                }
-                layer.q.forward(input: a.norm1.p, output: a.q.p, rows: N)
-                layer.k.forward(input: a.norm1.p, output: a.k.p, rows: N)
-                layer.v.forward(input: a.norm1.p, output: a.v.p, rows: N)
-                Rotary.forward(a.q.p, positions: pos.baseAddress!, table: table, B: B, T: T, H: NH, HS: HS, layout: rotLayout)
-                Rotary.forward(a.k.p, positions: pos.baseAddress!, table: table, B: B, T: T, H: KVH, HS: HS, layout: rotLayout)
-                if let mask = attentionMask {
-                    mask.withUnsafeBufferPointer { m in
-                        Attention.forward(output: a.attention.p, probs: a.probs.p, q: a.q.p, k: a.k.p, v: a.v.p,
-                                                  keyMask: m.baseAddress!, B: B, T: T, NH: NH, KVH: KVH, HS: HS)
-                    }
-                } else {
-                    Attention.forward(output: a.attention.p, probs: a.probs.p, q: a.q.p, k: a.k.p, v: a.v.p,
-                                              keyMask: nil, B: B, T: T, NH: NH, KVH: KVH, HS: HS)
-                }
-                layer.o.forward(input: a.attention.p, output: p.scratch.p, rows: N)
-                add(output: a.middle.p, a.input.p, p.scratch.p, count: N * C)
-                // MLP block.
-                layer.mlpNorm.withUnsafeBufferPointer { w in
-                    RMSNorm.forward(output: a.norm2.p, rstd: a.rstd2.p, input: a.middle.p, weight: w.baseAddress!,
-                                            rows: N, channels: C, eps: eps)
-                }
-                layer.gate.forward(input: a.norm2.p, output: a.gate.p, rows: N)
-                layer.up.forward(input: a.norm2.p, output: a.up.p, rows: N)
-                SwiGLU.forward(output: a.act.p, gate: a.gate.p, up: a.up.p, count: N * I)
-                layer.down.forward(input: a.act.p, output: p.scratch.p, rows: N)
-                add(output: next.p, a.middle.p, p.scratch.p, count: N * C)
-            }
+        for l in 0..<layers.count {
+            layerForward(l, plan: p, attentionMask: attentionMask, output: l + 1 < layers.count ? p.layers[l + 1].input : p.output)
         }
         finalNorm.withUnsafeBufferPointer { w in
             RMSNorm.forward(output: p.finalNorm.p, rstd: p.finalRstd.p, input: p.output.p, weight: w.baseAddress!,
@@ -98,10 +65,55 @@ extension LlamaModel {
         return p
     }
 
+    /// One decoder layer's forward from `plan.layers[l].input`, writing the residual stream after
+    /// the layer into `output` (N, C) and the activations its backward needs into the plan.
+    func layerForward(_ l: Int, plan p: ActivationPlan, attentionMask: [Float]?, output: FloatBuffer) {
+        let c = config, layer = layers[l]
+        let B = p.B, T = p.T
+        let N = B * T, C = c.hiddenSize, NH = c.heads, KVH = c.kvHeads, HS = c.headDim, I = c.intermediateSize
+        let eps = Float(c.rmsNormEps)
+        let table = rotaryTable(positions: T)
+        let rotLayout: Rotary.Layout = layout.rotaryLayout == .rotateHalf ? .rotateHalf : .interleaved
+        p.positions.withUnsafeBufferPointer { pos in
+            let a = p.layers[l]
+            // Attention block.
+            layer.attentionNorm.withUnsafeBufferPointer { w in
+                RMSNorm.forward(output: a.norm1.p, rstd: a.rstd1.p, input: a.input.p, weight: w.baseAddress!,
+                                        rows: N, channels: C, eps: eps)
+            }
+            layer.q.forward(input: a.norm1.p, output: a.q.p, rows: N)
+            layer.k.forward(input: a.norm1.p, output: a.k.p, rows: N)
+            layer.v.forward(input: a.norm1.p, output: a.v.p, rows: N)
+            Rotary.forward(a.q.p, positions: pos.baseAddress!, table: table, B: B, T: T, H: NH, HS: HS, layout: rotLayout)
+            Rotary.forward(a.k.p, positions: pos.baseAddress!, table: table, B: B, T: T, H: KVH, HS: HS, layout: rotLayout)
+            if let mask = attentionMask {
+                mask.withUnsafeBufferPointer { m in
+                    Attention.forward(output: a.attention.p, probs: a.probs.p, q: a.q.p, k: a.k.p, v: a.v.p,
+                                              keyMask: m.baseAddress!, B: B, T: T, NH: NH, KVH: KVH, HS: HS)
+                }
+            } else {
+                Attention.forward(output: a.attention.p, probs: a.probs.p, q: a.q.p, k: a.k.p, v: a.v.p,
+                                          keyMask: nil, B: B, T: T, NH: NH, KVH: KVH, HS: HS)
+            }
+            layer.o.forward(input: a.attention.p, output: p.scratch.p, rows: N)
+            add(output: a.middle.p, a.input.p, p.scratch.p, count: N * C)
+            // MLP block.
+            layer.mlpNorm.withUnsafeBufferPointer { w in
+                RMSNorm.forward(output: a.norm2.p, rstd: a.rstd2.p, input: a.middle.p, weight: w.baseAddress!,
+                                        rows: N, channels: C, eps: eps)
+            }
+            layer.gate.forward(input: a.norm2.p, output: a.gate.p, rows: N)
+            layer.up.forward(input: a.norm2.p, output: a.up.p, rows: N)
+            SwiGLU.forward(output: a.act.p, gate: a.gate.p, up: a.up.p, count: N * I)
+            layer.down.forward(input: a.act.p, output: p.scratch.p, rows: N)
+            add(output: output.p, a.middle.p, p.scratch.p, count: N * C)
+        }
+    }
+
     /// logits (B, T, V) for tokens (B, T); attentionMask (B, T) of 1/0 or nil.
     public func forward(tokens: [Int32], batch B: Int, length T: Int, attentionMask: [Float]?) -> [Float] {
         guard B > 0, T > 0, tokens.count == B * T else { return [] }
-        let p = forwardTrunk(tokens: tokens, B: B, T: T, attentionMask: attentionMask)
+        let p = forwardTrunk(tokens: tokens, B: B, T: T, attentionMask: attentionMask, forTraining: false)
         var logits = [Float](repeating: 0, count: B * T * config.vocabSize)
         logits.withUnsafeMutableBufferPointer { lp in
             head.forward(input: p.finalNorm.p, output: lp.baseAddress!, rows: B * T)
@@ -131,7 +143,7 @@ extension LlamaModel {
         guard B > 0, T > 0, tokens.count == B * T, lossWeights.count == B * T else { return .nan }
         let c = config
         let N = B * T, C = c.hiddenSize, V = c.vocabSize, NH = c.heads, KVH = c.kvHeads, HS = c.headDim, I = c.intermediateSize
-        let p = forwardTrunk(tokens: tokens, B: B, T: T, attentionMask: nil)
+        let p = forwardTrunk(tokens: tokens, B: B, T: T, attentionMask: nil, forTraining: true)
         let g = p.gradients
 
         // Rows (b, t) whose next token carries loss.
@@ -181,6 +193,8 @@ extension LlamaModel {
         p.positions.withUnsafeBufferPointer { pos in
             for l in stride(from: layers.count - 1, through: 0, by: -1) {
                 let layer = layers[l], a = p.layers[l]
+                // Gradient checkpointing: recompute this layer's activations from its saved input.
+                if p.checkpointed { layerForward(l, plan: p, attentionMask: nil, output: p.scratchOutput) }
                 // MLP block: residual gradient flows straight through; add the branch's contribution.
                 g.act.zero()
                 layer.down.backward(input: a.act.p, gradOutput: g.residual.p, gradInput: g.act.p, rows: N)

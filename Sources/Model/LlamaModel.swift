@@ -27,6 +27,11 @@ public final class LlamaModel {
     public internal(set) var head: LinearModule
     public internal(set) var headTied: Bool
 
+    /// Keep only each decoder layer's input between forward and backward and recompute the rest
+    /// per layer in the backward: activation memory ≈ L·N·C + one layer's set instead of L sets.
+    /// Same numbers bit for bit (the recompute repeats the same deterministic kernels).
+    public var gradientCheckpointing = false
+
     var plan: ActivationPlan?
     var rotaryCache: RotaryTable?
 
