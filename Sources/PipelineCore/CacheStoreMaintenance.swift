@@ -1,0 +1,123 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// `qlora-run cache ls | verify | gc`.
+extension CacheStore {
+    public struct Entry: Sendable, Equatable {
+        public var key: String
+        public var stage: String
+        public var kind: String
+        public var outputDigest: String
+        public var bytes: Int64
+        public var seconds: Double
+    }
+
+    public struct VerifyReport: Sendable, Equatable {
+        public var objectsChecked = 0
+        /// Object digests whose content did not match; moved to `quarantine/`.
+        public var quarantined: [String] = []
+        /// Action keys referring to an object that is missing (they will re-run).
+        public var incompleteActions: [String] = []
+        public var isClean: Bool { quarantined.isEmpty && incompleteActions.isEmpty }
+    }
+
+    public struct GCReport: Sendable, Equatable {
+        public var removedActions: [String] = []
+        public var removedObjects = 0
+        public var removedRuns = 0
+        public var freedBytes: Int64 = 0
+    }
+
+    /// Every action record, sorted by stage name then key.
+    public func list() throws -> [Entry] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: actions.path)) ?? []
+        var entries: [Entry] = []
+        for name in names where name.hasSuffix(".json") && !name.hasPrefix(".") {
+            guard let record = try actionRecord(String(name.dropLast(5))) else { continue }
+            entries.append(Entry(key: record.key, stage: record.stage, kind: record.kind, outputDigest: record.outputDigest,
+                                 bytes: record.files.reduce(0) { $0 + $1.size }, seconds: record.seconds))
+        }
+        return entries.sorted { ($0.stage, $0.key) < ($1.stage, $1.key) }
+    }
+
+    /// All object files as (digest, url).
+    func allObjects() -> [(String, URL)] {
+        var result: [(String, URL)] = []
+        for prefix in ((try? FileManager.default.contentsOfDirectory(atPath: objects.path)) ?? []).sorted() {
+            let dir = objects.appendingPathComponent(prefix)
+            for name in ((try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []).sorted() where !name.hasPrefix(".") {
+                result.append((name, dir.appendingPathComponent(name)))
+            }
+        }
+        return result
+    }
+
+    /// Re-hashes every object; corrupt ones go to `quarantine/` so the stages using them re-run.
+    public func verify() throws -> VerifyReport {
+        try prepare()
+        var report = VerifyReport()
+        for (digest, url) in allObjects() {
+            report.objectsChecked += 1
+            if (try? ContentDigest.hashFile(url)) == digest { continue }
+            try FileManager.default.createDirectory(at: quarantine, withIntermediateDirectories: true)
+            let target = quarantine.appendingPathComponent("\(digest).\(getpid()).\(UInt32.random(in: 0...UInt32.max))")
+            guard rename(url.path, target.path) == 0 else { throw CacheError.io("cannot quarantine \(url.path)") }
+            report.quarantined.append(digest)
+        }
+        if !report.quarantined.isEmpty {
+            // Materialised artifacts are hard links to the same inodes: drop them all; they are rebuilt on demand.
+            Self.removeTree(artifacts)
+            try prepare()
+        }
+        for entry in try list() {
+            guard let record = try actionRecord(entry.key), !objectsPresent(record) else { continue }
+            report.incompleteActions.append(entry.key)
+        }
+        return report
+    }
+
+    /// Keeps the action records (and their objects and artifacts) referenced by the last
+    /// `keepRuns` run records; removes everything else, including older run records.
+    public func gc(keepRuns: Int, dryRun: Bool) throws -> GCReport {
+        try prepare()
+        let lock = try lockStore(exclusive: true)
+        defer { withExtendedLifetime(lock) {} }
+        var report = GCReport()
+        let runNames = ((try? FileManager.default.contentsOfDirectory(atPath: runs.path)) ?? [])
+            .filter { $0.hasSuffix(".json") && !$0.hasPrefix(".") }.sorted()
+        let kept = runNames.suffix(max(0, keepRuns))
+        var keepKeys = Set<String>()
+        for name in kept {
+            if let json = try? AtomicFile.readJSON(runs.appendingPathComponent(name)), let run = RunRecord(json: json) {
+                keepKeys.formUnion(run.stages.map(\.key))
+            }
+        }
+        var keepObjects = Set<String>(), keepArtifacts = Set<String>()
+        for entry in try list() {
+            if keepKeys.contains(entry.key), let record = try actionRecord(entry.key) {
+                keepObjects.formUnion(record.files.map(\.digest)); keepArtifacts.insert(record.outputDigest)
+                continue
+            }
+            report.removedActions.append(entry.key)
+            if !dryRun { try? FileManager.default.removeItem(at: actionURL(entry.key)) }
+        }
+        for (digest, url) in allObjects() where !keepObjects.contains(digest) {
+            report.removedObjects += 1
+            let size = (try? FileManager.default.attributesOfItem(atPath: url.path)[.size] as? NSNumber)?.int64Value ?? 0
+            report.freedBytes += size
+            if !dryRun { try? FileManager.default.removeItem(at: url) }
+        }
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: artifacts.path)) ?? [] where !keepArtifacts.contains(name) {
+            if !dryRun { Self.removeTree(artifacts.appendingPathComponent(name)) }
+        }
+        for name in runNames.dropLast(max(0, keepRuns)) {
+            report.removedRuns += 1
+            if !dryRun { try? FileManager.default.removeItem(at: runs.appendingPathComponent(name)) }
+        }
+        return report
+    }
+}

@@ -1,0 +1,147 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Content digests of external inputs and stage outputs.
+///
+/// - file: SHA-256 of the bytes;
+/// - directory: SHA-256 of its manifest, one line per regular file (symlinks followed), sorted by
+///   relative path (code point order): `<relative path>\t<size>\t<sha256 hex>\n`. Empty
+///   directories contribute nothing: only file contents and names matter.
+///
+/// File digests are memoized under `<cache>/digests/` keyed by the stat identity
+/// (device, inode, size, mtime ns, ctime ns), in the spirit of git's index and DVC's state db,
+/// so a multi-GB checkpoint is hashed once. Any write to the file changes mtime/ctime and
+/// therefore the memo key.
+public struct ContentDigest: Sendable {
+    /// Where memo files live; nil disables memoization.
+    public let memoDirectory: URL?
+
+    public init(memoDirectory: URL?) { self.memoDirectory = memoDirectory }
+
+    public struct Entry: Sendable, Hashable {
+        public var path: String   // relative, "/"-separated
+        public var size: Int64
+        public var digest: String
+    }
+
+    /// Digest of a file or directory (whichever `url` is).
+    public func digest(of url: URL) throws -> String {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) else {
+            throw CacheError.io("file not found: \(url.path)")
+        }
+        return isDirectory.boolValue ? Self.manifestDigest(try manifest(of: url)) : try fileDigest(url).digest
+    }
+
+    /// Sorted manifest of every regular file below `directory`.
+    public func manifest(of directory: URL) throws -> [Entry] {
+        var entries: [Entry] = []
+        let root = directory.standardizedFileURL.path
+        guard let walker = FileManager.default.enumerator(atPath: root) else { throw CacheError.io("cannot list \(root)") }
+        while let relative = walker.nextObject() as? String {
+            let full = root + "/" + relative
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: full, isDirectory: &isDirectory), !isDirectory.boolValue else { continue }
+            let (size, digest) = try fileDigest(URL(fileURLWithPath: full))
+            entries.append(Entry(path: relative, size: size, digest: digest))
+        }
+        entries.sort { $0.path.unicodeScalars.lexicographicallyPrecedes($1.path.unicodeScalars) }
+        return entries
+    }
+
+    public static func manifestText(_ entries: [Entry]) -> String {
+        entries.map { "\($0.path)\t\($0.size)\t\($0.digest)\n" }.joined()
+    }
+
+    public static func manifestDigest(_ entries: [Entry]) -> String { SHA256.hex(Data(manifestText(entries).utf8)) }
+
+    /// (size, hex digest) of one file, memoized by stat identity.
+    public func fileDigest(_ url: URL) throws -> (size: Int64, digest: String) {
+        var st = stat()
+        guard stat(url.path, &st) == 0 else { throw CacheError.io("cannot stat \(url.path): \(String(cString: strerror(errno)))") }
+        let size = Int64(st.st_size)
+        var memoFile: URL?
+        if let memoDirectory {
+            #if os(Linux)
+            let (mt, ct) = (Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec),
+                            Int64(st.st_ctim.tv_sec) * 1_000_000_000 + Int64(st.st_ctim.tv_nsec))
+            #else
+            let (mt, ct) = (Int64(st.st_mtimespec.tv_sec) * 1_000_000_000 + Int64(st.st_mtimespec.tv_nsec),
+                            Int64(st.st_ctimespec.tv_sec) * 1_000_000_000 + Int64(st.st_ctimespec.tv_nsec))
+            #endif
+            let identity = "\(st.st_dev) \(st.st_ino) \(size) \(mt) \(ct)"
+            let name = SHA256.hex(Data(identity.utf8))
+            let file = memoDirectory.appendingPathComponent(String(name.prefix(2))).appendingPathComponent(name)
+            if let text = try? String(contentsOf: file, encoding: .utf8), text.count == 64 { return (size, text) }
+            memoFile = file
+        }
+        let digest = try Self.hashFile(url)
+        if let memoFile {
+            try? AtomicFile.write(Data(digest.utf8), to: memoFile)
+        }
+        return (size, digest)
+    }
+
+    /// Streams the file through SHA-256 in 1 MiB reads.
+    public static func hashFile(_ url: URL) throws -> String {
+        let fd = open(url.path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw CacheError.io("cannot open \(url.path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var hasher = SHA256()
+        let capacity = 1 << 20
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: capacity, alignment: 16)
+        defer { buffer.deallocate() }
+        while true {
+            let n = read(fd, buffer.baseAddress, capacity)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw CacheError.io("cannot read \(url.path): \(String(cString: strerror(errno)))")
+            }
+            if n == 0 { break }
+            hasher.update(bytes: UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+        }
+        return hasher.finalize().hexString
+    }
+}
+
+/// temp file -> fsync -> rename, so a reader sees the old or the new content, never a torn file.
+public enum AtomicFile {
+    public static func write(_ data: Data, to url: URL) throws {
+        let directory = url.deletingLastPathComponent()
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let temp = directory.appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        let fd = open(temp.path, O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw CacheError.io("cannot create \(temp.path): \(String(cString: strerror(errno)))") }
+        var ok = true
+        data.withUnsafeBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let n = Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset)
+                if n < 0 { if errno == EINTR { continue }; ok = false; break }
+                offset += n
+            }
+        }
+        if ok { ok = fsync(fd) == 0 }
+        close(fd)
+        guard ok, rename(temp.path, url.path) == 0 else {
+            unlink(temp.path)
+            throw CacheError.io("cannot write \(url.path): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// Writes a JSON value as canonical JSON plus a newline.
+    public static func write(json: JSONValue, to url: URL) throws {
+        try write(Data((CanonicalJSON.string(json) + "\n").utf8), to: url)
+    }
+
+    public static func readJSON(_ url: URL) throws -> JSONValue? {
+        guard let data = FileManager.default.contents(atPath: url.path) else { return nil }
+        do { return try CanonicalJSONParser.parse(data) } catch {
+            throw CacheError.corruptRecord(path: url.path, reason: error.localizedDescription)
+        }
+    }
+}

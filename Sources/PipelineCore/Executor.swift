@@ -1,0 +1,231 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Runs a pipeline against the cache. `plan()` and `run()` share `decide`, so they never disagree.
+public struct PipelineRunner: Sendable {
+    public let pipeline: Pipeline
+    public let registry: StageRegistry
+    public let store: CacheStore
+    public let options: RunOptions
+    /// Progress lines (`[2/5] quantize: cached (0.00s)`) and stage log lines.
+    public let log: @Sendable (String) -> Void
+
+    public init(pipeline: Pipeline, registry: StageRegistry, cacheDirectory: URL? = nil, options: RunOptions = RunOptions(),
+                log: @escaping @Sendable (String) -> Void = { print($0) }) {
+        self.pipeline = pipeline; self.registry = registry; self.options = options; self.log = log
+        self.store = CacheStore(root: cacheDirectory ?? pipeline.cacheDirectory)
+    }
+
+    // MARK: selection
+
+    /// Stages taking part: `--only` restricts to those and their upstream.
+    func selectedStages() throws -> [PipelineStage] {
+        for name in options.force + options.only where pipeline.stage(named: name) == nil { throw CacheError.unknownStage(name) }
+        guard !options.only.isEmpty else { return pipeline.stages }
+        var wanted = Set(options.only)
+        for stage in pipeline.stages.reversed() where wanted.contains(stage.name) { wanted.formUnion(stage.upstream) }
+        return pipeline.stages.filter { wanted.contains($0.name) }
+    }
+
+    /// `--force` stages and everything downstream of them.
+    func forcedStages() -> Set<String> {
+        var forced = Set(options.force)
+        for stage in pipeline.stages where stage.upstream.contains(where: forced.contains) { forced.insert(stage.name) }
+        return forced
+    }
+
+    // MARK: the shared decision
+
+    struct Decision {
+        var key: String?
+        var flat: [String: String] = [:]
+        var record: ActionRecord?      // non-nil = cache hit
+        var reasons: [String]
+    }
+
+    /// `outputs`: output digests of upstream stages already known (cached or just ran);
+    /// `pending`: upstream stages that will run (plan only).
+    func decide(_ stage: PipelineStage, outputs: [String: String], pending: Set<String>, forced: Set<String>) throws -> Decision {
+        let waiting = stage.upstream.filter { pending.contains($0) }
+        if !waiting.isEmpty {
+            return Decision(key: nil, reasons: waiting.map { "upstream: \($0) will run" })
+        }
+        var upstreamDigests: [String: String] = [:]
+        for (field, name) in stage.references { upstreamDigests[field] = outputs[name] ?? "" }
+        var inputDigests: [String: String] = [:]
+        for (field, path) in stage.inputPaths {
+            inputDigests[field] = try store.digests.digest(of: URL(fileURLWithPath: path, relativeTo: pipeline.directory))
+        }
+        let material = StageKey.material(for: stage, seed: pipeline.seed, upstreamDigests: upstreamDigests, inputDigests: inputDigests)
+        let key = StageKey.key(material)
+        let flat = StageKey.flatten(material, stage: stage)
+        if forced.contains(stage.name) { return Decision(key: key, flat: flat, reasons: ["forced"]) }
+        var reasons: [String] = []
+        do {
+            if let record = try store.actionRecord(key) {
+                if store.objectsPresent(record) { return Decision(key: key, flat: flat, record: record, reasons: []) }
+                reasons.append("cache object missing/corrupt")
+            }
+        } catch {
+            reasons.append("cache record corrupt")
+        }
+        if reasons.isEmpty {
+            if let previous = store.stageRecord(stage.name) {
+                reasons = previous.key == key ? ["cache entry missing"] : StageKey.reasons(current: flat, previous: previous.material, stage: stage)
+                if reasons.isEmpty { reasons = ["key format changed"] }
+            } else {
+                reasons = ["new"]
+            }
+        }
+        return Decision(key: key, flat: flat, reasons: reasons)
+    }
+
+    // MARK: plan
+
+    /// For every selected stage in execution order: cached, or will run and why. Writes nothing.
+    public func plan() throws -> [PlannedStage] {
+        let stages = try selectedStages()
+        let forced = forcedStages()
+        var outputs: [String: String] = [:]
+        var pending = Set<String>()
+        var planned: [PlannedStage] = []
+        for (i, stage) in stages.enumerated() {
+            let decision = try decide(stage, outputs: outputs, pending: pending, forced: forced)
+            if let record = decision.record { outputs[stage.name] = record.outputDigest } else { pending.insert(stage.name) }
+            planned.append(PlannedStage(name: stage.name, kind: stage.kind, index: i + 1, total: stages.count,
+                                        status: decision.record == nil ? .willRun : .cached, reasons: decision.reasons, key: decision.key))
+        }
+        return planned
+    }
+
+    // MARK: run
+
+    /// Runs what `plan` says, in order; throws `CacheError.stageFailed` / `.interrupted` on the
+    /// first failing stage (which publishes nothing). A run record is written either way.
+    public func run() throws -> RunSummary {
+        try store.prepare()
+        let storeLock = try store.lockStore(exclusive: false)
+        defer { withExtendedLifetime(storeLock) {} }
+        store.sweepScratch()
+        let stages = try selectedStages()
+        let forced = forcedStages()
+        let started = Date()
+        var outputs: [String: String] = [:]
+        var directories: [String: URL] = [:]
+        var outcomes: [StageOutcome] = []
+        let recordURL = store.runs.appendingPathComponent(String(format: "%013lld-%d.json", Int64(started.timeIntervalSince1970 * 1000), getpid()))
+        defer {
+            let record = RunRecord(pipeline: pipeline.name, pipelineDigest: pipeline.digest, toolVersion: options.toolVersion,
+                                   startedAt: ISO8601DateFormatter().string(from: started),
+                                   stages: outcomes.map { .init(name: $0.name, key: $0.key, outputDigest: $0.outputDigest, cached: $0.cached, seconds: $0.seconds) })
+            try? AtomicFile.write(json: record.json, to: recordURL)
+        }
+        for (i, stage) in stages.enumerated() {
+            let clock = DispatchTime.now().uptimeNanoseconds
+            let decision = try decide(stage, outputs: outputs, pending: [], forced: forced)
+            guard let key = decision.key else { continue }  // unreachable: upstream outcomes are known
+            let prefix = "[\(i + 1)/\(stages.count)] \(stage.name)"
+            var record = decision.record
+            if record == nil {
+                log("\(prefix): running — " + decision.reasons.joined(separator: "; "))
+                let keyLock = try store.lockKey(key)
+                // Another process may have finished this key while we waited for the lock.
+                if !forced.contains(stage.name), let done = try? store.actionRecord(key), store.objectsPresent(done) {
+                    record = done
+                    log("\(prefix): finished by another process")
+                } else {
+                    record = try execute(stage, key: key, flat: decision.flat, directories: directories, prefix: prefix)
+                }
+                withExtendedLifetime(keyLock) {}
+            }
+            guard let record else { continue }
+            let cached = decision.record != nil
+            try store.write(StageRecord(stage: stage.name, key: key, material: decision.flat))
+            let directory = try store.materialize(record)
+            let published = try publish(stage, record: record, artifact: directory)
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - clock) / 1e9
+            outputs[stage.name] = record.outputDigest
+            directories[stage.name] = directory
+            log(cached ? "\(prefix): cached (\(String(format: "%.2f", seconds))s)" : "\(prefix): done (\(String(format: "%.2f", seconds))s)")
+            outcomes.append(StageOutcome(name: stage.name, kind: stage.kind, cached: cached, seconds: cached ? seconds : record.seconds,
+                                         key: key, outputDigest: record.outputDigest, outputDirectory: directory,
+                                         published: published, summary: record.summary, reasons: decision.reasons))
+        }
+        return RunSummary(stages: outcomes, runRecord: recordURL)
+    }
+
+    /// Runs one stage in scratch; on success ingests the output and commits the action record.
+    func execute(_ stage: PipelineStage, key: String, flat: [String: String], directories: [String: URL], prefix: String) throws -> ActionRecord {
+        guard let runner = registry.runner(for: stage.kind) else { throw CacheError.unknownKind(stage: stage.name, kind: stage.kind) }
+        let scratch = try store.makeScratch(key: key)
+        defer { CacheStore.removeTree(scratch) }
+        let work = store.workURL(key)
+        try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
+        let logFile = StageLogFile(url: store.logURL(key))
+        let sink = log
+        let name = stage.name
+        var inputs: [String: URL] = [:]
+        for (field, upstream) in stage.references { inputs[field] = directories[upstream] }
+        let context = StageContext(
+            stageName: stage.name, kind: stage.kind, fields: .object(stage.fields), inputs: inputs,
+            inputPaths: stage.inputPaths.mapValues { URL(fileURLWithPath: $0, relativeTo: pipeline.directory).standardizedFileURL },
+            outputDirectory: scratch, workDirectory: work, pipelineDirectory: pipeline.directory, seed: pipeline.seed,
+            log: { line in logFile.write(line); sink("  \(name): \(line)") },
+            isInterrupted: { Interrupt.isInterrupted })
+        let clock = DispatchTime.now().uptimeNanoseconds
+        let result: StageResult
+        do {
+            result = try runner.run(context)
+        } catch is StageInterrupted {
+            logFile.write("interrupted")
+            throw CacheError.interrupted(stage: stage.name)
+        } catch {
+            let message = (error as? LocalizedError)?.errorDescription ?? "\(error)"
+            logFile.write("failed: \(message)")
+            throw CacheError.stageFailed(stage: stage.name, message: message)
+        }
+        if Interrupt.isInterrupted { throw CacheError.interrupted(stage: stage.name) }
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - clock) / 1e9
+        let manifest = try store.ingest(directory: scratch)
+        let record = ActionRecord(stage: stage.name, kind: stage.kind, key: key, outputDigest: ContentDigest.manifestDigest(manifest),
+                                  files: manifest, material: flat, summary: result.summary, seconds: seconds)
+        try store.write(record)  // the commit point
+        CacheStore.removeTree(work)
+        return record
+    }
+
+    /// Copies the artifact to each x-output-path destination (temp sibling, then rename),
+    /// unless the destination already holds exactly these bytes.
+    func publish(_ stage: PipelineStage, record: ActionRecord, artifact: URL) throws -> [URL] {
+        var published: [URL] = []
+        for field in stage.outputPaths.keys.sorted() {
+            guard let text = stage.outputPaths[field] else { continue }
+            let destination = URL(fileURLWithPath: text, relativeTo: pipeline.directory).standardizedFileURL
+            published.append(destination)
+            if let existing = try? store.digests.digest(of: destination), existing == record.outputDigest { continue }
+            let parent = destination.deletingLastPathComponent()
+            try FileManager.default.createDirectory(at: parent, withIntermediateDirectories: true)
+            let temp = parent.appendingPathComponent(".\(destination.lastPathComponent).tmp-\(getpid())")
+            CacheStore.removeTree(temp)
+            try FileManager.default.createDirectory(at: temp, withIntermediateDirectories: true)
+            for entry in record.files {
+                let target = temp.appendingPathComponent(entry.path)
+                try FileManager.default.createDirectory(at: target.deletingLastPathComponent(), withIntermediateDirectories: true)
+                try FileManager.default.copyItem(at: store.objectURL(entry.digest), to: target)
+                chmod(target.path, 0o644)
+            }
+            let old = parent.appendingPathComponent(".\(destination.lastPathComponent).old-\(getpid())")
+            if FileManager.default.fileExists(atPath: destination.path) {
+                guard rename(destination.path, old.path) == 0 else { throw CacheError.io("cannot replace \(destination.path)") }
+            }
+            guard rename(temp.path, destination.path) == 0 else { throw CacheError.io("cannot publish to \(destination.path)") }
+            CacheStore.removeTree(old)
+            log("  \(stage.name): published \(destination.path)")
+        }
+        return published
+    }
+}

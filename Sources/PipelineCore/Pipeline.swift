@@ -1,0 +1,127 @@
+import Foundation
+
+/// One stage of a validated pipeline.
+public struct PipelineStage: Sendable, Equatable {
+    public let name: String
+    public let kind: String
+    /// Fields with schema defaults filled (stage references are still stage names).
+    public let fields: [String: JSONValue]
+    public let info: StageKindInfo
+    /// field -> referenced stage name (x-stage-ref fields).
+    public let references: [String: String]
+    /// field -> path as written, relative to the pipeline file (x-input-path fields).
+    public let inputPaths: [String: String]
+    /// field -> destination as written (x-output-path fields).
+    public let outputPaths: [String: String]
+    /// Referenced stages, unique, in field-name order.
+    public var upstream: [String] {
+        var seen = Set<String>()
+        return references.keys.sorted().compactMap { seen.insert(references[$0]!).inserted ? references[$0] : nil }
+    }
+}
+
+/// A problem of the pipeline's graph, located by document path; `atKey` = report at the
+/// mapping key of the last path component instead of its value.
+public struct PipelineIssue: Sendable, Equatable, CustomStringConvertible {
+    public var path: [String]
+    public var message: String
+    public var atKey: Bool
+    public var description: String { "\(path.joined(separator: ".")): \(message)" }
+}
+
+/// A validated pipeline: stages in execution order, ready for the executor.
+public struct Pipeline: Sendable {
+    public let name: String
+    public let seed: UInt64
+    public let file: URL
+    public var directory: URL { file.deletingLastPathComponent() }
+    public let cacheDirectory: URL
+    /// Topological order (declaration order among ready stages).
+    public let stages: [PipelineStage]
+    /// SHA-256 of the canonical JSON of the validated document (for run records).
+    public let digest: String
+
+    public func stage(named name: String) -> PipelineStage? { stages.first { $0.name == name } }
+
+    /// Builds the pipeline from a schema-validated document value (defaults filled or not),
+    /// checking the graph: unknown references (with a suggestion), output types that do not fit
+    /// a field, missing input files, cycles. `stageOrder` is the declaration order of the stage
+    /// names (YAML mappings keep it, JSON objects do not); names not listed follow sorted.
+    /// `displayName` is the pipeline path as the user wrote it (for messages).
+    public static func load(value: JSONValue, schema: JSONValue, file: URL, displayName: String? = nil,
+                            stageOrder: [String] = []) -> (pipeline: Pipeline?, issues: [PipelineIssue]) {
+        let kinds = StageKindInfo.all(in: schema)
+        let stagesValue = value["stages"]?.objectValue ?? [:]
+        let declared = stageOrder.filter { stagesValue[$0] != nil } + stagesValue.keys.sorted().filter { !stageOrder.contains($0) }
+        let pipelineFile = file.standardizedFileURL
+        let directory = pipelineFile.deletingLastPathComponent()
+        let shownDirectory: String = {
+            let d = ((displayName ?? file.path) as NSString).deletingLastPathComponent
+            return d.isEmpty ? "./" : d + "/"
+        }()
+        var issues: [PipelineIssue] = []
+        var stages: [String: PipelineStage] = [:]
+        var dependencies: [String: [String]] = [:]
+
+        for name in declared {
+            guard let raw = stagesValue[name]?.objectValue, let kind = raw["kind"]?.stringValue, let info = kinds[kind] else {
+                continue  // the schema validator reports unknown kinds and non-object stages
+            }
+            let fields = info.fillingDefaults(raw)
+            var references: [String: String] = [:], inputPaths: [String: String] = [:], outputPaths: [String: String] = [:]
+            for field in fields.keys.sorted() {
+                guard let text = fields[field]?.stringValue else { continue }
+                let path = ["stages", name, field]
+                if let accepted = info.stageRefs[field] {
+                    guard let target = stagesValue[text]?.objectValue else {
+                        let hint = EditDistance.suggestion(for: text, among: declared.filter { $0 != name }).map { "; did you mean '\($0)'?" } ?? ""
+                        issues.append(PipelineIssue(path: path, message: "unknown stage '\(text)'\(hint)", atKey: false))
+                        continue
+                    }
+                    references[field] = text
+                    if let targetKind = target["kind"]?.stringValue, let output = kinds[targetKind]?.outputType,
+                       !accepted.contains(output) {
+                        issues.append(PipelineIssue(path: path, message:
+                            "stage '\(text)' outputs \(ArtifactPhrases.outputs(output)), but this field needs \(ArtifactPhrases.needs(accepted))",
+                            atKey: false))
+                    }
+                } else if let mode = info.inputPaths[field] {
+                    inputPaths[field] = text
+                    let url = URL(fileURLWithPath: text, relativeTo: directory).standardizedFileURL
+                    var isDirectory: ObjCBool = false
+                    let shown = "\(text) (relative to \(shownDirectory))"
+                    if !FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) {
+                        issues.append(PipelineIssue(path: path, message: "file not found: \(shown)", atKey: false))
+                    } else if mode == "file" && isDirectory.boolValue {
+                        issues.append(PipelineIssue(path: path, message: "expected a file, found a directory: \(shown)", atKey: false))
+                    } else if mode == "directory" && !isDirectory.boolValue {
+                        issues.append(PipelineIssue(path: path, message: "expected a directory, found a file: \(shown)", atKey: false))
+                    }
+                } else if info.outputPaths.contains(field) {
+                    outputPaths[field] = text
+                }
+            }
+            let stage = PipelineStage(name: name, kind: kind, fields: fields, info: info, references: references,
+                                      inputPaths: inputPaths, outputPaths: outputPaths)
+            stages[name] = stage
+            dependencies[name] = stage.upstream
+        }
+
+        let known = declared.filter { stages[$0] != nil }
+        let (order, cycle) = DAG.order(known, dependencies: dependencies)
+        if let cycle {
+            issues.append(PipelineIssue(path: ["stages"], message: "cycle: \(cycle.joined(separator: " -> "))", atKey: true))
+        }
+        guard issues.isEmpty, known.count == declared.count else { return (nil, issues) }
+
+        let cacheText = value["cache"]?.stringValue ?? ".qlora"
+        let seed: UInt64 = value["seed"]?.intValue.map { UInt64(truncatingIfNeeded: $0) } ?? 0
+        let pipeline = Pipeline(
+            name: value["name"]?.stringValue ?? pipelineFile.deletingPathExtension().lastPathComponent,
+            seed: seed, file: pipelineFile,
+            cacheDirectory: URL(fileURLWithPath: cacheText, relativeTo: directory).standardizedFileURL,
+            stages: order.compactMap { stages[$0] },
+            digest: SHA256.hex(CanonicalJSON.data(value)))
+        return (pipeline, issues)
+    }
+}

@@ -1,0 +1,108 @@
+import Foundation
+
+/// What the executor needs from the schema about one stage kind, read from the `x-` annotations
+/// of `$defs/<kind>` (see CONTRACTS.md): output type, implementation version, which fields are
+/// stage references, external inputs, or external outputs, and the fields' defaults.
+public struct StageKindInfo: Sendable, Equatable {
+    public var kind: String
+    public var outputType: String?
+    public var implementationVersion: Int
+    public var properties: [String: JSONValue]
+    public var stageRefs: [String: [String]]        // field -> accepted artifact types
+    public var inputPaths: [String: String]         // field -> "file" | "directory" | "any"
+    public var outputPaths: Set<String>
+
+    /// Every `$defs` entry whose `properties.kind.const` is a string.
+    public static func all(in schema: JSONValue) -> [String: StageKindInfo] {
+        guard let defs = schema["$defs"]?.objectValue else { return [:] }
+        var result: [String: StageKindInfo] = [:]
+        for (_, def) in defs {
+            guard let kind = def["properties"]?["kind"]?["const"]?.stringValue else { continue }
+            var info = StageKindInfo(kind: kind, outputType: def["x-output"]?.stringValue,
+                                     implementationVersion: def["x-implementation-version"]?.intValue ?? 1,
+                                     properties: [:], stageRefs: [:], inputPaths: [:], outputPaths: [])
+            for (field, rawProperty) in def["properties"]?.objectValue ?? [:] {
+                var property = rawProperty
+                if let ref = property["$ref"]?.stringValue, ref.hasPrefix("#/$defs/"),
+                   let target = defs[String(ref.dropFirst("#/$defs/".count))] { property = target }
+                info.properties[field] = property
+                if let accepted = property["x-stage-ref"]?.arrayValue {
+                    info.stageRefs[field] = accepted.compactMap(\.stringValue)
+                }
+                if let mode = property["x-input-path"]?.stringValue { info.inputPaths[field] = mode }
+                if property["x-output-path"]?.boolValue == true { info.outputPaths.insert(field) }
+            }
+            result[kind] = info
+        }
+        return result
+    }
+
+    /// Fields with top-level schema defaults filled in (idempotent with the validator's filling),
+    /// so an omitted default and the same value written out give the same key.
+    public func fillingDefaults(_ fields: [String: JSONValue]) -> [String: JSONValue] {
+        var filled = fields
+        for (field, property) in properties where filled[field] == nil {
+            if let value = property["default"] { filled[field] = value }
+        }
+        return filled
+    }
+}
+
+/// Readable names of artifact types for diagnostics. Data, not code: add a type here.
+public enum ArtifactPhrases {
+    /// What a stage "outputs".
+    public static let single: [String: String] = [
+        "checkpoint": "a checkpoint",
+        "quantized": "a quantized model",
+        "adapted": "a model with fresh adapters",
+        "trained": "a trained model with adapters",
+        "adapter": "a saved adapter",
+        "report": "an evaluation report",
+    ]
+    /// What a field "needs", keyed by its sorted accepted types joined with ",".
+    public static let groups: [String: String] = [
+        "adapted,trained": "a model with adapters",
+        "checkpoint,quantized": "a model",
+        "adapted,checkpoint,quantized,trained": "a model",
+        "adapter,trained": "trained adapters",
+    ]
+
+    public static func outputs(_ type: String) -> String { single[type] ?? "a '\(type)' artifact" }
+
+    public static func needs(_ accepted: [String]) -> String {
+        let sorted = accepted.sorted()
+        let phrase = groups[sorted.joined(separator: ",")]
+            ?? sorted.map(outputs).joined(separator: " or ")
+        return "\(phrase) (\(sorted.joined(separator: " or ")))"
+    }
+}
+
+/// Levenshtein distance, for "did you mean" suggestions.
+enum EditDistance {
+    static func distance(_ a: String, _ b: String) -> Int {
+        let x = Array(a.unicodeScalars), y = Array(b.unicodeScalars)
+        if x.isEmpty { return y.count }
+        if y.isEmpty { return x.count }
+        var previous = Array(0...y.count)
+        var current = previous
+        for i in 1...x.count {
+            current[0] = i
+            for j in 1...y.count {
+                current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x[i - 1] == y[j - 1] ? 0 : 1))
+            }
+            swap(&previous, &current)
+        }
+        return previous[y.count]
+    }
+
+    /// The closest candidate within max(2, length/3) edits, ties broken by candidate order.
+    static func suggestion(for word: String, among candidates: [String]) -> String? {
+        let limit = max(2, word.count / 3)
+        var best: (String, Int)?
+        for candidate in candidates {
+            let d = distance(word, candidate)
+            if d <= limit, d < (best?.1 ?? Int.max) { best = (candidate, d) }
+        }
+        return best?.0
+    }
+}

@@ -1,0 +1,89 @@
+import Foundation
+
+/// Stage keys (the action-cache key, as in Bazel's action digest).
+///
+/// key = SHA-256 of the canonical JSON of
+/// `{"format": "qlora-run/key/v1", "kind", "implementation_version", "seed", "fields"}` where
+/// `fields` are the stage's fields with defaults filled, except: x-stage-ref fields hold the
+/// upstream OUTPUT digest (so identical upstream bytes keep downstream cached), x-input-path
+/// fields hold the content digest (not the path), x-output-path fields are removed.
+/// No paths, host names, thread counts or timestamps.
+public enum StageKey {
+    public static let format = "qlora-run/key/v1"
+
+    /// The key material; `upstreamDigests` / `inputDigests` map field -> digest.
+    public static func material(for stage: PipelineStage, seed: UInt64, upstreamDigests: [String: String],
+                                inputDigests: [String: String]) -> JSONValue {
+        var fields = stage.fields
+        for field in stage.info.outputPaths { fields[field] = nil }
+        for (field, digest) in upstreamDigests { fields[field] = .string(digest) }
+        for (field, digest) in inputDigests { fields[field] = .string(digest) }
+        return .object([
+            "format": .string(format), "kind": .string(stage.kind),
+            "implementation_version": .integer(Int64(stage.info.implementationVersion)),
+            "seed": seed <= UInt64(Int64.max) ? .integer(Int64(seed)) : .string(String(seed)),
+            "fields": .object(fields),
+        ])
+    }
+
+    public static func key(_ material: JSONValue) -> String { SHA256.hex(CanonicalJSON.data(material)) }
+
+    /// Material flattened for plan diffs: `implementation`, `seed`, `config.<dotted path>`,
+    /// `input.<field>`, `upstream.<field>`, each mapped to canonical value text.
+    public static func flatten(_ material: JSONValue, stage: PipelineStage) -> [String: String] {
+        var flat: [String: String] = [
+            "implementation": CanonicalJSON.string(material["implementation_version"] ?? .null),
+            "seed": CanonicalJSON.string(material["seed"] ?? .null),
+        ]
+        func walk(_ value: JSONValue, _ prefix: String) {
+            if case .object(let members) = value, !members.isEmpty {
+                for (k, v) in members { walk(v, prefix + "." + k) }
+            } else {
+                flat[prefix] = CanonicalJSON.string(value)
+            }
+        }
+        for (field, value) in material["fields"]?.objectValue ?? [:] where field != "kind" {
+            if stage.references[field] != nil {
+                flat["upstream.\(field)"] = CanonicalJSON.string(value)
+            } else if stage.inputPaths[field] != nil {
+                flat["input.\(field)"] = CanonicalJSON.string(value)
+            } else {
+                walk(value, "config.\(field)")
+            }
+        }
+        return flat
+    }
+
+    /// Why the key differs from the last one recorded for this stage name.
+    public static func reasons(current: [String: String], previous: [String: String], stage: PipelineStage) -> [String] {
+        var reasons: [String] = []
+        if current["implementation"] != previous["implementation"] { reasons.append("implementation changed") }
+        var configChanges: [String] = []
+        if current["seed"] != previous["seed"] {
+            configChanges.append("seed \(previous["seed"] ?? "(unset)") -> \(current["seed"] ?? "(unset)")")
+        }
+        let keys = Set(current.keys).union(previous.keys).sorted()
+        for key in keys where current[key] != previous[key] {
+            if key.hasPrefix("config.") {
+                let path = String(key.dropFirst("config.".count))
+                configChanges.append("\(path) \(display(previous[key])) -> \(display(current[key]))")
+            } else if key.hasPrefix("input.") {
+                reasons.append("input: \(key.dropFirst("input.".count)) changed")
+            } else if key.hasPrefix("upstream.") {
+                let field = String(key.dropFirst("upstream.".count))
+                reasons.append("upstream: \(stage.references[field] ?? field) changed")
+            }
+        }
+        if !configChanges.isEmpty { reasons.append("config: " + configChanges.joined(separator: ", ")) }
+        return reasons
+    }
+
+    /// Canonical text, with simple strings shown bare (`q8` not `"q8"`).
+    static func display(_ canonical: String?) -> String {
+        guard let canonical else { return "(unset)" }
+        if canonical.hasPrefix("\""), let value = try? CanonicalJSONParser.parse(Data(canonical.utf8)) {
+            return CanonicalJSON.displayText(value)
+        }
+        return canonical
+    }
+}

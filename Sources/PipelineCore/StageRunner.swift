@@ -1,0 +1,56 @@
+import Foundation
+
+/// A stage plug-in. Writes its artifacts into `context.outputDirectory` (a fresh scratch dir).
+public protocol StageRunner: Sendable {
+    func run(_ context: StageContext) throws -> StageResult
+}
+
+public struct StageResult: Sendable {
+    /// Headline values for the run summary (e.g. "final_loss": 1.23).
+    public var summary: [String: JSONValue]
+    public init(summary: [String: JSONValue] = [:]) { self.summary = summary }
+}
+
+/// Thrown by a stage that noticed `isInterrupted` and stopped at a safe point.
+public struct StageInterrupted: Error, LocalizedError {
+    public init() {}
+    public var errorDescription: String? { "interrupted" }
+}
+
+public struct StageContext: Sendable {
+    public let stageName: String
+    public let kind: String
+    /// The stage's fields, defaults filled (references are still stage names).
+    public let fields: JSONValue
+    /// field name -> upstream artifact directory (read-only), for x-stage-ref fields.
+    public let inputs: [String: URL]
+    /// field name -> absolute external file/dir, for x-input-path fields.
+    public let inputPaths: [String: URL]
+    /// Write artifacts here; published only if run() returns normally.
+    public let outputDirectory: URL
+    /// Persistent per-stage-key scratch (training checkpoints); survives a crash, removed after publish.
+    public let workDirectory: URL
+    public let pipelineDirectory: URL
+    public let seed: UInt64
+    /// One line to the terminal and the stage log.
+    public let log: @Sendable (String) -> Void
+    /// True after SIGINT: stop at the next safe point and throw StageInterrupted.
+    public let isInterrupted: @Sendable () -> Bool
+
+    public init(stageName: String, kind: String, fields: JSONValue, inputs: [String: URL], inputPaths: [String: URL],
+                outputDirectory: URL, workDirectory: URL, pipelineDirectory: URL, seed: UInt64,
+                log: @escaping @Sendable (String) -> Void, isInterrupted: @escaping @Sendable () -> Bool) {
+        self.stageName = stageName; self.kind = kind; self.fields = fields; self.inputs = inputs
+        self.inputPaths = inputPaths; self.outputDirectory = outputDirectory; self.workDirectory = workDirectory
+        self.pipelineDirectory = pipelineDirectory; self.seed = seed; self.log = log; self.isInterrupted = isInterrupted
+    }
+}
+
+/// Stage kind -> runner.
+public struct StageRegistry: Sendable {
+    private var runners: [String: any StageRunner] = [:]
+    public init() {}
+    public mutating func register(kind: String, runner: any StageRunner) { runners[kind] = runner }
+    public func runner(for kind: String) -> (any StageRunner)? { runners[kind] }
+    public var kinds: [String] { runners.keys.sorted() }
+}
