@@ -1,1 +1,0 @@
-// Stages target: see README architecture section.
