@@ -1,17 +1,51 @@
 import Foundation
 import Kernels
+import TensorIO
 
 extension LlamaModel {
+    /// Writes `config.json` and `model.safetensors` (deterministic bytes: same model, same files).
+    /// Dense tensors are F32; 4-bit modules use transformers' bitsandbytes serialization. A tied head
+    /// is not written (as transformers does). The tokenizer is the caller's business.
+    public func save(to directory: URL) throws {
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        var w = SafeTensorsWriter(metadata: ["format": "pt"])
+        let C = config.hiddenSize
+        w.add(layout.embedding + ".weight", floats: embedding, shape: [config.vocabSize, C])
+        func addLinear(_ m: LinearModule) {
+            switch m.weight {
+            case .dense(let weight): w.add(m.name + ".weight", floats: weight, shape: [m.outFeatures, m.inFeatures])
+            #if MODEL_QUANT
+            case .quantized(let q): BitsAndBytesFormat.add(q.weight, module: m.name, to: &w)
+            #endif
+            }
+            if let b = m.bias { w.add(m.name + ".bias", floats: b, shape: [m.outFeatures]) }
+        }
+        for (l, layer) in layers.enumerated() {
+            w.add(layout.attentionNorm(layer: l) + ".weight", floats: layer.attentionNorm, shape: [C])
+            w.add(layout.mlpNorm(layer: l) + ".weight", floats: layer.mlpNorm, shape: [C])
+            for m in layer.linears { addLinear(m) }
+        }
+        w.add(layout.finalNorm + ".weight", floats: finalNorm, shape: [C])
+        if !headTied { addLinear(head) }
+        var c = config
+        c.tieWordEmbeddings = headTied
+        try c.write(to: directory.appendingPathComponent("config.json"))
+        try w.write(to: directory.appendingPathComponent("model.safetensors"))
+    }
+
     /// Loads `config.json` + safetensors (single file or sharded) from an HF-style directory,
     /// either layout (detected from the tensor names). F32/F16/BF16 weights become fp32.
     public static func load(directory: URL) throws -> LlamaModel {
         let config = try ModelConfig.load(from: directory.appendingPathComponent("config.json"))
-        let source = try SafeTensorsFallback(directory: directory)
+        let source: ShardedCheckpoint
+        do { source = try ShardedCheckpoint(directory: directory) } catch {
+            throw ModelError.checkpoint(directory: directory.path, reason: error.localizedDescription)
+        }
         return try load(config: config, source: source, directory: directory)
     }
 
-    static func load(config c: ModelConfig, source: TensorSource, directory: URL) throws -> LlamaModel {
-        let names = source.tensorNames
+    static func load(config c: ModelConfig, source: ShardedCheckpoint, directory: URL) throws -> LlamaModel {
+        let names = source.names
         let layout: WeightLayout = c.modelType == "minimind" && WeightLayout.detect(names: names) != .huggingFace
             ? .miniMind : (WeightLayout.detect(names: names) ?? .huggingFace)
         let present = Set(names)
@@ -31,12 +65,12 @@ extension LlamaModel {
             }
             guard present.contains(name) else { missing.append(name); continue }
             consumed.insert(name)
-            let s = source.tensorShape(name) ?? []
+            let s = source.info(name)?.shape ?? []
             if s != shape {
                 misshaped.append("\(name) (expected \(shape), found \(s))")
                 continue
             }
-            tensors[name] = try source.tensorFloats(name)
+            tensors[name] = try source.floats(name)
         }
         // A tied head may still be stored (MiniMind's torch state_dict keeps `output.weight`).
         if c.tieWordEmbeddings, present.contains(layout.head + ".weight") { consumed.insert(layout.head + ".weight") }
@@ -83,7 +117,7 @@ extension LlamaModel {
     }
 
     #if MODEL_QUANT
-    static func loadQuantized(module: String, source: TensorSource, directory: URL, out: Int, in inF: Int) throws -> Linear4bit {
+    static func loadQuantized(module: String, source: ShardedCheckpoint, directory: URL, out: Int, in inF: Int) throws -> Linear4bit {
         throw ModelError.checkpoint(directory: directory.path, reason: "4-bit module \(module): quantized loading needs the Quant target")
     }
     #endif

@@ -2,6 +2,7 @@ import XCTest
 @testable import Model
 import Kernels
 import TestSupport
+import TensorIO
 
 final class BackwardTests: XCTestCase {
     static func tinyConfig(tied: Bool = false, modelType: String = "llama") -> ModelConfig {
@@ -76,15 +77,15 @@ final class BackwardTests: XCTestCase {
         try checkStepOne(model: model, params: params, data: data, stepsFile: "golden/lora_train/steps.json")
     }
 
-    func checkStepOne(model: LlamaModel, params: SafeTensorsFallback, data: SafeTensorsFallback, stepsFile: String) throws {
+    func checkStepOne(model: LlamaModel, params: SafeTensorsFile, data: SafeTensorsFile, stepsFile: String) throws {
         for m in model.linearModules where m.name.hasSuffix("q_proj") || m.name.hasSuffix("o_proj") {
             let key = "base_model.model.\(m.name)"
-            let a = try params.tensorFloats("init.\(key).lora_A.weight"), b = try params.tensorFloats("init.\(key).lora_B.weight")
+            let a = try params.floats("init.\(key).lora_A.weight"), b = try params.floats("init.\(key).lora_B.weight")
             m.adapter = LoRAAdapter(rank: 8, inFeatures: m.inFeatures, outFeatures: m.outFeatures, scale: 2, a: a, b: b)
         }
         let T = 48
-        let ids = try data.tensorFloats("input_ids").map { Int32($0) }
-        let mask = try data.tensorFloats("loss_mask")
+        let ids = try data.int64s("input_ids").map { Int32($0) }
+        let mask = try data.int64s("loss_mask").map { Float($0) }
         let tokens = Array(ids[0..<(2 * T)]), weights = Array(mask[0..<(2 * T)])
         var count: Float = 0
         for b in 0..<2 { for t in 1..<T { count += weights[b * T + t] } }
@@ -99,7 +100,7 @@ final class BackwardTests: XCTestCase {
             guard let ad = m.adapter else { continue }
             let key = "step1.grad.base_model.model.\(m.name)"
             for (suffix, mine) in [("lora_A.weight", ad.gradA), ("lora_B.weight", ad.gradB)] {
-                let ref = try params.tensorFloats("\(key).\(suffix)")
+                let ref = try params.floats("\(key).\(suffix)")
                 let scale = max(ref.map { abs($0) }.max() ?? 0, 1e-6)
                 XCTAssertLessThan(maxAbsDiff(mine, ref), 1e-5 * scale + 1e-9, "\(m.name) \(suffix)")
                 compared += 1

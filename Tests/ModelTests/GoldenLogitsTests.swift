@@ -1,15 +1,12 @@
 import XCTest
 @testable import Model
 import TestSupport
+import TensorIO
 
 /// Reads a golden safetensors file through the model's reader.
-func golden(_ relative: String) throws -> SafeTensorsFallback {
+func golden(_ relative: String) throws -> SafeTensorsFile {
     guard let url = Reference.file(relative) else { throw XCTSkip(Reference.skipMessage) }
-    // SafeTensorsFallback reads a directory's model.safetensors; point it at a single file via a temp link.
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("golden-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    try FileManager.default.createSymbolicLink(at: dir.appendingPathComponent("model.safetensors"), withDestinationURL: url)
-    return try SafeTensorsFallback(directory: dir)
+    return try SafeTensorsFile(url: url)
 }
 
 func referenceModel(_ name: String) throws -> LlamaModel {
@@ -29,34 +26,34 @@ final class GoldenLogitsTests: XCTestCase {
         let g = try golden("golden/logits.safetensors")
         let model = try referenceModel("tiny-llama")
         XCTAssertEqual(model.layout, .huggingFace)
-        let ids = try g.tensorFloats("input_ids").map { Int32($0) }
+        let ids = try g.int64s("input_ids").map { Int32($0) }
         let logits = model.forward(tokens: ids, batch: 2, length: 24, attentionMask: nil)
         let residuals = model.residualCheckpoints()
         for key in ["embed", "layer0", "layer1", "final_norm"] {
-            let d = maxAbsDiff(residuals[key] ?? [], try g.tensorFloats("fp32.residual.\(key)"))
+            let d = maxAbsDiff(residuals[key] ?? [], try g.floats("fp32.residual.\(key)"))
             XCTAssertLessThan(d, 1e-4, "residual \(key)")
         }
-        XCTAssertLessThan(maxAbsDiff(logits, try g.tensorFloats("fp32.logits")), 1e-4)
+        XCTAssertLessThan(maxAbsDiff(logits, try g.floats("fp32.logits")), 1e-4)
     }
 
     func testBF16CheckpointUpcastMatches() throws {
         let g = try golden("golden/logits.safetensors")
         let model = try referenceModel("tiny-llama-bf16")
         XCTAssertEqual(model.config.dtype, "bfloat16")
-        let ids = try g.tensorFloats("input_ids").map { Int32($0) }
+        let ids = try g.int64s("input_ids").map { Int32($0) }
         let logits = model.forward(tokens: ids, batch: 2, length: 24, attentionMask: nil)
-        XCTAssertLessThan(maxAbsDiff(logits, try g.tensorFloats("bf16_upcast_fp32.logits")), 1e-4)
+        XCTAssertLessThan(maxAbsDiff(logits, try g.floats("bf16_upcast_fp32.logits")), 1e-4)
     }
 
     func testPaddedBatchMatchesOnRealPositions() throws {
         let g = try golden("golden/logits.safetensors")
         let model = try referenceModel("tiny-llama")
-        let ids = try g.tensorFloats("padded.input_ids").map { Int32($0) }
-        let mask = try g.tensorFloats("padded.attention_mask")
+        let ids = try g.int64s("padded.input_ids").map { Int32($0) }
+        let mask = try g.int64s("padded.attention_mask").map { Float($0) }
         XCTAssertEqual(mask.reduce(0, +), 24 + 17)
         let logits = model.forward(tokens: ids, batch: 2, length: 24, attentionMask: mask)
         let V = 512
-        let d = maxAbsDiff(logits, try g.tensorFloats("padded.logits")) { mask[$0 / V] == 1 }
+        let d = maxAbsDiff(logits, try g.floats("padded.logits")) { mask[$0 / V] == 1 }
         XCTAssertLessThan(d, 1e-4)
     }
 }
