@@ -67,27 +67,17 @@ public enum Attention {
 
     /// In place on row (T): softmax over the allowed keys j ≤ t (mask[j] != 0), zeros elsewhere.
     @inline(__always) static func softmaxRow(_ row: UnsafeMutablePointer<Float>, t: Int, T: Int, mask: UnsafePointer<Float>?) {
-        var m = -Float.infinity
         if let mask = mask {
-            for j in 0...t where mask[j] != 0 { m = max(m, row[j]) }
-        } else {
-            for j in 0...t { m = max(m, row[j]) }
+            for j in 0...t where mask[j] == 0 { row[j] = -.infinity }
         }
+        let m = FastMath.max(row, count: t + 1)
         if m == -Float.infinity {   // every key masked: no attention at all
-            for j in 0..<T { row[j] = 0 }
+            (row).update(repeating: 0, count: T)
             return
         }
-        var sum: Float = 0
-        if let mask = mask {
-            for j in 0...t {
-                if mask[j] != 0 { let e = expf(row[j] - m); row[j] = e; sum += e } else { row[j] = 0 }
-            }
-        } else {
-            for j in 0...t { let e = expf(row[j] - m); row[j] = e; sum += e }
-        }
-        let inv = 1 / sum
-        for j in 0...t { row[j] *= inv }
-        for j in (t + 1)..<T { row[j] = 0 }
+        let sum = FastMath.expInPlace(row, count: t + 1, shift: m)   // exp(−inf − m) = 0 exactly
+        FastMath.scale(row, count: t + 1, by: 1 / sum)
+        if t + 1 < T { (row + t + 1).update(repeating: 0, count: T - t - 1) }
     }
 
     /// Given dO (B, T, NH, HS) and the saved probs, ACCUMULATES dQ (B, T, NH, HS), dK/dV (B, T, KVH, HS).

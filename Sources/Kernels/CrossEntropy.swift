@@ -26,16 +26,14 @@ public enum CrossEntropy {
                     if let g = gradLogits { (g + n * V).initialize(repeating: 0, count: V) }
                     continue
                 }
-                var m = -Float.infinity
-                for j in 0..<V { m = max(m, l[j]) }
-                var sum: Float = 0
+                let m = FastMath.max(l, count: V)
+                let sum: Float
                 if let g = gradLogits {
                     let gr = g + n * V
-                    for j in 0..<V { let e = expf(l[j] - m); gr[j] = e; sum += e }
-                    let f = gradScale * w / sum
-                    for j in 0..<V { gr[j] *= f }
+                    sum = FastMath.expSum(l, count: V, shift: m, into: gr)
+                    FastMath.scale(gr, count: V, by: gradScale * w / sum)
                 } else {
-                    for j in 0..<V { sum += expf(l[j] - m) }
+                    sum = FastMath.expSum(l, count: V, shift: m, into: nil)
                 }
                 let target = Int(targets[n])
                 guard target >= 0 && target < V else { losses[n] = .nan; continue }

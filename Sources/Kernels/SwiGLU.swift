@@ -9,9 +9,16 @@ public enum SwiGLU {
     public static func forward(output: UnsafeMutablePointer<Float>, gate: UnsafePointer<Float>,
                                up: UnsafePointer<Float>, count: Int) {
         Parallel.forEachChunk(count, costPerItem: 8) { range in
-            for i in range {
+            var i = range.lowerBound
+            while i + 8 <= range.upperBound {
+                let g = FastMath.load(gate + i)
+                FastMath.store(g / (1 + FastMath.exp(-g)) * FastMath.load(up + i), output + i)
+                i += 8
+            }
+            while i < range.upperBound {
                 let g = gate[i]
-                output[i] = (g / (1 + expf(-g))) * up[i]
+                output[i] = (g / (1 + FastMath.exp(-g))) * up[i]
+                i += 1
             }
         }
     }
@@ -21,11 +28,20 @@ public enum SwiGLU {
                                 gradOutput: UnsafePointer<Float>, gate: UnsafePointer<Float>,
                                 up: UnsafePointer<Float>, count: Int) {
         Parallel.forEachChunk(count, costPerItem: 10) { range in
-            for i in range {
+            var i = range.lowerBound
+            while i + 8 <= range.upperBound {
+                let g = FastMath.load(gate + i), d = FastMath.load(gradOutput + i)
+                let s = 1 / (1 + FastMath.exp(-g))
+                FastMath.store(FastMath.load(gradGate + i) + d * FastMath.load(up + i) * s * (1 + g * (1 - s)), gradGate + i)
+                FastMath.store(FastMath.load(gradUp + i) + d * g * s, gradUp + i)
+                i += 8
+            }
+            while i < range.upperBound {
                 let g = gate[i], d = gradOutput[i]
-                let s = 1 / (1 + expf(-g))
+                let s = 1 / (1 + FastMath.exp(-g))
                 gradGate[i] += d * up[i] * s * (1 + g * (1 - s))
                 gradUp[i] += d * g * s
+                i += 1
             }
         }
     }

@@ -41,3 +41,21 @@ func dot(_ a: [Float], _ r: [Float]) -> Double {
     for i in 0..<a.count { s += Double(a[i]) * Double(r[i]) }
     return s
 }
+
+final class FastMathTests: XCTestCase {
+    func testExpWithinTwoUlpAndExactZeroForMinusInfinity() {
+        var worst = 0.0
+        var x: Float = -87
+        while x < 88 {
+            let e = Double(FastMath.exp(x)), r = Foundation.exp(Double(x))
+            worst = max(worst, abs(e - r) / r)
+            x += 0.0137
+        }
+        XCTAssertLessThan(worst, 2.5e-7)   // ≈ 2 ulp of fp32
+        XCTAssertEqual(FastMath.exp(0), 1)
+        XCTAssertEqual(FastMath.exp(-Float.infinity), 0)
+        XCTAssertEqual(FastMath.exp(-100), 0)
+        let v = FastMath.exp(SIMD8<Float>(0, 1, -1, 2, -2, 0.5, -0.5, 10))
+        for i in 0..<8 { XCTAssertEqual(v[i], FastMath.exp([0, 1, -1, 2, -2, 0.5, -0.5, 10][i] as Float)) }
+    }
+}
