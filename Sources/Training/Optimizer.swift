@@ -1,0 +1,202 @@
+import Foundation
+
+/// Optimizers over an ordered list of Float32 parameter tensors.
+///
+/// The caller visits parameters through `update(index:value:grad:)` after `beginStep(lr:)`;
+/// parameter `index` must be stable across steps (it keys the moment buffers).
+/// All scalar coefficients are computed in Double and applied to Float, as torch does.
+public protocol Optimizer: AnyObject {
+    /// Starts optimizer step t+1 with learning rate `lr`.
+    func beginStep(learningRate lr: Double)
+    /// Updates one parameter tensor in place from its gradient.
+    func update(index: Int, value: inout [Float], grad: [Float])
+    /// Completed optimizer steps.
+    var step: Int { get }
+    /// The state as bytes (checkpoints) and back.
+    func stateBytes() -> [UInt8]
+    func restore(stateBytes: [UInt8]) throws
+}
+
+public struct OptimizerOptions: Equatable, Sendable {
+    public enum Kind: String, Sendable { case adamw, adamw8bit, sgd }
+    public var kind: Kind = .adamw
+    public var beta1: Double = 0.9
+    public var beta2: Double = 0.999
+    public var eps: Double = 1e-8
+    public var weightDecay: Double = 0.01
+    public var momentum: Double = 0
+    public init() {}
+
+    /// Parses an optimizer name; `paged_adamw_8bit` is the notebook's optimizer and means
+    /// `adamw8bit` on CPU (paging moves states between GPU and host memory; there is no GPU here).
+    public static func kind(named name: String, log: (String) -> Void = { _ in }) throws -> Kind {
+        switch name {
+        case "adamw", "adamw_torch": return .adamw
+        case "adamw8bit", "adamw_8bit": return .adamw8bit
+        case "paged_adamw_8bit", "paged_adamw8bit":
+            log("optimizer paged_adamw_8bit: paging has no meaning on CPU, using adamw8bit (same update)")
+            return .adamw8bit
+        case "sgd": return .sgd
+        default: throw TrainingError.invalidOption("unknown optimizer \"\(name)\"; use adamw, adamw8bit, paged_adamw_8bit or sgd")
+        }
+    }
+
+    public func make() -> Optimizer {
+        switch kind {
+        case .adamw: return AdamW(beta1: beta1, beta2: beta2, eps: eps, weightDecay: weightDecay)
+        case .adamw8bit: return AdamW8bit(beta1: beta1, beta2: beta2, eps: eps, weightDecay: weightDecay)
+        case .sgd: return SGD(momentum: momentum, weightDecay: weightDecay)
+        }
+    }
+}
+
+/// torch.optim.AdamW (foreach=False, amsgrad=False), single-tensor path, exact op order:
+///   p *= 1 − lr·wd ; m.lerp_(g, 1 − β1) ; v = β2·v + (1 − β2)·g² ;
+///   denom = sqrt(v) / sqrt(1 − β2^t) + eps ; p −= (lr / (1 − β1^t)) · m / denom
+public final class AdamW: Optimizer {
+    public let beta1: Double, beta2: Double, eps: Double, weightDecay: Double
+    public private(set) var step = 0
+    private var lr = 0.0
+    private var m: [Int: [Float]] = [:]  // first moment per parameter index
+    private var v: [Int: [Float]] = [:]  // second moment
+
+    public init(beta1: Double = 0.9, beta2: Double = 0.999, eps: Double = 1e-8, weightDecay: Double = 0.01) {
+        self.beta1 = beta1; self.beta2 = beta2; self.eps = eps; self.weightDecay = weightDecay
+    }
+
+    public func beginStep(learningRate lr: Double) { self.lr = lr; step += 1 }
+
+    public func update(index: Int, value p: inout [Float], grad g: [Float]) {
+        let n = p.count
+        var mt = m[index] ?? [Float](repeating: 0, count: n)
+        var vt = v[index] ?? [Float](repeating: 0, count: n)
+        let t = Double(step)
+        let decay = Float(1 - lr * weightDecay)
+        let bias1 = 1 - pow(beta1, t)
+        let bias2Sqrt = Float((1 - pow(beta2, t)).squareRoot())
+        let stepSize = Float(lr / bias1)
+        let oneMinusB1 = Float(1 - beta1), b2 = Float(beta2), oneMinusB2 = Float(1 - beta2), e = Float(eps)
+        for i in 0..<n {
+            p[i] *= decay
+            // torch lerp with weight < 0.5: start + weight·(end − start)
+            mt[i] = mt[i] + oneMinusB1 * (g[i] - mt[i])
+            vt[i] = vt[i] * b2 + oneMinusB2 * g[i] * g[i]
+            let denom = vt[i].squareRoot() / bias2Sqrt + e
+            p[i] += -stepSize * (mt[i] / denom)
+        }
+        m[index] = mt; v[index] = vt
+    }
+
+    public func stateBytes() -> [UInt8] {
+        var w = ByteWriter()
+        w.tag("adamw"); w.int(step)
+        w.floatMap(m); w.floatMap(v)
+        return w.bytes
+    }
+
+    public func restore(stateBytes: [UInt8]) throws {
+        var r = ByteReader(stateBytes)
+        try r.expectTag("adamw")
+        step = try r.int()
+        m = try r.floatMap(); v = try r.floatMap()
+    }
+}
+
+/// torch.optim.SGD: g += wd·p ; buf = momentum·buf + g (buf = g at the first step) ; p −= lr·buf.
+public final class SGD: Optimizer {
+    public let momentum: Double, weightDecay: Double
+    public private(set) var step = 0
+    private var lr = 0.0
+    private var buffers: [Int: [Float]] = [:]
+
+    public init(momentum: Double = 0, weightDecay: Double = 0) { self.momentum = momentum; self.weightDecay = weightDecay }
+    public func beginStep(learningRate lr: Double) { self.lr = lr; step += 1 }
+
+    public func update(index: Int, value p: inout [Float], grad: [Float]) {
+        var g = grad
+        let wd = Float(weightDecay), mu = Float(momentum), alpha = Float(lr)
+        if wd != 0 { for i in g.indices { g[i] += wd * p[i] } }
+        if mu != 0 {
+            if var buf = buffers[index] {
+                for i in g.indices { buf[i] = buf[i] * mu + g[i] }
+                g = buf; buffers[index] = buf
+            } else {
+                buffers[index] = g
+            }
+        }
+        for i in p.indices { p[i] += -alpha * g[i] }
+    }
+
+    public func stateBytes() -> [UInt8] { var w = ByteWriter(); w.tag("sgd"); w.int(step); w.floatMap(buffers); return w.bytes }
+    public func restore(stateBytes: [UInt8]) throws {
+        var r = ByteReader(stateBytes); try r.expectTag("sgd"); step = try r.int(); buffers = try r.floatMap()
+    }
+}
+
+/// Global-norm gradient clipping, torch.nn.utils.clip_grad_norm_ (norm_type 2):
+/// total = ‖all grads‖₂ (sum of squares in parameter order, Double accumulation);
+/// coef = min(1, max / (total + 1e-6)); grads *= coef when coef < 1.
+public enum GradientClipping {
+    public static func globalNorm(_ grads: [[Float]]) -> Double {
+        var sum = 0.0
+        for g in grads {
+            // per-tensor norm first, as torch does (norm of norms)
+            var s = 0.0
+            for x in g { s += Double(x) * Double(x) }
+            sum += s
+        }
+        return sum.squareRoot()
+    }
+
+    public static func coefficient(norm: Double, maxNorm: Double) -> Double {
+        min(1, maxNorm / (norm + 1e-6))
+    }
+}
+
+// MARK: - little-endian state serialisation
+
+struct ByteWriter {
+    var bytes: [UInt8] = []
+    mutating func int(_ v: Int) { withUnsafeBytes(of: Int64(v).littleEndian) { bytes += $0 } }
+    mutating func double(_ v: Double) { withUnsafeBytes(of: v.bitPattern.littleEndian) { bytes += $0 } }
+    mutating func tag(_ s: String) { let u = Array(s.utf8); int(u.count); bytes += u }
+    mutating func floats(_ a: [Float]) { int(a.count); for x in a { withUnsafeBytes(of: x.bitPattern.littleEndian) { bytes += $0 } } }
+    mutating func uint8s(_ a: [UInt8]) { int(a.count); bytes += a }
+    mutating func floatMap(_ m: [Int: [Float]]) { int(m.count); for k in m.keys.sorted() { int(k); floats(m[k]!) } }
+}
+
+struct ByteReader {
+    let bytes: [UInt8]; var offset = 0
+    init(_ b: [UInt8]) { bytes = b }
+    private func fail(_ what: String) -> TrainingError { .corruptCheckpoint(path: "optimizer state", detail: what) }
+    mutating func raw(_ n: Int) throws -> ArraySlice<UInt8> {
+        guard n >= 0, offset + n <= bytes.count else { throw fail("truncated at byte \(offset)") }
+        defer { offset += n }
+        return bytes[offset..<offset + n]
+    }
+    mutating func uint64() throws -> UInt64 {
+        let s = try raw(8); var v: UInt64 = 0
+        for (i, b) in s.enumerated() { v |= UInt64(b) << (8 * UInt64(i)) }
+        return v
+    }
+    mutating func int() throws -> Int { Int(Int64(bitPattern: try uint64())) }
+    mutating func double() throws -> Double { Double(bitPattern: try uint64()) }
+    mutating func tag() throws -> String { let n = try int(); return String(decoding: try raw(n), as: UTF8.self) }
+    mutating func expectTag(_ t: String) throws { let got = try tag(); guard got == t else { throw fail("expected \(t) state, found \(got)") } }
+    mutating func floats() throws -> [Float] {
+        let n = try int(); guard n >= 0, n <= (bytes.count - offset) / 4 else { throw fail("bad length") }
+        var out = [Float](repeating: 0, count: n)
+        for i in 0..<n {
+            let s = try raw(4); var v: UInt32 = 0
+            for (j, b) in s.enumerated() { v |= UInt32(b) << (8 * UInt32(j)) }
+            out[i] = Float(bitPattern: v)
+        }
+        return out
+    }
+    mutating func uint8s() throws -> [UInt8] { let n = try int(); return Array(try raw(n)) }
+    mutating func floatMap() throws -> [Int: [Float]] {
+        let n = try int(); var m: [Int: [Float]] = [:]
+        for _ in 0..<max(0, n) { let k = try int(); m[k] = try floats() }
+        return m
+    }
+}
