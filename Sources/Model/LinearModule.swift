@@ -1,5 +1,8 @@
 import Foundation
 import Kernels
+#if MODEL_QUANT
+import Quant
+#endif
 
 /// A LoRA adapter on one linear layer: y += scale · B(A x). A (r, in), B (out, r).
 /// Gradients accumulate (+=) into gradA/gradB; the optimizer zeroes them.

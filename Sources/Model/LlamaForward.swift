@@ -183,6 +183,8 @@ extension LlamaModel {
             }
         }
         if rows.isEmpty { return 0 }
+        // Layers below the lowest adapted one receive no parameter gradient: stop there.
+        guard let lowest = layers.firstIndex(where: { $0.linears.contains { $0.adapter != nil } }) else { return loss }
         // Final norm backward: dResidual (N, C) += ∂/∂x.
         finalNorm.withUnsafeBufferPointer { w in
             RMSNorm.backward(gradInput: g.residual.p, gradOutput: g.norm.p, input: p.output.p, weight: w.baseAddress!,
@@ -191,7 +193,7 @@ extension LlamaModel {
         let table = rotaryTable(positions: T)
         let rotLayout: Rotary.Layout = layout.rotaryLayout == .rotateHalf ? .rotateHalf : .interleaved
         p.positions.withUnsafeBufferPointer { pos in
-            for l in stride(from: layers.count - 1, through: 0, by: -1) {
+            for l in stride(from: layers.count - 1, through: lowest, by: -1) {
                 let layer = layers[l], a = p.layers[l]
                 // Gradient checkpointing: recompute this layer's activations from its saved input.
                 if p.checkpointed { layerForward(l, plan: p, attentionMask: nil, output: p.scratchOutput) }

@@ -1,5 +1,8 @@
 import Foundation
 import Kernels
+#if MODEL_QUANT
+import Quant
+#endif
 
 /// One decoder layer's parameters: two RMSNorm weights (C) and seven linear projections.
 public final class DecoderLayer {

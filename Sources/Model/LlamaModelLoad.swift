@@ -1,6 +1,9 @@
 import Foundation
 import Kernels
 import TensorIO
+#if MODEL_QUANT
+import Quant
+#endif
 
 extension LlamaModel {
     /// Writes `config.json` and `model.safetensors` (deterministic bytes: same model, same files).
@@ -118,7 +121,15 @@ extension LlamaModel {
 
     #if MODEL_QUANT
     static func loadQuantized(module: String, source: ShardedCheckpoint, directory: URL, out: Int, in inF: Int) throws -> Linear4bit {
-        throw ModelError.checkpoint(directory: directory.path, reason: "4-bit module \(module): quantized loading needs the Quant target")
+        let q: QuantizedTensor
+        do { q = try BitsAndBytesFormat.read(module: module, from: source) } catch {
+            throw ModelError.checkpoint(directory: directory.path, reason: "4-bit module \(module): \(error.localizedDescription)")
+        }
+        guard q.shape == [out, inF] else {
+            throw ModelError.tensorMismatch(directory: directory.path, missing: [], unexpected: [],
+                                            misshaped: ["\(module).weight (expected [\(out), \(inF)], found \(q.shape))"])
+        }
+        return try Linear4bit(q)
     }
     #endif
 }
