@@ -1,0 +1,104 @@
+import XCTest
+@testable import PipelineCore
+
+/// Graph diagnostics with exact messages and positions, through the YAML reader.
+final class PipelineGraphTests: XCTestCase {
+    var dir: URL!
+    override func setUpWithError() throws { dir = try TestStages.makeDirectory() }
+    override func tearDownWithError() throws { CacheStore.removeTree(dir) }
+
+    func load(_ yaml: String) throws -> (Pipeline?, [String]) {
+        let document = try YAMLReader.read(text: yaml, displayName: "pipelines/x.yaml")
+        let (pipeline, diagnostics) = Pipeline.load(document: document, schema: TestStages.schema,
+                                                    file: dir.appendingPathComponent("x.yaml"))
+        return (pipeline, diagnostics.map(\.description))
+    }
+
+    func testUnknownReferenceWrongTypeMissingFile() throws {
+        let (pipeline, messages) = try load("""
+        version: 1
+        name: graph
+        stages:
+          base:
+            kind: source
+            data: toydata/x.jsonl
+          quantized:
+            kind: concat
+            model: base
+          train:
+            kind: train
+            model: quantised
+            data: data.txt
+          train2:
+            kind: train
+            model: base
+        """)
+        XCTAssertNil(pipeline)
+        XCTAssertEqual(messages, [
+            "pipelines/x.yaml:6:11: error: stages.base.data: file not found: toydata/x.jsonl (relative to pipelines/)",
+            "pipelines/x.yaml:12:12: error: stages.train.model: unknown stage 'quantised'; did you mean 'quantized'?",
+            "pipelines/x.yaml:16:12: error: stages.train2.model: stage 'base' outputs a checkpoint, but this field needs a model with adapters (adapted or trained)",
+        ])
+    }
+
+    func testCycleReportedOnceAtStagesKey() throws {
+        let (pipeline, messages) = try load("""
+        version: 1
+        stages:
+          base:
+            kind: source
+          train:
+            kind: concat
+            model: eval
+          eval:
+            kind: concat
+            model: train
+          other:
+            kind: concat
+            model: train
+        """)
+        XCTAssertNil(pipeline)
+        XCTAssertEqual(messages, ["pipelines/x.yaml:2:1: error: stages: cycle: train -> eval -> train"])
+    }
+
+    func testDeterministicOrderDefaultsAndCacheDirectory() throws {
+        let (pipeline, messages) = try load("""
+        version: 1
+        name: order
+        seed: 7
+        stages:
+          z_late:
+            kind: concat
+            model: b
+          b:
+            kind: source
+          a:
+            kind: source
+          y:
+            kind: concat
+            model: a
+        """)
+        XCTAssertEqual(messages, [])
+        let p = try XCTUnwrap(pipeline)
+        XCTAssertEqual(p.stages.map(\.name), ["b", "z_late", "a", "y"])
+        XCTAssertEqual(p.seed, 7)
+        XCTAssertEqual(p.name, "order")
+        XCTAssertEqual(p.cacheDirectory.path, dir.appendingPathComponent(".qlora").path)
+        XCTAssertEqual(p.stages[0].fields["text"], .string("hello"))
+        XCTAssertEqual(p.stages[1].references, ["model": "b"])
+    }
+
+    func testDAGOrderAndCycle() {
+        let (order, cycle) = DAG.order(["a", "b", "c"], dependencies: ["a": ["c"], "b": [], "c": []])
+        XCTAssertEqual(order, ["b", "c", "a"])
+        XCTAssertNil(cycle)
+        XCTAssertEqual(DAG.order(["x", "a", "b"], dependencies: ["a": ["b"], "b": ["a"], "x": []]).cycle, ["a", "b", "a"])
+    }
+
+    func testSuggestionsAndPhrases() {
+        XCTAssertEqual(EditDistance.suggestion(for: "quantised", among: ["base", "quantized"]), "quantized")
+        XCTAssertNil(EditDistance.suggestion(for: "zzz", among: ["base", "quantized"]))
+        XCTAssertEqual(ArtifactPhrases.needs(["quantized"]), "a quantized model (quantized)")
+        XCTAssertEqual(ArtifactPhrases.needs(["trained", "adapted"]), "a model with adapters (adapted or trained)")
+    }
+}
