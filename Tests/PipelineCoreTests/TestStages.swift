@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 @testable import PipelineCore
 
 /// Test-only stage kinds and schema (the product's kinds live in Sources/Stages).
@@ -64,10 +67,11 @@ enum TestStages {
         func run(_ context: StageContext) throws -> StageResult {
             recorder.record(context.stageName)
             if let counterFile {
-                let handle = FileHandle(forWritingAtPath: counterFile.path)
-                _ = try handle?.seekToEnd()
-                try handle?.write(contentsOf: Data("\(context.stageName) \(getpid())\n".utf8))
-                try handle?.close()
+                // O_APPEND: lines from concurrent processes never overwrite each other.
+                let fd = open(counterFile.path, O_WRONLY | O_APPEND | O_CREAT, 0o644)
+                let line = Array("\(context.stageName) \(getpid())\n".utf8)
+                _ = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+                close(fd)
                 Thread.sleep(forTimeInterval: 0.2)  // widen the window for the concurrency test
             }
             if recorder.isFailing(context.stageName) { throw Failure() }
