@@ -1,139 +1,236 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
-/// A validated, memory-mapped safetensors file.
+/// A read-only, memory-mapped safetensors file, fully validated on open.
 ///
-/// Layout (safetensors "Format" section): 8-byte little-endian header length N, N bytes of JSON
-/// `{"__metadata__": {str: str}?, name: {"dtype", "shape", "data_offsets": [begin, end]}}`, then
-/// the byte buffer; offsets are relative to the buffer start. Everything is checked when the file is
-/// opened, so no later access can read out of bounds.
-public final class SafeTensorsFile: @unchecked Sendable {
-    struct Entry { let info: TensorInfo; let begin: Int; let end: Int }
-
-    /// Largest header accepted: the reference implementation's limit is 100 MB.
-    public static let maximumHeaderSize = 100_000_000
+/// Layout (safetensors spec): u64 little-endian N, then N bytes of UTF-8 JSON
+/// `{"__metadata__": {str: str}?, name: {"dtype", "shape", "data_offsets": [begin, end]}, ...}`,
+/// then the data region; offsets are relative to the data region. Validation follows the
+/// reference implementation: header ≤ 100 MB, starts with '{', every tensor's byte span equals
+/// shape × dtype size, and the spans, sorted, tile the data region exactly (no overlap, gap or
+/// trailing bytes). After `init` succeeds no accessor can read out of bounds.
+public final class SafeTensorsFile: @unchecked Sendable {  // immutable after init
+    public static let maxHeaderSize = 100_000_000
+    public static var maximumHeaderSize: Int { maxHeaderSize }
 
     public let url: URL
     public let metadata: [String: String]?
-    private let data: Data
-    private let entries: [String: Entry]
+    /// Tensor names, sorted.
     public let names: [String]
+    private let infos: [String: TensorInfo]
+    private let base: UnsafeRawPointer?      // start of the mapping (nil for an empty data region)
+    private let mappedSize: Int
+    private let dataStart: Int               // 8 + N
+    /// The name used in error messages (the path, or the label of an in-memory buffer).
+    public let displayName: String
 
     public convenience init(url: URL) throws {
-        let data: Data
-        do { data = try Data(contentsOf: url, options: .alwaysMapped) } catch {
-            throw TensorIOError.unreadable(file: url.path, reason: error.localizedDescription)
+        let path = url.path
+        let fd = open(path, O_RDONLY)
+        if fd < 0 { throw SafeTensorsError.cannotOpen(file: path, reason: String(cString: strerror(errno))) }
+        defer { close(fd) }
+        var st = stat()
+        if fstat(fd, &st) != 0 { throw SafeTensorsError.cannotOpen(file: path, reason: String(cString: strerror(errno))) }
+        if (st.st_mode & S_IFMT) != S_IFREG { throw SafeTensorsError.cannotOpen(file: path, reason: "not a regular file") }
+        let size = Int(st.st_size)
+        if size < 8 { throw SafeTensorsError.fileTooSmall(file: path, size: size) }
+        guard let m = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), m != MAP_FAILED else {
+            throw SafeTensorsError.cannotOpen(file: path, reason: "mmap failed: \(String(cString: strerror(errno)))")
         }
-        try self.init(data: data, url: url)
+        try self.init(url: url, displayName: path, mapping: UnsafeRawPointer(m), size: size, ownsMapping: true)
     }
 
-    /// Parses bytes already in memory (`url` is used in messages only).
-    public init(data: Data, url: URL) throws {
-        let file = url.path
-        guard data.count >= 8 else { throw TensorIOError.malformed(file: file, reason: "file is \(data.count) bytes, shorter than the 8-byte header length") }
-        var n: UInt64 = 0
-        for i in 0..<8 { n |= UInt64(data[data.startIndex + i]) << (8 * UInt64(i)) }
-        guard n <= UInt64(SafeTensorsFile.maximumHeaderSize) else {
-            throw TensorIOError.malformed(file: file, reason: "header length \(n) exceeds the \(SafeTensorsFile.maximumHeaderSize)-byte limit")
+    /// Parses an in-memory buffer (copied). Used by tests and for small blobs.
+    public convenience init(bytes: [UInt8], name: String = "<memory>") throws {
+        let size = bytes.count
+        if size < 8 { throw SafeTensorsError.fileTooSmall(file: name, size: size) }
+        let p = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 16)
+        bytes.withUnsafeBytes { p.copyMemory(from: $0.baseAddress!, byteCount: size) }
+        try self.init(url: URL(fileURLWithPath: name), displayName: name, mapping: UnsafeRawPointer(p), size: size, ownsMapping: false, heapAllocated: true)
+    }
+
+    /// Parses an in-memory buffer (copied); `url` is used in error messages.
+    public convenience init(data: Data, url: URL) throws {
+        try self.init(bytes: [UInt8](data), name: url.path)
+    }
+
+    private let ownsMapping: Bool
+    private let heapAllocated: Bool
+
+    private init(url: URL, displayName: String, mapping: UnsafeRawPointer, size: Int, ownsMapping: Bool, heapAllocated: Bool = false) throws {
+        self.url = url
+        self.displayName = displayName
+        self.base = mapping
+        self.mappedSize = size
+        self.ownsMapping = ownsMapping
+        self.heapAllocated = heapAllocated
+        let file = displayName
+        do {
+            let n = mapping.loadUnaligned(as: UInt64.self).littleEndian
+            if n > UInt64(SafeTensorsFile.maxHeaderSize) { throw SafeTensorsError.headerTooLarge(file: file, length: n) }
+            if n > UInt64(size - 8) { throw SafeTensorsError.headerPastEnd(file: file, length: n, fileSize: size) }
+            let headerLength = Int(n)
+            dataStart = 8 + headerLength
+            let header = UnsafeBufferPointer(start: mapping.advanced(by: 8).assumingMemoryBound(to: UInt8.self), count: headerLength)
+            guard headerLength > 0, header[0] == UInt8(ascii: "{") else {
+                throw SafeTensorsError.invalidJSON(file: file, detail: "the header does not start with '{'")
+            }
+            let json: HeaderJSON
+            do { json = try HeaderJSONParser.parse(header) } catch let e as HeaderJSONError {
+                throw SafeTensorsError.invalidJSON(file: file, detail: e.description)
+            }
+            (metadata, infos) = try SafeTensorsFile.validate(json, file: file, dataSize: size - dataStart)
+            names = infos.keys.sorted(by: SafeTensorsFile.byteOrder)
+        } catch {
+            SafeTensorsFile.release(mapping, size: size, owns: ownsMapping, heap: heapAllocated)
+            throw error
         }
-        guard n <= UInt64(data.count - 8) else {
-            throw TensorIOError.malformed(file: file, reason: "header length \(n) runs past the end of the file (\(data.count) bytes)")
-        }
-        let headerEnd = 8 + Int(n)
-        let header = data.subdata(in: (data.startIndex + 8)..<(data.startIndex + headerEnd))
-        guard let object = (try? JSONSerialization.jsonObject(with: header)) as? [String: Any] else {
-            throw TensorIOError.malformed(file: file, reason: "header is not a JSON object")
+    }
+
+    deinit {
+        if let base { SafeTensorsFile.release(base, size: mappedSize, owns: ownsMapping, heap: heapAllocated) }
+    }
+
+    private static func release(_ p: UnsafeRawPointer, size: Int, owns: Bool, heap: Bool) {
+        if owns { munmap(UnsafeMutableRawPointer(mutating: p), size) }
+        if heap { UnsafeMutableRawPointer(mutating: p).deallocate() }
+    }
+
+    /// Byte-wise (UTF-8) string order, as Rust's `String::cmp` — the order the writer uses.
+    static func byteOrder(_ a: String, _ b: String) -> Bool { a.utf8.lexicographicallyPrecedes(b.utf8) }
+
+    private static func validate(_ json: HeaderJSON, file: String, dataSize: Int) throws -> ([String: String]?, [String: TensorInfo]) {
+        guard case let .object(members) = json else {
+            throw SafeTensorsError.invalidHeader(file: file, tensor: nil, detail: "the header is \(json.typeName), expected an object")
         }
         var metadata: [String: String]? = nil
-        if let raw = object["__metadata__"] {
-            guard let m = raw as? [String: String] else {
-                throw TensorIOError.malformed(file: file, reason: "__metadata__ must map strings to strings")
+        var infos: [String: TensorInfo] = [:]
+        var order: [TensorInfo] = []
+        for (name, entry) in members {
+            if name == "__metadata__" {
+                guard metadata == nil else { throw SafeTensorsError.invalidHeader(file: file, tensor: nil, detail: "duplicate __metadata__") }
+                guard case let .object(kv) = entry else {
+                    throw SafeTensorsError.invalidHeader(file: file, tensor: nil, detail: "__metadata__ is \(entry.typeName), expected an object of strings")
+                }
+                var m: [String: String] = [:]
+                for (k, v) in kv {
+                    guard case let .string(s) = v else {
+                        throw SafeTensorsError.invalidHeader(file: file, tensor: nil, detail: "__metadata__ value for '\(k)' is \(v.typeName), expected a string")
+                    }
+                    m[k] = s
+                }
+                metadata = m
+                continue
             }
-            metadata = m
+            if infos[name] != nil { throw SafeTensorsError.invalidHeader(file: file, tensor: name, detail: "the name appears twice") }
+            guard case let .object(fields) = entry else {
+                throw SafeTensorsError.invalidHeader(file: file, tensor: name, detail: "entry is \(entry.typeName), expected an object")
+            }
+            func field(_ key: String) throws -> HeaderJSON {
+                guard let v = fields.first(where: { $0.0 == key })?.1 else {
+                    throw SafeTensorsError.invalidHeader(file: file, tensor: name, detail: "missing \"\(key)\"")
+                }
+                return v
+            }
+            guard case let .string(dtypeName) = try field("dtype") else {
+                throw SafeTensorsError.invalidHeader(file: file, tensor: name, detail: "\"dtype\" is not a string")
+            }
+            guard let dtype = DType(rawValue: dtypeName) else {
+                throw SafeTensorsError.unknownDType(file: file, tensor: name, dtype: dtypeName)
+            }
+            guard case let .array(dims) = try field("shape") else {
+                throw SafeTensorsError.invalidHeader(file: file, tensor: name, detail: "\"shape\" is not an array")
+            }
+            var shape: [Int] = []
+            var count = 1
+            var overflow = false
+            for d in dims {
+                guard let v = d.nonNegativeInt else {
+                    throw SafeTensorsError.invalidHeader(file: file, tensor: name, detail: "\"shape\" must hold non-negative integers")
+                }
+                shape.append(v)
+                let (c, o) = count.multipliedReportingOverflow(by: v)
+                count = c; overflow = overflow || o
+            }
+            guard case let .array(offs) = try field("data_offsets"), offs.count == 2,
+                  let start = offs[0].nonNegativeInt, let end = offs[1].nonNegativeInt else {
+                throw SafeTensorsError.invalidHeader(file: file, tensor: name, detail: "\"data_offsets\" must be [begin, end] non-negative integers")
+            }
+            if start > end || end > dataSize {
+                throw SafeTensorsError.offsetsOutOfRange(file: file, tensor: name, start: start, end: end, dataSize: dataSize)
+            }
+            let (bytes, o2) = count.multipliedReportingOverflow(by: dtype.size)
+            if overflow || o2 || bytes != end - start {
+                throw SafeTensorsError.sizeMismatch(file: file, tensor: name, dtype: dtype.rawValue, shape: shape,
+                                                    expected: overflow || o2 ? Int.max : bytes, actual: end - start)
+            }
+            let info = TensorInfo(name: name, dtype: dtype, shape: shape, dataOffsets: start..<end)
+            infos[name] = info
+            order.append(info)
         }
-        let bufferSize = data.count - headerEnd
-        var entries: [String: Entry] = [:]
-        for (name, value) in object where name != "__metadata__" {
-            func bad(_ why: String) -> TensorIOError { .malformedTensor(file: file, tensor: name, reason: why) }
-            guard let d = value as? [String: Any] else { throw bad("entry is not an object") }
-            guard let dtypeName = d["dtype"] as? String else { throw bad("missing dtype") }
-            guard let dtype = DType(rawValue: dtypeName) else { throw bad("unsupported dtype '\(dtypeName)'") }
-            guard let shapeAny = d["shape"] as? [Any], let shape = SafeTensorsFile.integers(shapeAny), shape.allSatisfy({ $0 >= 0 }) else {
-                throw bad("shape must be a list of non-negative integers")
+        // The spans must tile [0, dataSize) exactly, as the reference loader requires.
+        order.sort { ($0.dataOffsets.lowerBound, $0.dataOffsets.upperBound) < ($1.dataOffsets.lowerBound, $1.dataOffsets.upperBound) }
+        var cursor = 0
+        var previous: String? = nil
+        for t in order {
+            if t.dataOffsets.lowerBound < cursor, let previous {
+                throw SafeTensorsError.overlapping(file: file, tensor: t.name, other: previous)
             }
-            guard let offAny = d["data_offsets"] as? [Any], let offsets = SafeTensorsFile.integers(offAny), offsets.count == 2 else {
-                throw bad("data_offsets must be two integers")
+            if t.dataOffsets.lowerBound > cursor {
+                throw SafeTensorsError.gap(file: file, tensor: t.name, start: t.dataOffsets.lowerBound, expected: cursor)
             }
-            let (count, overflow1) = shape.reduce((1, false)) { acc, dim in
-                let r = acc.0.multipliedReportingOverflow(by: dim); return (r.partialValue, acc.1 || r.overflow)
-            }
-            let (bytes, overflow2) = count.multipliedReportingOverflow(by: dtype.size)
-            guard !overflow1, !overflow2 else { throw bad("shape \(shape) is too large") }
-            guard offsets[0] >= 0, offsets[1] >= offsets[0], offsets[1] <= bufferSize else {
-                throw bad("data offsets [\(offsets[0]), \(offsets[1])] outside the \(bufferSize)-byte data buffer")
-            }
-            guard offsets[1] - offsets[0] == bytes else {
-                throw bad("shape \(shape) × \(dtype.rawValue) is \(bytes) bytes but its data offsets span \(offsets[1] - offsets[0])")
-            }
-            entries[name] = Entry(info: TensorInfo(name: name, dtype: dtype, shape: shape),
-                                  begin: headerEnd + offsets[0], end: headerEnd + offsets[1])
+            cursor = t.dataOffsets.upperBound
+            previous = t.name
         }
-        // Tensors must not overlap (the reference implementation also requires them to tile the buffer).
-        let sorted = entries.values.sorted { ($0.begin, $0.end) < ($1.begin, $1.end) }
-        var cursor = headerEnd
-        for e in sorted {
-            guard e.begin >= cursor else {
-                throw TensorIOError.malformedTensor(file: file, tensor: e.info.name, reason: "data overlaps another tensor's data")
-            }
-            cursor = e.end
-        }
-        self.url = url
-        self.data = data
-        self.metadata = metadata
-        self.entries = entries
-        self.names = entries.keys.sorted()
+        if cursor != dataSize { throw SafeTensorsError.trailingData(file: file, covered: cursor, dataSize: dataSize) }
+        return (metadata, infos)
     }
 
-    private static func integers(_ values: [Any]) -> [Int]? {
-        var out: [Int] = []
-        for v in values {
-            if let i = v as? Int { out.append(i) } else if let n = v as? NSNumber, n.doubleValue == n.doubleValue.rounded() { out.append(n.intValue) } else { return nil }
-        }
-        return out
+    // MARK: - Access
+
+    public func info(_ name: String) -> TensorInfo? { infos[name] }
+
+    public var tensorInfos: [TensorInfo] { names.compactMap { infos[$0] } }
+
+    private func require(_ name: String) throws -> TensorInfo {
+        guard let i = infos[name] else { throw SafeTensorsError.missingTensor(file: displayName, tensor: name) }
+        return i
     }
 
-    public func info(_ name: String) -> TensorInfo? { entries[name]?.info }
-
-    private func entry(_ name: String) throws -> Entry {
-        guard let e = entries[name] else { throw TensorIOError.missingTensor(file: url.path, tensor: name) }
-        return e
+    /// Calls `body` with the tensor's raw little-endian bytes (valid only inside `body`; no copy).
+    public func withRawBytes<R>(_ name: String, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
+        let i = try require(name)
+        guard let base, i.byteCount > 0 else { return try body(UnsafeRawBufferPointer(start: nil, count: 0)) }
+        return try body(UnsafeRawBufferPointer(start: base.advanced(by: dataStart + i.dataOffsets.lowerBound), count: i.byteCount))
     }
 
-    /// Raw little-endian bytes of a tensor.
     public func bytes(_ name: String) throws -> [UInt8] {
-        let e = try entry(name)
-        return [UInt8](data[(data.startIndex + e.begin)..<(data.startIndex + e.end)])
+        try withRawBytes(name) { Array($0) }
     }
 
-    /// A floating-point tensor converted to Float (F32 exact; F16/BF16 exact upcast; F64 rounded).
+    /// F32/F16/BF16/F64 as Float (F64 rounded to nearest).
     public func floats(_ name: String) throws -> [Float] {
-        let e = try entry(name)
-        let count = e.info.count
-        guard e.info.dtype.isFloatingPoint else {
-            throw TensorIOError.wrongDType(file: url.path, tensor: name, dtype: e.info.dtype.rawValue, expected: "a floating-point type (F32, F16, BF16, F64)")
+        let i = try require(name)
+        guard i.dtype.isFloatingPoint else {
+            throw SafeTensorsError.wrongDType(file: displayName, tensor: name, dtype: i.dtype.rawValue, expected: "a float type (F32, F16, BF16, F64)")
         }
-        var out = [Float](repeating: 0, count: count)
-        data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
-            guard let base = raw.baseAddress.map({ $0 + e.begin }) else { return }
+        let n = i.count
+        var out = [Float](repeating: 0, count: n)
+        try withRawBytes(name) { raw in
             out.withUnsafeMutableBufferPointer { o in
-                switch e.info.dtype {
+                switch i.dtype {
                 case .f32:
-                    for i in 0..<count { o[i] = Float(bitPattern: UInt32(littleEndian: base.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))) }
+                    if n > 0 { memcpy(o.baseAddress!, raw.baseAddress!, n * 4) }
                 case .bf16:
-                    for i in 0..<count { o[i] = BFloat16.toFloat(UInt16(littleEndian: base.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) }
+                    for k in 0..<n { o[k] = BFloat16.toFloat(raw.loadUnaligned(fromByteOffset: 2 * k, as: UInt16.self)) }
                 case .f16:
-                    for i in 0..<count { o[i] = Float(Float16(bitPattern: UInt16(littleEndian: base.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))) }
+                    for k in 0..<n { o[k] = Float16Bits.toFloat(raw.loadUnaligned(fromByteOffset: 2 * k, as: UInt16.self)) }
                 case .f64:
-                    for i in 0..<count { o[i] = Float(Double(bitPattern: UInt64(littleEndian: base.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self)))) }
+                    for k in 0..<n { o[k] = Float(raw.loadUnaligned(fromByteOffset: 8 * k, as: Double.self)) }
                 default: break
                 }
             }
@@ -141,27 +238,32 @@ public final class SafeTensorsFile: @unchecked Sendable {
         return out
     }
 
-    /// An integer (or boolean) tensor widened to Int64.
+    /// Integer and bool tensors widened to Int64 (U64 above Int64.max is an error).
     public func int64s(_ name: String) throws -> [Int64] {
-        let e = try entry(name)
-        let count = e.info.count
-        guard !e.info.dtype.isFloatingPoint else {
-            throw TensorIOError.wrongDType(file: url.path, tensor: name, dtype: e.info.dtype.rawValue, expected: "an integer type")
-        }
-        var out = [Int64](repeating: 0, count: count)
-        data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
-            guard let base = raw.baseAddress.map({ $0 + e.begin }) else { return }
-            for i in 0..<count {
-                switch e.info.dtype {
-                case .i64: out[i] = Int64(littleEndian: base.loadUnaligned(fromByteOffset: 8 * i, as: Int64.self))
-                case .i32: out[i] = Int64(Int32(littleEndian: base.loadUnaligned(fromByteOffset: 4 * i, as: Int32.self)))
-                case .i16: out[i] = Int64(Int16(littleEndian: base.loadUnaligned(fromByteOffset: 2 * i, as: Int16.self)))
-                case .i8: out[i] = Int64(base.load(fromByteOffset: i, as: Int8.self))
-                case .u8, .bool: out[i] = Int64(base.load(fromByteOffset: i, as: UInt8.self))
-                default: break
+        let i = try require(name)
+        let n = i.count
+        return try withRawBytes(name) { raw -> [Int64] in
+            var out = [Int64](repeating: 0, count: n)
+            switch i.dtype {
+            case .i64: for k in 0..<n { out[k] = raw.loadUnaligned(fromByteOffset: 8 * k, as: Int64.self) }
+            case .u64:
+                for k in 0..<n {
+                    let v = raw.loadUnaligned(fromByteOffset: 8 * k, as: UInt64.self)
+                    guard v <= UInt64(Int64.max) else {
+                        throw SafeTensorsError.invalidHeader(file: displayName, tensor: name, detail: "U64 value \(v) at index \(k) does not fit in Int64")
+                    }
+                    out[k] = Int64(v)
                 }
+            case .i32: for k in 0..<n { out[k] = Int64(raw.loadUnaligned(fromByteOffset: 4 * k, as: Int32.self)) }
+            case .u32: for k in 0..<n { out[k] = Int64(raw.loadUnaligned(fromByteOffset: 4 * k, as: UInt32.self)) }
+            case .i16: for k in 0..<n { out[k] = Int64(raw.loadUnaligned(fromByteOffset: 2 * k, as: Int16.self)) }
+            case .u16: for k in 0..<n { out[k] = Int64(raw.loadUnaligned(fromByteOffset: 2 * k, as: UInt16.self)) }
+            case .i8: for k in 0..<n { out[k] = Int64(Int8(bitPattern: raw[k])) }
+            case .u8, .bool: for k in 0..<n { out[k] = Int64(raw[k]) }
+            default:
+                throw SafeTensorsError.wrongDType(file: displayName, tensor: name, dtype: i.dtype.rawValue, expected: "an integer or BOOL type")
             }
+            return out
         }
-        return out
     }
 }

@@ -1,139 +1,178 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
-/// Deterministic safetensors writer: the same tensors and metadata always give the same bytes,
-/// and the bytes equal what the Python `safetensors` library (Rust core, `prepare`) writes:
-/// tensors ordered by dtype (descending in the reference's `Dtype` enum order) then by name, the
-/// header compact JSON with `__metadata__` first, padded with spaces to a multiple of 8 bytes.
+/// Builds a safetensors file deterministically, byte-identical to the Python `safetensors`
+/// library (safetensors/src/tensor.rs `prepare` + `serialize`):
+/// - tensors sorted by dtype rank DESCENDING (`DType.safetensorsRank`), then name (bytewise);
+/// - data laid out in that order, contiguous, offsets relative to the data region;
+/// - header = compact serde_json: `{"__metadata__":{...},"name":{"dtype":"F32","shape":[..],"data_offsets":[b,e]},...}`
+///   (metadata keys sorted here; the reference uses a HashMap, so with one key — the usual case — it agrees);
+/// - header padded with spaces to a multiple of 8 bytes.
+/// Adding a name twice replaces the earlier tensor.
 public struct SafeTensorsWriter {
-    private struct Pending { let info: TensorInfo; let bytes: [UInt8] }
-    private var tensors: [String: Pending] = [:]
+    public struct Entry {
+        public let name: String
+        public let dtype: DType
+        public let shape: [Int]
+        public let bytes: [UInt8]
+    }
+
     public var metadata: [String: String]?
+    private var entries: [String: Entry] = [:]
 
     public init(metadata: [String: String]? = nil) { self.metadata = metadata }
 
-    public var names: [String] { tensors.keys.sorted() }
+    public var count: Int { entries.count }
+    /// Names added so far, sorted.
+    public var names: [String] { entries.keys.sorted(by: SafeTensorsFile.byteOrder) }
 
-    /// Adds an F32 tensor.
+    /// F32 tensor.
     public mutating func add(_ name: String, floats: [Float], shape: [Int]) {
-        var bytes = [UInt8](repeating: 0, count: floats.count * 4)
-        bytes.withUnsafeMutableBytes { raw in
-            for (i, f) in floats.enumerated() { raw.storeBytes(of: f.bitPattern.littleEndian, toByteOffset: 4 * i, as: UInt32.self) }
-        }
-        add(name, dtype: .f32, shape: shape, bytes: bytes)
+        let bytes = floats.withUnsafeBytes { Array($0) }
+        entries[name] = Entry(name: name, dtype: .f32, shape: shape, bytes: bytes)
     }
 
-    /// Adds an I64 tensor.
-    public mutating func add(_ name: String, int64s: [Int64], shape: [Int]) {
-        var bytes = [UInt8](repeating: 0, count: int64s.count * 8)
-        bytes.withUnsafeMutableBytes { raw in
-            for (i, v) in int64s.enumerated() { raw.storeBytes(of: v.littleEndian, toByteOffset: 8 * i, as: Int64.self) }
-        }
-        add(name, dtype: .i64, shape: shape, bytes: bytes)
-    }
-
-    /// Adds a tensor from raw little-endian bytes. `bytes.count` must equal count × dtype size
-    /// (a programming error otherwise: callers build these buffers themselves).
+    /// Raw little-endian bytes of any dtype.
     public mutating func add(_ name: String, dtype: DType, shape: [Int], bytes: [UInt8]) {
-        precondition(bytes.count == shape.reduce(1, *) * dtype.size, "tensor \(name): \(bytes.count) bytes for shape \(shape) \(dtype)")
-        tensors[name] = Pending(info: TensorInfo(name: name, dtype: dtype, shape: shape), bytes: bytes)
+        entries[name] = Entry(name: name, dtype: dtype, shape: shape, bytes: bytes)
     }
 
-    /// The reference library's dtype order (its `Dtype` enum); tensors are written highest first.
-    static func rank(_ d: DType) -> Int {
-        switch d {
-        case .bool: return 0
-        case .u8: return 1
-        case .i8: return 2
-        case .i16: return 3
-        case .f16: return 5
-        case .bf16: return 6
-        case .i32: return 7
-        case .f32: return 9
-        case .f64: return 10
-        case .i64: return 11
+    /// Float values stored as BF16 (round to nearest even).
+    public mutating func add(_ name: String, bfloat16 floats: [Float], shape: [Int]) {
+        var bytes = [UInt8](repeating: 0, count: floats.count * 2)
+        for (k, f) in floats.enumerated() {
+            let h = BFloat16.fromFloat(f)
+            bytes[2 * k] = UInt8(h & 0xFF); bytes[2 * k + 1] = UInt8(h >> 8)
+        }
+        entries[name] = Entry(name: name, dtype: .bf16, shape: shape, bytes: bytes)
+    }
+
+    /// I64 tensor.
+    public mutating func add(_ name: String, int64s: [Int64], shape: [Int]) {
+        entries[name] = Entry(name: name, dtype: .i64, shape: shape, bytes: int64s.withUnsafeBytes { Array($0) })
+    }
+
+    /// Copies every tensor and the metadata of an open file.
+    public mutating func add(contentsOf file: SafeTensorsFile) throws {
+        for name in file.names {
+            guard let info = file.info(name) else { continue }
+            add(name, dtype: info.dtype, shape: info.shape, bytes: try file.bytes(name))
         }
     }
 
-    public func serialized() -> [UInt8] {
-        let ordered = tensors.values.sorted {
-            let (a, b) = (SafeTensorsWriter.rank($0.info.dtype), SafeTensorsWriter.rank($1.info.dtype))
-            return a != b ? a > b : $0.info.name < $1.info.name
+    /// Tensors in file order.
+    public var orderedEntries: [Entry] {
+        entries.values.sorted { a, b in
+            if a.dtype.safetensorsRank != b.dtype.safetensorsRank { return a.dtype.safetensorsRank > b.dtype.safetensorsRank }
+            return SafeTensorsFile.byteOrder(a.name, b.name)
         }
-        var header = "{"
+    }
+
+    /// Tensors whose byte count disagrees with shape × dtype size (a programming error upstream).
+    public func validationErrors(file: String) -> [SafeTensorsError] {
+        orderedEntries.compactMap { e in
+            let expected = e.shape.reduce(1, *) * e.dtype.size
+            return expected == e.bytes.count ? nil
+                : .sizeMismatch(file: file, tensor: e.name, dtype: e.dtype.rawValue, shape: e.shape, expected: expected, actual: e.bytes.count)
+        }
+    }
+
+    /// The 8-byte length prefix plus the padded JSON header.
+    public func headerBytes() -> [UInt8] {
+        var h: [UInt8] = [UInt8(ascii: "{")]
         var first = true
         if let metadata {
-            header += "\"__metadata__\":{"
-            header += metadata.keys.sorted().map { "\(jsonString($0)):\(jsonString(metadata[$0] ?? ""))" }.joined(separator: ",")
-            header += "}"
+            h += Array("\"__metadata__\":{".utf8)
+            for (k, key) in metadata.keys.sorted(by: SafeTensorsFile.byteOrder).enumerated() {
+                if k > 0 { h.append(UInt8(ascii: ",")) }
+                JSONWriter.appendString(key, to: &h)
+                h.append(UInt8(ascii: ":"))
+                JSONWriter.appendString(metadata[key] ?? "", to: &h)
+            }
+            h.append(UInt8(ascii: "}"))
             first = false
         }
         var offset = 0
-        for t in ordered {
-            if !first { header += "," }
+        for e in orderedEntries {
+            if !first { h.append(UInt8(ascii: ",")) }
             first = false
-            let end = offset + t.bytes.count
-            header += "\(jsonString(t.info.name)):{\"dtype\":\"\(t.info.dtype.rawValue)\",\"shape\":[\(t.info.shape.map(String.init).joined(separator: ","))],\"data_offsets\":[\(offset),\(end)]}"
-            offset = end
+            JSONWriter.appendString(e.name, to: &h)
+            h += Array(":{\"dtype\":\"\(e.dtype.rawValue)\",\"shape\":[".utf8)
+            for (k, d) in e.shape.enumerated() {
+                if k > 0 { h.append(UInt8(ascii: ",")) }
+                JSONWriter.appendInt(d, to: &h)
+            }
+            h += Array("],\"data_offsets\":[".utf8)
+            JSONWriter.appendInt(offset, to: &h)
+            h.append(UInt8(ascii: ","))
+            offset += e.bytes.count
+            JSONWriter.appendInt(offset, to: &h)
+            h += Array("]}".utf8)
         }
-        header += "}"
-        var headerBytes = Array(header.utf8)
-        while headerBytes.count % 8 != 0 { headerBytes.append(0x20) }
-        var out: [UInt8] = []
-        out.reserveCapacity(8 + headerBytes.count + offset)
-        var n = UInt64(headerBytes.count).littleEndian
-        withUnsafeBytes(of: &n) { out.append(contentsOf: $0) }
-        out.append(contentsOf: headerBytes)
-        for t in ordered { out.append(contentsOf: t.bytes) }
+        h.append(UInt8(ascii: "}"))
+        let padding = (8 - h.count % 8) % 8
+        h += [UInt8](repeating: 0x20, count: padding)
+        var n = UInt64(h.count).littleEndian
+        let prefix = withUnsafeBytes(of: &n) { Array($0) }
+        return prefix + h
+    }
+
+    /// The whole file in memory.
+    public func serialized() -> [UInt8] {
+        var out = headerBytes()
+        out.reserveCapacity(out.count + entries.values.reduce(0) { $0 + $1.bytes.count })
+        for e in orderedEntries { out += e.bytes }
         return out
     }
 
-    /// Writes atomically: a temporary sibling, fsync, then rename over the destination.
+    /// Writes atomically: a temporary file in the same directory, fsync, then rename over `url`.
     public func write(to url: URL) throws {
-        try AtomicFile.write(serialized(), to: url)
-    }
-}
-
-/// JSON string literal as serde_json writes it: `"` `\` and control characters escaped, the rest raw UTF-8.
-func jsonString(_ s: String) -> String {
-    var out = "\""
-    for u in s.unicodeScalars {
-        switch u {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        case "\u{08}": out += "\\b"
-        case "\u{0C}": out += "\\f"
-        default:
-            if u.value < 0x20 { out += String(format: "\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
+        let path = url.path
+        if let error = validationErrors(file: path).first { throw error }
+        let directory = url.deletingLastPathComponent().path
+        let temp = directory + "/.\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL, 0o644)
+        if fd < 0 { throw SafeTensorsError.writeFailed(file: path, reason: String(cString: strerror(errno))) }
+        var ok = false
+        defer {
+            if !ok { unlink(temp) }
         }
-    }
-    return out + "\""
-}
-
-/// temp → fsync → rename, so a reader never sees a half-written file.
-public enum AtomicFile {
-    public static func write(_ bytes: [UInt8], to url: URL) throws {
-        let dir = url.deletingLastPathComponent()
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        let tmp = dir.appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())-\(UInt64.random(in: 0...UInt64.max))")
-        let fd = open(tmp.path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        guard fd >= 0 else { throw TensorIOError.unreadable(file: tmp.path, reason: String(cString: strerror(errno))) }
-        var ok = true
-        bytes.withUnsafeBytes { raw in
-            var done = 0
-            while done < raw.count {
-                let n = Foundation.write(fd, raw.baseAddress! + done, raw.count - done)
-                if n <= 0 { ok = false; break }
-                done += n
+        do {
+            defer { close(fd) }
+            func writeAll(_ bytes: [UInt8]) throws {
+                try bytes.withUnsafeBytes { raw in
+                    var done = 0
+                    while done < raw.count {
+                        let r = systemWrite(fd, raw.baseAddress!.advanced(by: done), raw.count - done)
+                        if r < 0 {
+                            if errno == EINTR { continue }
+                            throw SafeTensorsError.writeFailed(file: path, reason: String(cString: strerror(errno)))
+                        }
+                        done += r
+                    }
+                }
             }
+            try writeAll(headerBytes())
+            for e in orderedEntries where !e.bytes.isEmpty { try writeAll(e.bytes) }
+            if fsync(fd) != 0 { throw SafeTensorsError.writeFailed(file: path, reason: "fsync: \(String(cString: strerror(errno)))") }
         }
-        if fsync(fd) != 0 { ok = false }
-        close(fd)
-        guard ok, rename(tmp.path, url.path) == 0 else {
-            unlink(tmp.path)
-            throw TensorIOError.unreadable(file: url.path, reason: "write failed: \(String(cString: strerror(errno)))")
-        }
+        if rename(temp, path) != 0 { throw SafeTensorsError.writeFailed(file: path, reason: "rename: \(String(cString: strerror(errno)))") }
+        ok = true
+        // Persist the rename itself.
+        let dfd = open(directory.isEmpty ? "." : directory, O_RDONLY)
+        if dfd >= 0 { _ = fsync(dfd); close(dfd) }
     }
+}
+
+@inline(__always)
+private func systemWrite(_ fd: Int32, _ p: UnsafeRawPointer, _ n: Int) -> Int {
+    #if canImport(Glibc)
+    return Glibc.write(fd, p, n)
+    #else
+    return Darwin.write(fd, p, n)
+    #endif
 }

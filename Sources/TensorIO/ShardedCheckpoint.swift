@@ -1,58 +1,96 @@
 import Foundation
 
-/// The weights of a checkpoint directory: `model.safetensors`, or the shards listed by
-/// `model.safetensors.index.json` (`{"weight_map": {tensor: shard file}}`).
-public final class ShardedCheckpoint: @unchecked Sendable {
+/// The weights of a Hugging Face checkpoint directory: either one `model.safetensors`, or
+/// `model.safetensors.index.json` (`{"metadata": {...}, "weight_map": {tensor: shard file}}`)
+/// plus its shards. Every shard is mapped and validated on open; a tensor listed in the index
+/// but missing from its shard (or present in two shards) is an error.
+public final class ShardedCheckpoint: @unchecked Sendable {  // immutable after init
+    public static let singleFileName = "model.safetensors"
+    public static let indexFileName = "model.safetensors.index.json"
+
     public let directory: URL
-    private var files: [SafeTensorsFile] = []
-    private var owner: [String: Int] = [:]
+    /// Tensor names, sorted (bytewise).
     public let names: [String]
+    /// The open shards, in file-name order.
+    public let files: [SafeTensorsFile]
+    private let location: [String: Int]   // tensor -> index in `files`
 
     public init(directory: URL) throws {
         self.directory = directory
         let fm = FileManager.default
-        let single = directory.appendingPathComponent("model.safetensors")
-        let index = directory.appendingPathComponent("model.safetensors.index.json")
-        var shardNames: [String]
-        if fm.fileExists(atPath: single.path) {
-            shardNames = ["model.safetensors"]
-        } else if fm.fileExists(atPath: index.path) {
+        let single = directory.appendingPathComponent(ShardedCheckpoint.singleFileName)
+        let index = directory.appendingPathComponent(ShardedCheckpoint.indexFileName)
+        if fm.fileExists(atPath: index.path) {
             let data: Data
             do { data = try Data(contentsOf: index) } catch {
-                throw TensorIOError.unreadable(file: index.path, reason: error.localizedDescription)
+                throw SafeTensorsError.invalidIndex(file: index.path, detail: "cannot read: \(error.localizedDescription)")
             }
-            guard let obj = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any],
-                  let map = obj["weight_map"] as? [String: String] else {
-                throw TensorIOError.malformed(file: index.path, reason: "expected an object with a \"weight_map\" of tensor name -> shard file")
+            let json: HeaderJSON
+            do { json = try HeaderJSONParser.parse([UInt8](data)) } catch let e as HeaderJSONError {
+                throw SafeTensorsError.invalidIndex(file: index.path, detail: "not valid JSON: \(e.description)")
             }
-            shardNames = Array(Set(map.values)).sorted()
-            for s in shardNames where s.contains("/") || s.hasPrefix(".") {
-                throw TensorIOError.malformed(file: index.path, reason: "shard name '\(s)' must be a plain file name in the same directory")
+            guard case let .object(top) = json, let mapValue = top.first(where: { $0.0 == "weight_map" })?.1,
+                  case let .object(map) = mapValue else {
+                throw SafeTensorsError.invalidIndex(file: index.path, detail: "missing the \"weight_map\" object")
             }
+            var shardNames: [String] = []
+            var wanted: [String: String] = [:]
+            for (tensor, v) in map {
+                guard case let .string(shard) = v else {
+                    throw SafeTensorsError.invalidIndex(file: index.path, detail: "weight_map[\"\(tensor)\"] is \(v.typeName), expected a file name")
+                }
+                guard !shard.contains("/"), !shard.hasPrefix(".") else {
+                    throw SafeTensorsError.invalidIndex(file: index.path, detail: "weight_map[\"\(tensor)\"] = \"\(shard)\" must be a file in the same directory")
+                }
+                wanted[tensor] = shard
+                if !shardNames.contains(shard) { shardNames.append(shard) }
+            }
+            shardNames.sort()
+            var files: [SafeTensorsFile] = []
+            var location: [String: Int] = [:]
+            for (k, shard) in shardNames.enumerated() {
+                let f = try SafeTensorsFile(url: directory.appendingPathComponent(shard))
+                files.append(f)
+                for name in f.names where wanted[name] == shard { location[name] = k }
+            }
+            for (tensor, shard) in wanted.sorted(by: { $0.key < $1.key }) where location[tensor] == nil {
+                throw SafeTensorsError.invalidIndex(file: index.path, detail: "tensor '\(tensor)' is mapped to \(shard) but that shard does not contain it")
+            }
+            self.files = files
+            self.location = location
+        } else if fm.fileExists(atPath: single.path) {
+            let f = try SafeTensorsFile(url: single)
+            files = [f]
+            var location: [String: Int] = [:]
+            for name in f.names { location[name] = 0 }
+            self.location = location
         } else {
-            throw TensorIOError.unreadable(file: directory.path, reason: "no model.safetensors or model.safetensors.index.json in this directory")
+            throw SafeTensorsError.cannotOpen(file: directory.path, reason: "neither \(ShardedCheckpoint.singleFileName) nor \(ShardedCheckpoint.indexFileName) exists in this directory")
         }
-        var all: [String] = []
-        for (i, s) in shardNames.enumerated() {
-            let f = try SafeTensorsFile(url: directory.appendingPathComponent(s))
-            files.append(f)
-            for n in f.names {
-                if owner[n] != nil { throw TensorIOError.malformedTensor(file: f.url.path, tensor: n, reason: "tensor appears in two shards") }
-                owner[n] = i
-                all.append(n)
-            }
-        }
-        names = all.sorted()
+        names = location.keys.sorted(by: SafeTensorsFile.byteOrder)
     }
 
-    private func file(_ name: String) throws -> SafeTensorsFile {
-        guard let i = owner[name] else { throw TensorIOError.missingTensor(file: directory.path, tensor: name) }
-        return files[i]
+    /// The shard holding `name`.
+    public func file(containing name: String) -> SafeTensorsFile? {
+        location[name].map { files[$0] }
     }
 
-    public func info(_ name: String) -> TensorInfo? { owner[name].flatMap { files[$0].info(name) } }
-    public func floats(_ name: String) throws -> [Float] { try file(name).floats(name) }
-    public func bytes(_ name: String) throws -> [UInt8] { try file(name).bytes(name) }
-    public func int64s(_ name: String) throws -> [Int64] { try file(name).int64s(name) }
+    public func contains(_ name: String) -> Bool { location[name] != nil }
+
+    public func info(_ name: String) -> TensorInfo? { file(containing: name)?.info(name) }
+
+    private func require(_ name: String) throws -> SafeTensorsFile {
+        guard let f = file(containing: name) else { throw SafeTensorsError.missingTensor(file: directory.path, tensor: name) }
+        return f
+    }
+
+    public func floats(_ name: String) throws -> [Float] { try require(name).floats(name) }
+    public func int64s(_ name: String) throws -> [Int64] { try require(name).int64s(name) }
+    public func bytes(_ name: String) throws -> [UInt8] { try require(name).bytes(name) }
+    public func withRawBytes<R>(_ name: String, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
+        try require(name).withRawBytes(name, body)
+    }
+
+    /// `__metadata__` of the first shard.
     public var metadata: [String: String]? { files.first?.metadata }
 }
