@@ -1,0 +1,175 @@
+import Foundation
+import Model
+import TensorIO
+
+public struct TrainingOptions: Equatable, Sendable {
+    public var epochs = 1
+    public var maxSteps: Int? = nil          // optimizer steps; overrides epochs when set
+    public var batchSize = 2
+    public var gradAccum = 1
+    public var learningRate = 2e-4
+    public var schedule: LearningRateSchedule = .constant
+    public var maxGradNorm: Double? = 1.0    // nil = no clipping
+    public var optimizer = OptimizerOptions()
+    public var checkpointEvery = 0           // optimizer steps; 0 = only at epoch ends
+    public var logEvery = 10
+    public var shuffle = true
+    public var seed: UInt64 = 0
+    public init() {}
+}
+
+/// One optimizer step's record (a metrics.jsonl line; timing lives in timing.jsonl).
+public struct StepMetrics: Equatable, Sendable {
+    public var step: Int
+    public var epoch: Int                 // 1-based
+    public var loss: Double
+    public var learningRate: Double
+    public var gradNorm: Double           // before clipping
+    public var tokens: Int                // tokens processed in this step (padding excluded)
+    public var supervisedTokens: Int
+
+    public var jsonLine: String {
+        "{\"step\":\(step),\"epoch\":\(epoch),\"loss\":\(loss),\"lr\":\(learningRate),\"grad_norm\":\(gradNorm),\"tokens\":\(tokens),\"supervised_tokens\":\(supervisedTokens)}"
+    }
+
+    static func parse(_ line: String) -> StepMetrics? {
+        guard let o = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any],
+              let s = o["step"] as? Int, let e = o["epoch"] as? Int, let l = (o["loss"] as? NSNumber)?.doubleValue,
+              let lr = (o["lr"] as? NSNumber)?.doubleValue, let g = (o["grad_norm"] as? NSNumber)?.doubleValue,
+              let t = o["tokens"] as? Int, let st = o["supervised_tokens"] as? Int else { return nil }
+        return StepMetrics(step: s, epoch: e, loss: l, learningRate: lr, gradNorm: g, tokens: t, supervisedTokens: st)
+    }
+}
+
+public struct TrainingProgress: Sendable {
+    public var step: Int, totalSteps: Int, epoch: Int, loss: Double, learningRate: Double
+    public var tokensPerSecond: Double, etaSeconds: Double
+    public var line: String {
+        let eta = Int(etaSeconds.isFinite ? etaSeconds : 0)
+        return String(format: "step %d/%d · epoch %d · loss %.4f · lr %.2e · %.0f tok/s · ETA %d:%02d",
+                      step, totalSteps, epoch, loss, learningRate, tokensPerSecond, eta / 60, eta % 60)
+    }
+}
+
+public struct TrainingResult: Sendable {
+    public var metrics: [StepMetrics]
+    public var totalSteps: Int
+    public var resumedFromStep: Int?
+    public var seconds: Double
+    public var finalLoss: Double? { metrics.last?.loss }
+    public var metricsJSONL: String { metrics.map { $0.jsonLine + "\n" }.joined() }
+
+    /// metrics.jsonl (deterministic) and loss.svg.
+    public func writeArtifacts(to directory: URL) throws {
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        try AtomicFile.write(Array(metricsJSONL.utf8), to: directory.appendingPathComponent("metrics.jsonl"))
+        try AtomicFile.write(Array(LossPlot.svg(metrics).utf8), to: directory.appendingPathComponent("loss.svg"))
+    }
+}
+
+/// The training loop: grad accumulation normalised by all micro-batches' supervised tokens,
+/// global-norm clipping, schedule, optimizer, atomic checkpoints and exact resume.
+public final class Trainer {
+    public let options: TrainingOptions
+    public init(_ options: TrainingOptions) { self.options = options }
+
+    /// Micro-batches of one epoch (indices into the dataset), grouped per optimizer step.
+    func stepsOfEpoch(_ data: TrainingDataset, epoch: Int) -> [[[Int]]] {
+        let order = data.order(epoch: epoch, shuffle: options.shuffle, seed: options.seed)
+        let micro = stride(from: 0, to: order.count, by: options.batchSize).map { Array(order[$0..<min(order.count, $0 + options.batchSize)]) }
+        return stride(from: 0, to: micro.count, by: options.gradAccum).map { Array(micro[$0..<min(micro.count, $0 + options.gradAccum)]) }
+    }
+
+    public func totalSteps(_ data: TrainingDataset) -> Int {
+        if let m = options.maxSteps { return m }
+        return options.epochs * stepsOfEpoch(data, epoch: 0).count
+    }
+
+    /// Parameters in a fixed order: (A, B) of every adapted module in model order.
+    static func parameters(_ model: LlamaModel) -> [LoRAAdapter] { LoRAAttacher.adapted(model).compactMap(\.adapter) }
+
+    public func train(model: LlamaModel, dataset: TrainingDataset, workDirectory: URL,
+                      log: (String) -> Void = { _ in },
+                      progress: ((TrainingProgress) -> Void)? = nil,
+                      isInterrupted: () -> Bool = { false }) throws -> TrainingResult {
+        guard options.batchSize > 0, options.gradAccum > 0 else { throw TrainingError.invalidOption("batch_size and grad_accum must be positive") }
+        guard !dataset.examples.isEmpty else { throw TrainingError.emptyDataset(file: dataset.source) }
+        let adapters = Trainer.parameters(model)
+        guard !adapters.isEmpty else { throw TrainingError.invalidOption("the model has no adapters to train; attach adapters first") }
+        let total = totalSteps(dataset)
+        let optimizer = options.optimizer.make()
+        var metrics: [StepMetrics] = []
+        var step = 0, epoch = 0, stepInEpoch = 0
+        var store = CheckpointStore(directory: workDirectory)
+        var resumed: Int? = nil
+        if let ck = try store.latest() {
+            try ck.restore(into: model, optimizer: optimizer)
+            step = ck.state.step; epoch = ck.state.epoch; stepInEpoch = ck.state.stepInEpoch
+            metrics = ck.metrics; resumed = step
+            log("resuming from checkpoint at step \(step) (epoch \(epoch + 1))")
+        }
+        let start = Date()
+        var tokensSinceStart = 0
+        var epochSteps = stepsOfEpoch(dataset, epoch: epoch)
+        while step < total {
+            if stepInEpoch >= epochSteps.count { epoch += 1; stepInEpoch = 0; epochSteps = stepsOfEpoch(dataset, epoch: epoch) }
+            if isInterrupted() {
+                if store.lastStep != step { try store.write(model: model, optimizer: optimizer, state: .init(step: step, epoch: epoch, stepInEpoch: stepInEpoch), metrics: metrics) }
+                throw TrainingError.interrupted(step: step)
+            }
+            let micro = epochSteps[stepInEpoch].map { dataset.batch($0) }
+            for ad in adapters { ad.zeroGradients() }
+            let supervised = micro.reduce(0) { $0 + $1.supervisedTokens }
+            var lossSum = 0.0, tokens = 0
+            if supervised > 0 {
+                let scale = Float(1.0 / Double(supervised))
+                for b in micro {
+                    lossSum += model.lossAndGradients(tokens: b.tokens, batch: b.batch, length: b.length, lossWeights: b.lossWeights, gradScale: scale)
+                }
+            }
+            tokens = micro.reduce(0) { acc, b in acc + (0..<b.batch).reduce(0) { $0 + Trainer.realLength(b, row: $1, pad: dataset.padId) } }
+            let norm = Trainer.gradNorm(adapters)
+            if let maxNorm = options.maxGradNorm {
+                let coef = Float(GradientClipping.coefficient(norm: norm, maxNorm: maxNorm))
+                for ad in adapters {
+                    for i in ad.gradA.indices { ad.gradA[i] *= coef }
+                    for i in ad.gradB.indices { ad.gradB[i] *= coef }
+                }
+            }
+            step += 1; stepInEpoch += 1
+            let lr = options.schedule.learningRate(base: options.learningRate, step: step, totalSteps: total)
+            optimizer.beginStep(learningRate: lr)
+            for (k, ad) in adapters.enumerated() {
+                optimizer.update(index: 2 * k, value: &ad.a, grad: ad.gradA)
+                optimizer.update(index: 2 * k + 1, value: &ad.b, grad: ad.gradB)
+            }
+            let loss = supervised > 0 ? lossSum / Double(supervised) : 0
+            metrics.append(StepMetrics(step: step, epoch: epoch + 1, loss: loss, learningRate: lr, gradNorm: norm, tokens: tokens, supervisedTokens: supervised))
+            tokensSinceStart += tokens
+            let elapsed = Date().timeIntervalSince(start)
+            let p = TrainingProgress(step: step, totalSteps: total, epoch: epoch + 1, loss: loss, learningRate: lr,
+                                     tokensPerSecond: elapsed > 0 ? Double(tokensSinceStart) / elapsed : 0,
+                                     etaSeconds: elapsed / Double(step - (resumed ?? 0)) * Double(total - step))
+            progress?(p)
+            if options.logEvery > 0 && (step % options.logEvery == 0 || step == total) { log(p.line) }
+            let epochEnd = stepInEpoch >= epochSteps.count
+            if (options.checkpointEvery > 0 && step % options.checkpointEvery == 0) || epochEnd || step == total {
+                try store.write(model: model, optimizer: optimizer, state: .init(step: step, epoch: epoch, stepInEpoch: stepInEpoch), metrics: metrics)
+            }
+        }
+        return TrainingResult(metrics: metrics, totalSteps: total, resumedFromStep: resumed, seconds: Date().timeIntervalSince(start))
+    }
+
+    static func realLength(_ b: Batch, row: Int, pad: Int32) -> Int {
+        var n = b.length
+        while n > 0 && b.tokens[row * b.length + n - 1] == pad && b.lossWeights[row * b.length + n - 1] == 0 { n -= 1 }
+        return n
+    }
+
+    /// ‖grads‖₂ over (A, B) of every adapter in order, as clip_grad_norm_ (norm of per-tensor norms).
+    static func gradNorm(_ adapters: [LoRAAdapter]) -> Double {
+        var grads: [[Float]] = []
+        for ad in adapters { grads.append(ad.gradA); grads.append(ad.gradB) }
+        return GradientClipping.globalNorm(grads)
+    }
+}

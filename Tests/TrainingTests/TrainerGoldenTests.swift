@@ -1,0 +1,71 @@
+import XCTest
+import Foundation
+import TestSupport
+import Model
+@testable import Training
+
+/// Acceptance: 12 AdamW steps on the golden data from the golden adapter_init reproduce
+/// golden/lora_train/steps.json (loss, pre-clip grad norm) and the final A/B.
+final class TrainerGoldenTests: XCTestCase {
+    struct Golden { let steps: [[String: Any]]; let data: GoldenTensors; let params: GoldenTensors; let dir: URL }
+
+    func golden(_ run: String) throws -> Golden {
+        guard let dir = Reference.file("golden/\(run)") else { throw XCTSkip(Reference.skipMessage) }
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("steps.json"))) as! [String: Any]
+        return Golden(steps: json["steps"] as! [[String: Any]], data: try GoldenTensors(dir.appendingPathComponent("data.safetensors")),
+                      params: try GoldenTensors(dir.appendingPathComponent("lora_params.safetensors")), dir: dir)
+    }
+
+    /// The golden rows without their padding (dynamic padding re-pads per batch).
+    static func dataset(_ data: GoldenTensors) -> TrainingDataset {
+        let ids = data.int64s("input_ids"), mask = data.int64s("loss_mask"), att = data.int64s("attention_mask")
+        let shape = data.shape("input_ids"), (rows, T) = (shape[0], shape[1])
+        var examples: [TokenizedExample] = []
+        for r in 0..<rows {
+            let n = (0..<T).reduce(0) { $0 + Int(att[r * T + $1]) }
+            examples.append(TokenizedExample(ids: (0..<n).map { Int32(ids[r * T + $0]) }, lossMask: (0..<n).map { Float(mask[r * T + $0]) }))
+        }
+        return TrainingDataset(examples: examples, padId: 0)
+    }
+
+    static func goldenOptions() -> TrainingOptions {
+        var o = TrainingOptions()
+        o.maxSteps = 12; o.batchSize = 2; o.learningRate = 1e-3; o.schedule = .constant; o.maxGradNorm = 1.0
+        o.optimizer.kind = .adamw; o.optimizer.weightDecay = 0.01; o.shuffle = false; o.logEvery = 0
+        return o
+    }
+
+    func check(_ g: Golden, model: LlamaModel) throws {
+        var init_ = LoRAOptions(); init_.initialization = .from(g.dir.appendingPathComponent("adapter_init"))
+        let names = try LoRAAttacher.attach(to: model, options: init_, seed: 0)
+        XCTAssertEqual(names.count, 4)
+        // init equals the exported init.*
+        for m in LoRAAttacher.adapted(model) {
+            XCTAssertEqual(m.adapter!.a, g.params.floats("init.base_model.model.\(m.name).lora_A.weight"))
+            XCTAssertEqual(m.adapter!.scale, 2)
+        }
+        let work = try makeTemporaryDirectory("train-golden"); defer { try? FileManager.default.removeItem(at: work) }
+        let result = try Trainer(Self.goldenOptions()).train(model: model, dataset: Self.dataset(g.data), workDirectory: work)
+        XCTAssertEqual(result.metrics.count, 12)
+        for (m, s) in zip(result.metrics, g.steps) {
+            let loss = s["loss"] as! Double, norm = s["grad_norm_before_clip"] as! Double
+            XCTAssertEqual(m.loss, loss, accuracy: 1e-5 * loss, "loss step \(m.step)")
+            XCTAssertEqual(m.gradNorm, norm, accuracy: 1e-5 * norm, "grad norm step \(m.step)")
+        }
+        var maxDiff: Float = 0
+        for m in LoRAAttacher.adapted(model) {
+            for (part, mine) in [("A", m.adapter!.a), ("B", m.adapter!.b)] {
+                let want = g.params.floats("final.base_model.model.\(m.name).lora_\(part).weight")
+                XCTAssertEqual(want.count, mine.count)
+                for (x, y) in zip(mine, want) { maxDiff = max(maxDiff, abs(x - y)) }
+            }
+        }
+        XCTAssertLessThanOrEqual(maxDiff, 1e-5, "final A/B max |Δ|")
+    }
+
+    func testLoRATrainMatchesGolden() throws {
+        let g = try golden("lora_train")
+        guard let base = Reference.file("tiny-llama") else { throw XCTSkip(Reference.skipMessage) }
+        try check(g, model: try LlamaModel.load(directory: base))
+    }
+}
