@@ -6,7 +6,7 @@ import Foundation
 /// directly on the caller's bytes (an `UnsafeRawBufferPointer`), reading big-endian words
 /// with `loadUnaligned`, so large files are hashed without per-byte copies. The 64 rounds are
 /// unrolled in steps of 8 with rotating variable roles (the usual trick that removes the
-/// eight-register shuffle of the naive loop body).
+/// eight-register shuffle of the naive loop body); constants and schedule live in raw memory.
 public struct SHA256: Sendable {
     /// FIPS 180-4 §4.2.2: first 32 bits of the fractional parts of the cube roots of the first 64 primes.
     static let k: [UInt32] = [
@@ -96,55 +96,57 @@ public struct SHA256: Sendable {
 
     @inline(__always) private static func rotr(_ x: UInt32, _ n: UInt32) -> UInt32 { (x >> n) | (x << (32 &- n)) }
 
+    /// The round constants in raw memory: no bounds checks or retain/release in the hot loop.
+    nonisolated(unsafe) private static let kTable: UnsafeMutablePointer<UInt32> = {
+        let p = UnsafeMutablePointer<UInt32>.allocate(capacity: 64)
+        p.initialize(from: k, count: 64)
+        return p
+    }()
+
+    /// One round (FIPS 180-4 §6.2.2 step 3); `kw` = K[t] + W[t]. Callers rotate the roles of
+    /// a…h instead of shifting eight registers per round.
+    @inline(__always) private static func round(_ a: UInt32, _ b: UInt32, _ c: UInt32, _ d: inout UInt32,
+                                                _ e: UInt32, _ f: UInt32, _ g: UInt32, _ h: inout UInt32, _ kw: UInt32) {
+        let s1 = rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)
+        let ch = g ^ (e & (f ^ g))
+        let t1 = h &+ s1 &+ ch &+ kw
+        let s0 = rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)
+        let maj = (a & b) | (c & (a | b))
+        d = d &+ t1
+        h = t1 &+ s0 &+ maj
+    }
+
     /// Compresses `blocks` consecutive 64-byte blocks (FIPS 180-4 §6.2.2).
     private mutating func compress(_ data: UnsafeRawBufferPointer, blocks: Int) {
+        guard let base = data.baseAddress else { return }
+        let K = Self.kTable
+        // Message schedule W[0..<64] (§6.2.2 step 1), expanded fully before the rounds.
+        let W = UnsafeMutablePointer<UInt32>.allocate(capacity: 64)
+        defer { W.deallocate() }
         var a0 = h0, b0 = h1, c0 = h2, d0 = h3, e0 = h4, f0 = h5, g0 = h6, hh0 = h7
-        Self.k.withUnsafeBufferPointer { kp in
-            // 16-word circular message schedule kept on the stack.
-            var w = (UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0),
-                     UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0))
-            withUnsafeMutableBytes(of: &w) { wraw in
-                let W = wraw.baseAddress!.assumingMemoryBound(to: UInt32.self)
-                for block in 0..<blocks {
-                    let p = data.baseAddress! + block * 64
-                    for i in 0..<16 { W[i] = UInt32(bigEndian: p.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self)) }
-                    var a = a0, b = b0, c = c0, d = d0, e = e0, f = f0, g = g0, h = hh0
-                    // One round; callers rotate the roles of a..h instead of moving values.
-                    @inline(__always) func round(_ a: UInt32, _ b: UInt32, _ c: UInt32, _ d: inout UInt32,
-                                                 _ e: UInt32, _ f: UInt32, _ g: UInt32, _ h: inout UInt32, _ t: Int) {
-                        let wt: UInt32
-                        if t < 16 {
-                            wt = W[t]
-                        } else {
-                            let w15 = W[(t - 15) & 15], w2 = W[(t - 2) & 15]
-                            let s0 = Self.rotr(w15, 7) ^ Self.rotr(w15, 18) ^ (w15 >> 3)
-                            let s1 = Self.rotr(w2, 17) ^ Self.rotr(w2, 19) ^ (w2 >> 10)
-                            wt = W[t & 15] &+ s0 &+ W[(t - 7) & 15] &+ s1
-                            W[t & 15] = wt
-                        }
-                        let s1 = Self.rotr(e, 6) ^ Self.rotr(e, 11) ^ Self.rotr(e, 25)
-                        let ch = (e & f) ^ (~e & g)
-                        let t1 = h &+ s1 &+ ch &+ kp[t] &+ wt
-                        let s0 = Self.rotr(a, 2) ^ Self.rotr(a, 13) ^ Self.rotr(a, 22)
-                        let maj = (a & b) ^ (a & c) ^ (b & c)
-                        d = d &+ t1
-                        h = t1 &+ s0 &+ maj
-                    }
-                    var t = 0
-                    while t < 64 {
-                        round(a, b, c, &d, e, f, g, &h, t)
-                        round(h, a, b, &c, d, e, f, &g, t + 1)
-                        round(g, h, a, &b, c, d, e, &f, t + 2)
-                        round(f, g, h, &a, b, c, d, &e, t + 3)
-                        round(e, f, g, &h, a, b, c, &d, t + 4)
-                        round(d, e, f, &g, h, a, b, &c, t + 5)
-                        round(c, d, e, &f, g, h, a, &b, t + 6)
-                        round(b, c, d, &e, f, g, h, &a, t + 7)
-                        t += 8
-                    }
-                    a0 &+= a; b0 &+= b; c0 &+= c; d0 &+= d; e0 &+= e; f0 &+= f; g0 &+= g; hh0 &+= h
-                }
+        for block in 0..<blocks {
+            let p = base + block * 64
+            for i in 0..<16 { W[i] = UInt32(bigEndian: p.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self)) }
+            for t in 16..<64 {
+                let w15 = W[t - 15], w2 = W[t - 2]
+                let s0 = Self.rotr(w15, 7) ^ Self.rotr(w15, 18) ^ (w15 >> 3)
+                let s1 = Self.rotr(w2, 17) ^ Self.rotr(w2, 19) ^ (w2 >> 10)
+                W[t] = W[t - 16] &+ s0 &+ W[t - 7] &+ s1
             }
+            var a = a0, b = b0, c = c0, d = d0, e = e0, f = f0, g = g0, h = hh0
+            var t = 0
+            while t < 64 {
+                Self.round(a, b, c, &d, e, f, g, &h, K[t] &+ W[t])
+                Self.round(h, a, b, &c, d, e, f, &g, K[t + 1] &+ W[t + 1])
+                Self.round(g, h, a, &b, c, d, e, &f, K[t + 2] &+ W[t + 2])
+                Self.round(f, g, h, &a, b, c, d, &e, K[t + 3] &+ W[t + 3])
+                Self.round(e, f, g, &h, a, b, c, &d, K[t + 4] &+ W[t + 4])
+                Self.round(d, e, f, &g, h, a, b, &c, K[t + 5] &+ W[t + 5])
+                Self.round(c, d, e, &f, g, h, a, &b, K[t + 6] &+ W[t + 6])
+                Self.round(b, c, d, &e, f, g, h, &a, K[t + 7] &+ W[t + 7])
+                t += 8
+            }
+            a0 &+= a; b0 &+= b; c0 &+= c; d0 &+= d; e0 &+= e; f0 &+= f; g0 &+= g; hh0 &+= h
         }
         h0 = a0; h1 = b0; h2 = c0; h3 = d0; h4 = e0; h5 = f0; h6 = g0; h7 = hh0
     }

@@ -126,6 +126,35 @@ final class ExecutorTests: XCTestCase {
         XCTAssertEqual(recorder.executed, ["adapt", "save"])
     }
 
+    func testInterruptedStagePublishesNothingAndKeepsWorkDirectory() throws {
+        Interrupt.set(true)
+        defer { Interrupt.set(false) }
+        XCTAssertThrowsError(try runner().run()) { XCTAssertEqual($0 as? CacheError, .interrupted(stage: "base")) }
+        Interrupt.set(false)
+        let plan = try runner().plan()
+        XCTAssertEqual(plan[0].line, "[1/4] base: will run — new")
+        let store = CacheStore(root: dir.appendingPathComponent(".qlora"))
+        let work = store.workURL(try XCTUnwrap(plan[0].key))
+        XCTAssertEqual(try String(contentsOf: work.appendingPathComponent("checkpoint"), encoding: .utf8), "step 1")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("out/adapter").path))
+        _ = try runner().run()
+        XCTAssertFalse(FileManager.default.fileExists(atPath: work.path))
+    }
+
+    func testPublishedDestinationRewrittenWhenItDiffers() throws {
+        _ = try runner().run()
+        let published = dir.appendingPathComponent("out/adapter/out.txt")
+        try Data("edited by hand".utf8).write(to: published)
+        try Data("stray".utf8).write(to: dir.appendingPathComponent("out/adapter/extra.txt"))
+        recorder.reset()
+        let lines = LineSink()
+        _ = try runner(lines: lines).run()
+        XCTAssertEqual(recorder.executed, [])
+        XCTAssertEqual(try String(contentsOf: published, encoding: .utf8), "hidata-v1\n!+lora")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("out/adapter").path), ["out.txt"])
+        XCTAssertTrue(lines.all.contains("  save: published \(dir.appendingPathComponent("out/adapter").standardizedFileURL.path)"), "\(lines.all)")
+    }
+
     func testForceAndOnly() throws {
         _ = try runner().run()
         recorder.reset()

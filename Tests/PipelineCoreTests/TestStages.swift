@@ -75,6 +75,9 @@ enum TestStages {
                 Thread.sleep(forTimeInterval: 0.2)  // widen the window for the concurrency test
             }
             if recorder.isFailing(context.stageName) { throw Failure() }
+            // A "training checkpoint" in the persistent work dir, then a safe point.
+            try Data("step 1".utf8).write(to: context.workDirectory.appendingPathComponent("checkpoint"))
+            if context.isInterrupted() { throw StageInterrupted() }
             let fields = context.fields
             var text: String
             switch context.kind {
