@@ -64,10 +64,10 @@ struct CheckpointStore {
             w.add(m.name + ".B", floats: ad.b, shape: [m.outFeatures, ad.rank])
         }
         try w.write(to: tmp.appendingPathComponent("adapters.safetensors"))
-        try AtomicFile.write(optimizer.stateBytes(), to: tmp.appendingPathComponent("optimizer.bin"))
+        try AtomicWrite.write(optimizer.stateBytes(), to: tmp.appendingPathComponent("optimizer.bin"))
         let enc = JSONEncoder(); enc.outputFormatting = [.sortedKeys]
-        try AtomicFile.write([UInt8](try enc.encode(state)), to: tmp.appendingPathComponent("state.json"))
-        try AtomicFile.write(Array(metrics.map { $0.jsonLine + "\n" }.joined().utf8), to: tmp.appendingPathComponent("metrics.jsonl"))
+        try AtomicWrite.write([UInt8](try enc.encode(state)), to: tmp.appendingPathComponent("state.json"))
+        try AtomicWrite.write(Array(metrics.map { $0.jsonLine + "\n" }.joined().utf8), to: tmp.appendingPathComponent("metrics.jsonl"))
         try? fm.removeItem(at: final)
         try fm.moveItem(at: tmp, to: final)
         // keep only the newest checkpoint

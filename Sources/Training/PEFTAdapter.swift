@@ -34,7 +34,7 @@ public enum PEFTAdapter {
         let alpha = options?.alpha ?? (rslora ? Double(first.scale) * Double(rank).squareRoot() : Double(first.scale) * Double(rank))
         let config = configJSON(rank: rank, alpha: alpha, dropout: Double(first.dropout), rslora: rslora,
                                 targets: targetModules(modules.map(\.name)), baseModel: baseModelNameOrPath)
-        try AtomicFile.write(Array(config.utf8), to: directory.appendingPathComponent(configFile))
+        try AtomicWrite.write(Array(config.utf8), to: directory.appendingPathComponent(configFile))
     }
 
     /// The field set of peft 0.21.2's LoraConfig, `json.dumps(indent=2, sort_keys=True)` style.

@@ -62,8 +62,8 @@ public struct TrainingResult: Sendable {
     /// metrics.jsonl (deterministic) and loss.svg.
     public func writeArtifacts(to directory: URL) throws {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        try AtomicFile.write(Array(metricsJSONL.utf8), to: directory.appendingPathComponent("metrics.jsonl"))
-        try AtomicFile.write(Array(LossPlot.svg(metrics).utf8), to: directory.appendingPathComponent("loss.svg"))
+        try AtomicWrite.write(Array(metricsJSONL.utf8), to: directory.appendingPathComponent("metrics.jsonl"))
+        try AtomicWrite.write(Array(LossPlot.svg(metrics).utf8), to: directory.appendingPathComponent("loss.svg"))
     }
 }
 
