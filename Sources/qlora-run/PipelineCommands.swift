@@ -2,13 +2,193 @@ import Foundation
 import PipelineCore
 import Stages
 
-/// run / plan / validate / cache / tokenize / generate / bench. Bound to PipelineCore's executor and
-/// the engine as those land (see the report): until then these say so and exit 2.
+/// run / plan / validate / cache: YAML -> --set overrides -> JSON Schema -> graph -> executor.
 struct PipelineCommands {
     let console: Console
 
+    /// Problems found before anything runs (exit 2), printed compiler-style.
+    struct Invalid: Error { var diagnostics: [Diagnostic] }
+
     func run(_ invocation: Invocation) throws -> ExitCode {
-        console.error("this command is not available in this build yet (the pipeline engine is being integrated)")
-        return .invalidInput
+        do {
+            switch invocation.command {
+            case .validate(let file, let schemaFile?):
+                return try validateAgainst(file: file, schemaFile: schemaFile, sets: invocation.sets)
+            case .validate(let file, nil):
+                let pipeline = try load(file, invocation)
+                console.print("\(file): valid (\(pipeline.stages.count) stages: \(pipeline.stages.map(\.name).joined(separator: " -> ")))")
+                return .ok
+            case .plan(let file):
+                let runner = try makeRunner(file, invocation)
+                for stage in try runner.plan() { console.print(stage.line) }
+                return .ok
+            case .run(let file):
+                return try runPipeline(file, invocation)
+            case .cache(let action, let file):
+                return try cache(action, file: file, invocation)
+            default:
+                return try EngineCommands(console: console).run(invocation)
+            }
+        } catch let invalid as Invalid {
+            for d in invalid.diagnostics { FileHandle.standardError.write(Data((d.description + "\n").utf8)) }
+            let n = invalid.diagnostics.count
+            console.error("\(n) problem\(n == 1 ? "" : "s") found; nothing was run")
+            return .invalidInput
+        } catch let error as CacheError {
+            if case .unknownStage = error { console.error(error.localizedDescription); return .invalidInput }
+            if case .interrupted = error { console.error(error.localizedDescription); return .interrupted }
+            console.error(error.localizedDescription)
+            return .stageFailed
+        }
+    }
+
+    // MARK: loading
+
+    func read(_ file: String) throws -> Document {
+        let url = URL(fileURLWithPath: file)
+        guard FileManager.default.fileExists(atPath: url.path) else {
+            throw Invalid(diagnostics: [Diagnostic(location: nil, message: "\(file): no such file")])
+        }
+        do {
+            if file.hasSuffix(".json") {
+                return try JSONReader.document(bytes: Array(try Data(contentsOf: url)), displayName: file)
+            }
+            return try YAMLReader.read(contentsOf: url, displayName: file)
+        } catch let list as DiagnosticList {
+            throw Invalid(diagnostics: list.diagnostics)
+        }
+    }
+
+    func overridden(_ document: Document, _ sets: [String]) throws -> Document {
+        guard !sets.isEmpty else { return document }
+        do { return try Overrides.apply(sets, to: document) } catch let list as DiagnosticList { throw Invalid(diagnostics: list.diagnostics) }
+    }
+
+    func load(_ file: String, _ invocation: Invocation) throws -> Pipeline {
+        let document = try overridden(try read(file), invocation.sets)
+        let schemaValue = try JSONReader.read(text: EmbeddedSchema.text, displayName: "pipeline.schema.json")
+        let schema = try JSONSchema(schemaValue)
+        let (value, diagnostics) = schema.validate(document)
+        let order = document.root.child("stages")?.entries?.map(\.key) ?? []
+        let (pipeline, issues) = Pipeline.load(value: value, schema: schemaValue, file: URL(fileURLWithPath: file),
+                                               displayName: file, stageOrder: order)
+        if !issues.isEmpty || !diagnostics.isEmpty {
+            // Schema and graph problems together, sorted by position, like a compiler.
+            var diagnostics = diagnostics.map(explained)
+            for issue in issues {
+                let location = issue.atKey ? document.keyLocation(of: issue.path) : document.location(of: issue.path)
+                diagnostics.append(Diagnostic(location: location, path: issue.path.joined(separator: "."), message: issue.message))
+            }
+            diagnostics.sort { a, b in
+                let x = a.location.map { [$0.line, $0.column] } ?? [0, 0], y = b.location.map { [$0.line, $0.column] } ?? [0, 0]
+                return x.lexicographicallyPrecedes(y)
+            }
+            throw Invalid(diagnostics: diagnostics)
+        }
+        guard let pipeline else { throw Invalid(diagnostics: [Diagnostic(location: nil, message: "\(file): the pipeline could not be built")]) }
+        return pipeline
+    }
+
+    /// Adds the fix to schema messages the schema cannot phrase itself.
+    func explained(_ d: Diagnostic) -> Diagnostic {
+        var d = d
+        if d.path.hasSuffix(".compute_dtype"), d.message.contains("bf16") {
+            d.message += " (bf16 compute is not supported yet; use fp32)"
+        }
+        return d
+    }
+
+    func validateAgainst(file: String, schemaFile: String, sets: [String]) throws -> ExitCode {
+        let document = try overridden(try read(file), sets)
+        let schemaDocument = try read(schemaFile)
+        let schema: JSONSchema
+        do { schema = try JSONSchema(schemaDocument.value) } catch {
+            throw Invalid(diagnostics: [Diagnostic(location: nil, message: "\(schemaFile): \(error.localizedDescription)")])
+        }
+        let diagnostics = schema.validate(document).diagnostics
+        if !diagnostics.isEmpty { throw Invalid(diagnostics: diagnostics) }
+        console.print("\(file): valid against \(schemaFile)")
+        return .ok
+    }
+
+    func makeRunner(_ file: String, _ invocation: Invocation) throws -> PipelineRunner {
+        let pipeline = try load(file, invocation)
+        let console = self.console
+        return PipelineRunner(pipeline: pipeline, registry: StageKinds.registry(),
+                              cacheDirectory: invocation.cacheDirectory.map { URL(fileURLWithPath: $0) },
+                              options: RunOptions(force: invocation.force, only: invocation.only.map { [$0] } ?? [], toolVersion: toolVersion),
+                              log: { console.print($0) })
+    }
+
+    // MARK: run
+
+    func runPipeline(_ file: String, _ invocation: Invocation) throws -> ExitCode {
+        let runner = try makeRunner(file, invocation)
+        Interrupt.install()
+        let started = Date()
+        let summary = try runner.run()
+        printSummary(summary, seconds: Date().timeIntervalSince(started))
+        return .ok
+    }
+
+    func printSummary(_ summary: RunSummary, seconds: Double) {
+        console.print("")
+        console.print(console.styled("summary", "1") + " (\(summary.executedCount) ran, \(summary.stages.count - summary.executedCount) cached, \(String(format: "%.2f", seconds))s)")
+        let width = summary.stages.map(\.name.count).max() ?? 0
+        for s in summary.stages {
+            let status = s.cached ? console.styled("cached", "32") : console.styled("ran   ", "33")
+            let name = s.name.padding(toLength: width, withPad: " ", startingAt: 0)
+            let location = (s.published.first ?? s.outputDirectory).path
+            console.print("  \(name)  \(status)  \(String(format: "%7.2fs", s.seconds))  \(location)")
+            let headline = s.summary.keys.sorted().map { "\($0) \(Self.short(s.summary[$0]!))" }
+            if !headline.isEmpty { console.print("      " + headline.joined(separator: " · ")) }
+        }
+        console.print("run record: \(summary.runRecord.path)")
+    }
+
+    static func short(_ v: JSONValue) -> String {
+        switch v {
+        case .number(let d): return String(format: abs(d) >= 100 ? "%.1f" : "%.4g", d)
+        case .integer(let i): return "\(i)"
+        case .string(let s): return s
+        case .bool(let b): return "\(b)"
+        case .null: return "null"
+        case .array, .object: return String(decoding: CanonicalJSON.data(v), as: UTF8.self)
+        }
+    }
+
+    // MARK: cache
+
+    func cache(_ action: Invocation.CacheAction, file: String?, _ invocation: Invocation) throws -> ExitCode {
+        let root: URL
+        if let dir = invocation.cacheDirectory { root = URL(fileURLWithPath: dir) }
+        else if let file { root = try load(file, invocation).cacheDirectory }
+        else { root = URL(fileURLWithPath: ".qlora") }
+        let store = CacheStore(root: root)
+        guard FileManager.default.fileExists(atPath: root.path) else {
+            console.print("\(root.path): no cache yet"); return .ok
+        }
+        switch action {
+        case .ls:
+            let entries = try store.list()
+            for e in entries {
+                console.print("\(e.key.prefix(12))  \(e.stage.padding(toLength: 12, withPad: " ", startingAt: 0)) \(e.kind.padding(toLength: 16, withPad: " ", startingAt: 0)) \(Self.bytes(e.bytes))  \(String(format: "%.2fs", e.seconds))")
+            }
+            console.print("\(entries.count) entries in \(root.path)")
+        case .verify:
+            let report = try store.verify()
+            for q in report.quarantined { console.warning("corrupt object quarantined: \(q) (its stage will re-run)") }
+            for a in report.incompleteActions { console.warning("incomplete action record: \(a)") }
+            console.print("checked \(report.objectsChecked) objects: " + (report.isClean ? "all good" : "problems found"))
+            return report.isClean ? .ok : .stageFailed
+        case .gc:
+            let report = try store.gc(keepRuns: invocation.keep, dryRun: invocation.dryRun)
+            console.print("\(invocation.dryRun ? "would remove" : "removed") \(report.removedActions.count) actions, \(report.removedObjects) objects, \(report.removedRuns) run records (\(Self.bytes(report.freedBytes)))")
+        }
+        return .ok
+    }
+
+    static func bytes(_ n: Int64) -> String {
+        n >= 1 << 20 ? String(format: "%.1f MB", Double(n) / 1048576) : String(format: "%.1f KB", Double(n) / 1024)
     }
 }

@@ -1,0 +1,73 @@
+import Foundation
+import PipelineCore
+import Kernels
+import Model
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `qlora-run bench`: measurements on this machine, each the median of several runs (machines are
+/// shared and noisy). Calls the benchmark helpers of the engine targets; rows whose engine is not
+/// integrated yet are reported as such, never invented.
+public enum Bench {
+    public struct Row: Sendable { public var name: String; public var value: String; public var note: String }
+
+    static func median(_ runs: Int, _ body: () -> Double) -> Double {
+        let xs = (0..<runs).map { _ in body() }.sorted()
+        return xs[xs.count / 2]
+    }
+
+    /// Peak resident set size of this process (getrusage: KiB on Linux).
+    public static func peakRSSMegabytes() -> Double {
+        var usage = rusage()
+        getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+        return Double(usage.ru_maxrss) / 1024
+    }
+
+    /// Forward tokens/s and MFU for a model shape, with a 4-bit base when `quantize` (else fp32).
+    static func forward(_ config: ModelConfig, batch B: Int, length T: Int, runs: Int, sgemm: Double) -> (tokensPerSecond: Double, mfu: Double) {
+        let model = LlamaModel.initialized(config: config, layout: .huggingFace, seed: 0)
+        var rng = SystemRandomNumberGenerator()
+        let tokens = (0..<(B * T)).map { _ in Int32.random(in: 0..<Int32(config.vocabSize), using: &rng) }
+        _ = model.forward(tokens: tokens, batch: B, length: T, attentionMask: nil)  // warm-up: plan allocation
+        let seconds = median(runs) {
+            let start = DispatchTime.now().uptimeNanoseconds
+            _ = model.forward(tokens: tokens, batch: B, length: T, attentionMask: nil)
+            return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        }
+        let tps = Double(B * T) / seconds
+        // Model FLOPs per token (forward): 2·(linear params incl. head) + attention 2·2·T·C per layer (causal: half).
+        let linear = Double(model.linearModules.reduce(0) { $0 + $1.inFeatures * $1.outFeatures })
+        let attention = Double(config.layers) * 2 * Double(T) * Double(config.heads * config.headDim)
+        let flopsPerToken = 2 * linear + attention
+        return (tps, tps * flopsPerToken / (sgemm * 1e9))
+    }
+
+    public static let miniMind = ModelConfig(modelType: "llama", vocabSize: 6400, hiddenSize: 512, intermediateSize: 1408, layers: 2,
+                                             heads: 8, kvHeads: 2, maxPositionEmbeddings: 512, tieWordEmbeddings: true)
+    public static let smolLM = ModelConfig(modelType: "llama", vocabSize: 49152, hiddenSize: 576, intermediateSize: 1536, layers: 30,
+                                           heads: 9, kvHeads: 3, maxPositionEmbeddings: 2048, tieWordEmbeddings: true)
+
+    public static func run(quick: Bool, log: (String) -> Void) -> [Row] {
+        var rows: [Row] = []
+        func add(_ name: String, _ value: String, _ note: String = "") {
+            rows.append(Row(name: name, value: value, note: note)); log("\(name): \(value)\(note.isEmpty ? "" : "  (\(note))")")
+        }
+        let runs = quick ? 3 : 5
+        let sgemm = median(runs) { KernelBenchmark.sgemmGFLOPS(size: quick ? 512 : 1024) }
+        add("sgemm (OpenBLAS, all cores)", String(format: "%.1f GFLOP/s", sgemm), quick ? "512³" : "1024³")
+        let sha = median(runs) { SHA256.benchmark(megabytes: quick ? 32 : 128) }
+        add("SHA-256 (one core)", String(format: "%.0f MB/s", sha), "target ≥ 400")
+        let mm = forward(miniMind, batch: 2, length: 512, runs: runs, sgemm: sgemm)
+        add("forward MiniMind B2×512 (fp32 base)", String(format: "%.0f tokens/s, MFU %.0f%%", mm.tokensPerSecond, mm.mfu * 100), "target MFU ≥ 70%")
+        if !quick {
+            let smol = forward(smolLM, batch: 1, length: 512, runs: 3, sgemm: sgemm)
+            add("forward SmolLM-135M B1×512 (fp32 base)", String(format: "%.0f tokens/s, MFU %.0f%%", smol.tokensPerSecond, smol.mfu * 100), "target MFU ≥ 70%")
+        }
+        for missing in ["tokenizer MB/s", "quantize / dequantize MB/s", "4-bit linear vs sgemm", "training tokens/s (4-bit base)"] {
+            add(missing, "not measured", "engine not integrated in this build")
+        }
+        add("peak RSS", String(format: "%.0f MB", peakRSSMegabytes()))
+        return rows
+    }
+}

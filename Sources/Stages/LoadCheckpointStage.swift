@@ -1,0 +1,62 @@
+import Foundation
+import PipelineCore
+import Model
+
+/// `load_checkpoint`: the artifact is a self-contained checkpoint directory
+/// (config.json + safetensors weights + tokenizer files).
+/// - `path:` links (or copies) the directory's config, weights and tokenizer files after checking
+///   that config.json parses and the weights load.
+/// - `init:` builds a new model from the sizes, normal(0, 0.02) from the pipeline seed
+///   (`LlamaModel.initialized`), saves it, and writes a byte-level tokenizer (256 bytes + ChatML specials).
+struct LoadCheckpointStage: StageRunner {
+    func run(_ context: StageContext) throws -> StageResult {
+        let out = context.outputDirectory
+        if let source = context.inputPaths["path"] {
+            let fm = FileManager.default
+            let names = try fm.contentsOfDirectory(atPath: source.path).sorted()
+            guard names.contains("config.json") else {
+                throw StageError.invalidCheckpoint(directory: source.path, reason: "no config.json; expected a Hugging Face model directory")
+            }
+            let weights = names.filter { $0.hasSuffix(".safetensors") || $0 == "model.safetensors.index.json" }
+            guard !weights.isEmpty else {
+                throw StageError.invalidCheckpoint(directory: source.path, reason: "no *.safetensors weights (PyTorch .bin files are not supported; convert them with safetensors)")
+            }
+            let model = try LlamaModel.load(directory: source)   // fails early, naming the bad tensor
+            for name in weights + ArtifactFiles.companions.filter(names.contains) {
+                try ArtifactFiles.linkOrCopy(name, from: source, to: out)
+            }
+            context.log("loaded \(source.lastPathComponent): \(model.config.modelType), \(model.config.layers) layers, hidden \(model.config.hiddenSize), vocab \(model.config.vocabSize)")
+            return StageResult(summary: ["parameters": .integer(Int64(Self.parameterCount(model)))])
+        }
+        guard let initFields = context.fields["init"]?.objectValue else {
+            throw StageError.invalidCheckpoint(directory: context.stageName, reason: "needs `path` or `init`")
+        }
+        let int = { (k: String, d: Int) in initFields[k]?.intValue ?? d }
+        let arch = initFields["arch"]?.stringValue ?? "llama"
+        let config = ModelConfig(
+            modelType: arch == "minimind" ? "minimind" : "llama",
+            vocabSize: int("vocab_size", 259), hiddenSize: int("hidden_size", 64),
+            intermediateSize: int("intermediate_size", 176), layers: int("num_hidden_layers", 2),
+            heads: int("num_attention_heads", 4), kvHeads: int("num_key_value_heads", 2),
+            rmsNormEps: initFields["rms_norm_eps"]?.doubleValue ?? 1e-5,
+            ropeTheta: initFields["rope_theta"]?.doubleValue ?? 10000,
+            maxPositionEmbeddings: int("max_position_embeddings", 512),
+            tieWordEmbeddings: initFields["tie_word_embeddings"]?.boolValue ?? true,
+            bosTokenId: 1, eosTokenIds: [2], padTokenId: 0)
+        guard config.hiddenSize % config.heads == 0, config.heads % config.kvHeads == 0 else {
+            throw StageError.invalidCheckpoint(directory: context.stageName,
+                reason: "init: num_attention_heads (\(config.heads)) must divide hidden_size (\(config.hiddenSize)) and num_key_value_heads (\(config.kvHeads)) must divide num_attention_heads")
+        }
+        let model = LlamaModel.initialized(config: config, layout: arch == "minimind" ? .miniMind : .huggingFace, seed: context.seed)
+        try model.save(to: out)
+        try ByteLevelTokenizerFiles.write(to: out)
+        let count = Self.parameterCount(model)
+        context.log("initialised \(arch): \(config.layers) layers, hidden \(config.hiddenSize), vocab \(config.vocabSize), \(count) parameters (seed \(context.seed))")
+        return StageResult(summary: ["parameters": .integer(Int64(count))])
+    }
+
+    /// Linear-layer parameters (the part quantization and adapters act on).
+    static func parameterCount(_ model: LlamaModel) -> Int {
+        model.linearModules.reduce(0) { $0 + $1.inFeatures * $1.outFeatures }
+    }
+}

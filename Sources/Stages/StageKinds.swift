@@ -1,0 +1,48 @@
+import Foundation
+import PipelineCore
+
+/// The product's stage kinds, one file each (LoadCheckpointStage.swift, ...). The CLI runs pipelines
+/// with `StageKinds.registry()`; test-only kinds live in the test targets.
+public enum StageKinds {
+    public static func registry() -> StageRegistry {
+        var registry = StageRegistry()
+        registry.register(kind: "load_checkpoint", runner: LoadCheckpointStage())
+        registry.register(kind: "quantize", runner: EngineUnavailableStage(kind: "quantize", needs: "the Quant target (NF4 quantizer, bitsandbytes serialization)"))
+        registry.register(kind: "attach_adapters", runner: EngineUnavailableStage(kind: "attach_adapters", needs: "the Training target (LoRA attacher)"))
+        registry.register(kind: "train", runner: EngineUnavailableStage(kind: "train", needs: "the Training target (trainer)"))
+        registry.register(kind: "save_adapter", runner: EngineUnavailableStage(kind: "save_adapter", needs: "the Training target (PEFT writer)"))
+        registry.register(kind: "evaluate", runner: EngineUnavailableStage(kind: "evaluate", needs: "the Training target (evaluator)"))
+        return registry
+    }
+}
+
+/// A kind whose engine is not in this build: fails the stage (exit 1) saying exactly what is missing.
+struct EngineUnavailableStage: StageRunner {
+    let kind: String
+    let needs: String
+    func run(_ context: StageContext) throws -> StageResult {
+        throw StageError.engineUnavailable(kind: kind, needs: needs)
+    }
+}
+
+/// File helpers shared by the stage kinds.
+enum ArtifactFiles {
+    /// Files of a checkpoint directory that travel with the model (not the weights).
+    static let companions = ["config.json", "tokenizer.json", "tokenizer_config.json", "generation_config.json",
+                             "special_tokens_map.json"]
+
+    /// Hard-links `from/name` to `to/name` (cache objects are read-only and immutable), copying when
+    /// linking fails (another filesystem).
+    static func linkOrCopy(_ name: String, from: URL, to: URL) throws {
+        let source = from.appendingPathComponent(name), destination = to.appendingPathComponent(name)
+        let fm = FileManager.default
+        try fm.createDirectory(at: destination.deletingLastPathComponent(), withIntermediateDirectories: true)
+        do { try fm.linkItem(at: source, to: destination) } catch { try fm.copyItem(at: source, to: destination) }
+    }
+
+    static func writeJSON(_ value: JSONValue, to url: URL) throws {
+        var data = CanonicalJSON.data(value)
+        data.append(0x0A)
+        try Data(data).write(to: url, options: .atomic)
+    }
+}

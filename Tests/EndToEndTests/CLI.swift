@@ -1,0 +1,60 @@
+import Foundation
+import XCTest
+import TestSupport
+
+/// Runs the built `qlora-run` binary (next to the test bundle's build products) as a subprocess.
+enum CLI {
+    #if DEBUG
+    static let configuration = "debug"
+    #else
+    static let configuration = "release"
+    #endif
+
+    static var binary: URL { Reference.projectRoot.appendingPathComponent(".build/\(configuration)/qlora-run") }
+
+    struct Result { var status: Int32; var stdout: String; var stderr: String }
+
+    /// Runs `qlora-run arguments` in `directory` (default: the project root) with NO_COLOR set.
+    /// With `interruptAfter`, sends SIGINT (like Ctrl-C) once that text appears on stdout.
+    @discardableResult
+    static func run(_ arguments: [String], in directory: URL = Reference.projectRoot,
+                    interruptAfter marker: String? = nil) throws -> Result {
+        guard FileManager.default.isExecutableFile(atPath: binary.path) else {
+            throw XCTSkip("qlora-run is not built at \(binary.path); run `swift build` first")
+        }
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = arguments
+        process.currentDirectoryURL = directory
+        var environment = ProcessInfo.processInfo.environment
+        environment["NO_COLOR"] = "1"
+        process.environment = environment
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out; process.standardError = err
+        let collected = OutputCollector()
+        out.fileHandleForReading.readabilityHandler = { h in
+            if collected.append(h.availableData, marker: marker) { process.interrupt() }
+        }
+        try process.run()
+        let errData = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        out.fileHandleForReading.readabilityHandler = nil
+        _ = collected.append(out.fileHandleForReading.readDataToEndOfFile(), marker: nil)
+        return Result(status: process.terminationStatus, stdout: collected.text, stderr: String(decoding: errData, as: UTF8.self))
+    }
+}
+
+/// Thread-safe stdout accumulator; `append` returns true once, when `marker` first appears.
+final class OutputCollector: @unchecked Sendable {
+    private let lock = NSLock()
+    private var data = Data()
+    private var fired = false
+    func append(_ chunk: Data, marker: String?) -> Bool {
+        lock.lock(); defer { lock.unlock() }
+        data.append(chunk)
+        guard let marker, !fired, String(decoding: data, as: UTF8.self).contains(marker) else { return false }
+        fired = true
+        return true
+    }
+    var text: String { lock.lock(); defer { lock.unlock() }; return String(decoding: data, as: UTF8.self) }
+}

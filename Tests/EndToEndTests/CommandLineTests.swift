@@ -1,0 +1,82 @@
+import Foundation
+import XCTest
+import TestSupport
+
+/// The CLI's surface: commands, exact error texts and exit codes (0 ok, 1 stage failed, 2 invalid input).
+final class CommandLineTests: XCTestCase {
+    func testVersionAndHelp() throws {
+        let version = try CLI.run(["--version"])
+        XCTAssertEqual(version.status, 0)
+        XCTAssertEqual(version.stdout, "qlora-run 0.1.0\n")
+        let help = try CLI.run(["--help"])
+        XCTAssertEqual(help.status, 0)
+        XCTAssertTrue(help.stdout.hasPrefix("usage: qlora-run [run] FILE"))
+        XCTAssertTrue(help.stdout.contains("exit codes: 0 ok, 1 a stage failed, 2 invalid input, 130 interrupted"))
+    }
+
+    func testHelpKindComesFromTheSchema() throws {
+        let r = try CLI.run(["help", "quantize"])
+        XCTAssertEqual(r.status, 0)
+        XCTAssertTrue(r.stdout.hasPrefix("quantize (outputs: quantized)\n"))
+        XCTAssertTrue(r.stdout.contains("  block_size  32 | 64 | 128 | 256 | 512 | 1024 | 2048 | 4096  [default: 64]\n      Weights per absmax block: a power of two from 32 to 4096.\n"))
+        let bad = try CLI.run(["help", "quantise"])
+        XCTAssertEqual(bad.status, 2)
+        XCTAssertEqual(bad.stderr, "error: unknown stage kind 'quantise'; did you mean 'quantize'?\n")
+        XCTAssertEqual(bad.stdout, "")
+    }
+
+    func testArgumentErrorsExitTwoOnStderr() throws {
+        let r = try CLI.run(["plna", "pipelines/toy.yaml"])
+        XCTAssertEqual(r.status, 2)
+        XCTAssertEqual(r.stderr, "error: unknown command 'plna'; did you mean 'plan'?\n")
+        XCTAssertEqual(r.stdout, "")
+        let option = try CLI.run(["run", "pipelines/toy.yaml", "--frce", "train"])
+        XCTAssertEqual(option.status, 2)
+        XCTAssertEqual(option.stderr, "error: unknown option '--frce'; did you mean '--force'?\n")
+    }
+
+    func testMissingPipelineFile() throws {
+        let r = try CLI.run(["validate", "no/such.yaml"])
+        XCTAssertEqual(r.status, 2)
+        XCTAssertEqual(r.stderr, "error: no/such.yaml: no such file\nerror: 1 problem found; nothing was run\n")
+    }
+
+    func testEveryPipelineValidates() throws {
+        for name in ["toy", "minimind-qlora"] {
+            let r = try CLI.run(["validate", "pipelines/\(name).yaml"])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            XCTAssertTrue(r.stdout.hasPrefix("pipelines/\(name).yaml: valid ("), r.stdout)
+        }
+        // The template names a model directory the user fills in; substitute any existing directory.
+        let template = try CLI.run(["validate", "pipelines/hf-model.yaml"])
+        XCTAssertEqual(template.status, 2)
+        XCTAssertTrue(template.stderr.contains("stages.base.path: file not found: ../models/your-model (relative to pipelines/)"), template.stderr)
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let filled = try CLI.run(["validate", "pipelines/hf-model.yaml", "--set", "stages.base.path=\(dir.path)"])
+        XCTAssertEqual(filled.status, 0, filled.stderr)
+    }
+
+    func testSchemaErrorsHaveLocations() throws {
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try """
+        version: 1
+        name: bad
+        stages:
+          base:
+            kind: load_checkpoint
+            init: {hidden_size: 64}
+          q:
+            kind: quantize
+            model: base
+            compute_dtype: bf16
+
+        """.write(to: dir.appendingPathComponent("bad.yaml"), atomically: true, encoding: .utf8)
+        let r = try CLI.run(["validate", "bad.yaml"], in: dir)
+        XCTAssertEqual(r.status, 2)
+        XCTAssertTrue(r.stderr.hasPrefix("bad.yaml:10:20: error: stages.q.compute_dtype: "), r.stderr)
+        XCTAssertTrue(r.stderr.contains("(bf16 compute is not supported yet; use fp32)"), r.stderr)
+        XCTAssertTrue(r.stderr.hasSuffix("error: 1 problem found; nothing was run\n"), r.stderr)
+    }
+}
