@@ -1,3 +1,4 @@
+import Foundation
 import COpenBLAS
 
 /// The only place in the project that calls OpenBLAS.
@@ -30,12 +31,27 @@ public enum BLAS {
 
     /// Runs `body` with OpenBLAS limited to one thread, restoring the previous count afterwards.
     /// For BLAS calls made from inside our own `Parallel.forEachChunk` loops (attention per head):
-    /// two thread pools on the same cores would oversubscribe them.
+    /// two thread pools on the same cores would oversubscribe them. Nesting and concurrent callers
+    /// (stages running side by side) are counted, so the first entrant saves the count and the last
+    /// one out restores it — an interleaving can never leave OpenBLAS stuck at one thread.
     public static func singleThreaded<R>(_ body: () throws -> R) rethrows -> R {
-        let saved = threads
-        if saved == 1 { return try body() }
-        threads = 1
-        defer { threads = saved }
+        singleThreadLock.lock()
+        if singleThreadDepth == 0 {
+            savedThreads = threads
+            if savedThreads != 1 { threads = 1 }
+        }
+        singleThreadDepth += 1
+        singleThreadLock.unlock()
+        defer {
+            singleThreadLock.lock()
+            singleThreadDepth -= 1
+            if singleThreadDepth == 0 && savedThreads != 1 { threads = savedThreads }
+            singleThreadLock.unlock()
+        }
         return try body()
     }
+
+    private static let singleThreadLock = NSLock()
+    private static var singleThreadDepth = 0
+    private static var savedThreads = 1
 }

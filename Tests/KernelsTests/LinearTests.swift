@@ -82,3 +82,17 @@ final class ElementwiseTests: XCTestCase {
         XCTAssertTrue(r.isFinite && r > 0)
     }
 }
+
+final class BLASThreadsTests: XCTestCase {
+    func testSingleThreadedRestoresTheThreadCountEvenWhenNestedAndConcurrent() {
+        let before = BLAS.threads
+        DispatchQueue.concurrentPerform(iterations: 4) { _ in
+            BLAS.singleThreaded {
+                XCTAssertEqual(BLAS.threads, 1)
+                BLAS.singleThreaded { XCTAssertEqual(BLAS.threads, 1) }
+                XCTAssertEqual(BLAS.threads, 1)
+            }
+        }
+        XCTAssertEqual(BLAS.threads, before)
+    }
+}
