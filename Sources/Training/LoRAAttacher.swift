@@ -128,17 +128,20 @@ public enum LoRAAttacher {
     /// Modules carrying an adapter, in model order.
     public static func adapted(_ model: LlamaModel) -> [LinearModule] { model.linearModules.filter { $0.adapter != nil } }
 
-    public static func summary(_ model: LlamaModel) -> ParameterSummary {
+    /// `assumeQuantized` counts every linear (head included, untied) as 4-bit, i.e. the numbers the
+    /// summary will show after `quantize` with no skip list.
+    public static func summary(_ model: LlamaModel, assumeQuantized: Bool = false) -> ParameterSummary {
         let c = model.config
         var total = c.vocabSize * c.hiddenSize                     // embedding
         total += c.hiddenSize * (2 * c.layers + 1)                 // RMSNorm weights
         var trainable = 0
         for m in model.linearModules {
-            if m === model.head && !m.isQuantized && model.headTied { continue }  // shares the embedding
-            let n = m.inFeatures * m.outFeatures
-            total += m.isQuantized ? n / 2 : n
-            total += m.bias?.count ?? 0
+            let quantized = assumeQuantized || m.isQuantized
             if let ad = m.adapter { trainable += ad.a.count + ad.b.count }
+            if m === model.head && !quantized && model.headTied { continue }  // shares the embedding
+            let n = m.inFeatures * m.outFeatures
+            total += quantized ? n / 2 : n
+            total += m.bias?.count ?? 0
         }
         return ParameterSummary(total: total + trainable, trainable: trainable)
     }

@@ -32,11 +32,21 @@ public struct StepMetrics: Equatable, Sendable {
         "{\"step\":\(step),\"epoch\":\(epoch),\"loss\":\(loss),\"lr\":\(learningRate),\"grad_norm\":\(gradNorm),\"tokens\":\(tokens),\"supervised_tokens\":\(supervisedTokens)}"
     }
 
+    /// Parses a line written by `jsonLine`. Numbers go through `Double(String)` (correctly rounded),
+    /// not JSONSerialization, whose Linux parser is not, so a resumed run reproduces the bytes.
     static func parse(_ line: String) -> StepMetrics? {
-        guard let o = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any],
-              let s = o["step"] as? Int, let e = o["epoch"] as? Int, let l = (o["loss"] as? NSNumber)?.doubleValue,
-              let lr = (o["lr"] as? NSNumber)?.doubleValue, let g = (o["grad_norm"] as? NSNumber)?.doubleValue,
-              let t = o["tokens"] as? Int, let st = o["supervised_tokens"] as? Int else { return nil }
+        let body = line.trimmingCharacters(in: .whitespaces)
+        guard body.hasPrefix("{"), body.hasSuffix("}") else { return nil }
+        var fields: [String: String] = [:]
+        for part in body.dropFirst().dropLast().split(separator: ",") {
+            let kv = part.split(separator: ":", maxSplits: 1)
+            guard kv.count == 2 else { return nil }
+            fields[kv[0].trimmingCharacters(in: CharacterSet(charactersIn: "\" "))] = String(kv[1])
+        }
+        guard let s = fields["step"].flatMap({ Int($0) }), let e = fields["epoch"].flatMap({ Int($0) }),
+              let l = fields["loss"].flatMap({ Double($0) }), let lr = fields["lr"].flatMap({ Double($0) }),
+              let g = fields["grad_norm"].flatMap({ Double($0) }), let t = fields["tokens"].flatMap({ Int($0) }),
+              let st = fields["supervised_tokens"].flatMap({ Int($0) }) else { return nil }
         return StepMetrics(step: s, epoch: e, loss: l, learningRate: lr, gradNorm: g, tokens: t, supervisedTokens: st)
     }
 }

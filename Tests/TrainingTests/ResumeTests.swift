@@ -1,0 +1,94 @@
+import XCTest
+import Foundation
+import TestSupport
+import Model
+import TensorIO
+import Kernels
+@testable import Training
+
+final class ResumeTests: XCTestCase {
+    func makeModel() throws -> LlamaModel {
+        let model = LlamaModel.initialized(config: LoRATests.tinyConfig(), layout: .huggingFace, seed: 3)
+        var o = LoRAOptions(); o.rank = 4; o.targets = .names(["q_proj", "o_proj", "down_proj"])
+        try LoRAAttacher.attach(to: model, options: o, seed: 5)
+        return model
+    }
+
+    func makeData() -> TrainingDataset {
+        var rng = RandomStream(seed: 11, stream: "test-data")
+        let examples: [TokenizedExample] = (0..<7).map { i in
+            let n = 6 + i % 4
+            let ids = (0..<n).map { _ in Int32(1 + rng.nextInt(below: 63)) }
+            let mask = (0..<n).map { $0 >= n / 2 ? Float(1) : 0 }
+            return TokenizedExample(ids: ids, lossMask: mask)
+        }
+        return TrainingDataset(examples: examples, padId: 0)
+    }
+
+    func options() -> TrainingOptions {
+        var o = TrainingOptions()
+        o.epochs = 3; o.batchSize = 2; o.gradAccum = 2; o.learningRate = 1e-2; o.schedule = .cosine(warmupSteps: 1)
+        o.checkpointEvery = 1; o.shuffle = true; o.seed = 42; o.logEvery = 0
+        return o
+    }
+
+    func adapterBytes(_ model: LlamaModel) throws -> Data {
+        let dir = try makeTemporaryDirectory("adapter"); defer { try? FileManager.default.removeItem(at: dir) }
+        try PEFTAdapter.save(model, to: dir, baseModelNameOrPath: "tiny")
+        return try Data(contentsOf: dir.appendingPathComponent("adapter_model.safetensors"))
+    }
+
+    /// Interrupt after a few steps, resume with a fresh process-like state (new model, same init),
+    /// and compare adapter bytes and metrics.jsonl with an uninterrupted run.
+    func testResumeIsByteIdentical() throws {
+        let data = makeData()
+        let trainer = Trainer(options())
+        XCTAssertEqual(trainer.totalSteps(data), 6)   // 4 micro-batches of 2 → 2 steps per epoch
+        let w1 = try makeTemporaryDirectory("w1"), w2 = try makeTemporaryDirectory("w2")
+        defer { try? FileManager.default.removeItem(at: w1); try? FileManager.default.removeItem(at: w2) }
+        let straight = try makeModel()
+        let r1 = try trainer.train(model: straight, dataset: data, workDirectory: w1)
+        XCTAssertEqual(r1.metrics.count, 6)
+        XCTAssertTrue(r1.metrics.allSatisfy { $0.loss.isFinite && $0.loss > 0 })
+
+        for stopAt in [1, 3] {
+            try? FileManager.default.removeItem(at: w2)
+            var calls = 0
+            let interrupted = try makeModel()
+            XCTAssertThrowsError(try trainer.train(model: interrupted, dataset: data, workDirectory: w2, isInterrupted: {
+                calls += 1; return calls > stopAt })) { error in
+                XCTAssertEqual(error as? TrainingError, .interrupted(step: stopAt))
+            }
+            let resumedModel = try makeModel()
+            let r2 = try trainer.train(model: resumedModel, dataset: data, workDirectory: w2)
+            XCTAssertEqual(r2.resumedFromStep, stopAt)
+            XCTAssertEqual(r2.metricsJSONL, r1.metricsJSONL)
+            XCTAssertEqual(try adapterBytes(resumedModel), try adapterBytes(straight))
+        }
+        // artifacts
+        let out = try makeTemporaryDirectory("art"); defer { try? FileManager.default.removeItem(at: out) }
+        try r1.writeArtifacts(to: out)
+        let svg = try String(contentsOf: out.appendingPathComponent("loss.svg"), encoding: .utf8)
+        XCTAssertTrue(svg.contains(">optimizer step</text>") && svg.contains(">loss</text>") && svg.contains(">learning rate</text>"))
+        XCTAssertEqual(LossPlot.svg(r1.metrics), svg)
+        let first = try String(contentsOf: out.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(separator: "\n")[0]
+        XCTAssertTrue(first.hasPrefix("{\"step\":1,\"epoch\":1,\"loss\":"), String(first))
+    }
+
+    /// With grad_accum the loss is normalised by all micro-batches' supervised tokens together:
+    /// one step over batch 4 equals one step over 2 micro-batches of 2.
+    func testGradAccumEqualsLargeBatch() throws {
+        let data = TrainingDataset(examples: Array(makeData().examples.prefix(4)), padId: 0)
+        var a = options(); a.epochs = 1; a.shuffle = false; a.batchSize = 4; a.gradAccum = 1; a.maxGradNorm = nil
+        var b = a; b.batchSize = 2; b.gradAccum = 2
+        let ma = try makeModel(), mb = try makeModel()
+        let wa = try makeTemporaryDirectory("ga"), wb = try makeTemporaryDirectory("gb")
+        defer { try? FileManager.default.removeItem(at: wa); try? FileManager.default.removeItem(at: wb) }
+        let ra = try Trainer(a).train(model: ma, dataset: data, workDirectory: wa)
+        let rb = try Trainer(b).train(model: mb, dataset: data, workDirectory: wb)
+        XCTAssertEqual(ra.metrics.count, 1); XCTAssertEqual(rb.metrics.count, 1)
+        XCTAssertEqual(ra.metrics[0].loss, rb.metrics[0].loss, accuracy: 1e-6 * ra.metrics[0].loss)
+        XCTAssertEqual(ra.metrics[0].gradNorm, rb.metrics[0].gradNorm, accuracy: 1e-5 * ra.metrics[0].gradNorm)
+        XCTAssertEqual(ra.metrics[0].supervisedTokens, rb.metrics[0].supervisedTokens)
+    }
+}
