@@ -88,6 +88,33 @@ final class PipelineGraphTests: XCTestCase {
         XCTAssertEqual(p.stages[1].references, ["model": "b"])
     }
 
+    /// The product schema's annotations drive the same checks (kinds, x-stage-ref types, x-input-path).
+    func testProductSchemaAnnotations() throws {
+        let schemaURL = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../schemas/pipeline.schema.json")
+        guard let data = FileManager.default.contents(atPath: schemaURL.path) else { throw XCTSkip("schemas/pipeline.schema.json not present") }
+        let schema = try CanonicalJSONParser.parse(data)
+        let kinds = StageKindInfo.all(in: schema)
+        XCTAssertEqual(kinds["train"]?.stageRefs["model"], ["adapted", "trained"])
+        XCTAssertEqual(kinds["save_adapter"]?.outputPaths, ["to"])
+        XCTAssertEqual(kinds["load_checkpoint"]?.inputPaths, ["path": "directory"])
+        let document = try YAMLReader.read(text: """
+        version: 1
+        name: real
+        stages:
+          base:
+            kind: load_checkpoint
+            path: .
+          train:
+            kind: train
+            model: base
+            data: data.txt
+        """, displayName: "pipelines/real.yaml")
+        let (_, diagnostics) = Pipeline.load(document: document, schema: schema, file: dir.appendingPathComponent("real.yaml"))
+        XCTAssertEqual(diagnostics.map(\.description), [
+            "pipelines/real.yaml:9:12: error: stages.train.model: stage 'base' outputs a checkpoint, but this field needs a model with adapters (adapted or trained)",
+        ])
+    }
+
     func testDAGOrderAndCycle() {
         let (order, cycle) = DAG.order(["a", "b", "c"], dependencies: ["a": ["c"], "b": [], "c": []])
         XCTAssertEqual(order, ["b", "c", "a"])
