@@ -1,6 +1,18 @@
 import Foundation
 
 extension Pipeline {
+    /// Everything `qlora-run validate` / `plan` / `run` need: schema validation (defaults filled)
+    /// and, when the schema found no errors, the graph checks. Returns the pipeline only when
+    /// there are no diagnostics at all. Writes nothing.
+    public static func validate(document: Document, schema: JSONSchema, schemaValue: JSONValue,
+                                file: URL? = nil) -> (pipeline: Pipeline?, diagnostics: [Diagnostic]) {
+        let (value, schemaDiagnostics) = schema.validate(document)
+        let errors = schemaDiagnostics.filter { $0.severity == .error }
+        guard errors.isEmpty else { return (nil, schemaDiagnostics) }
+        let (pipeline, graphDiagnostics) = load(document: document, schema: schemaValue, validatedValue: value, file: file)
+        return (pipeline, DiagnosticList.sorted(schemaDiagnostics + graphDiagnostics))
+    }
+
     /// Builds the pipeline from a parsed YAML document and reports graph problems as located
     /// diagnostics (`pipelines/x.yaml:14:12: error: stages.train.model: unknown stage …`).
     ///

@@ -115,6 +115,29 @@ final class PipelineGraphTests: XCTestCase {
         ])
     }
 
+    /// Schema errors first (graph checks skipped while the schema fails), then a valid pipeline
+    /// whose stage fields carry the schema defaults.
+    func testValidateWithProductSchema() throws {
+        let schemaURL = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../schemas/pipeline.schema.json")
+        guard let data = FileManager.default.contents(atPath: schemaURL.path) else { throw XCTSkip("schemas/pipeline.schema.json not present") }
+        let schemaValue = try CanonicalJSONParser.parse(data)
+        let schema = try JSONSchema(schemaValue)
+        let bad = try YAMLReader.read(text: "version: 1\nname: v\nstages:\n  q:\n    kind: quantize\n    model: nowhere\n    block_size: fast\n",
+                                      displayName: "p.yaml")
+        let (none, schemaErrors) = Pipeline.validate(document: bad, schema: schema, schemaValue: schemaValue, file: dir.appendingPathComponent("p.yaml"))
+        XCTAssertNil(none)
+        XCTAssertEqual(schemaErrors.count, 1, "\(schemaErrors)")
+        XCTAssertEqual(schemaErrors.first?.path, "stages.q.block_size")
+        let good = try YAMLReader.read(text: "version: 1\nname: v\nstages:\n  base:\n    kind: load_checkpoint\n    path: .\n  q:\n    kind: quantize\n    model: base\n",
+                                       displayName: "p.yaml")
+        let (pipeline, diagnostics) = Pipeline.validate(document: good, schema: schema, schemaValue: schemaValue, file: dir.appendingPathComponent("p.yaml"))
+        XCTAssertEqual(diagnostics, [])
+        let q = try XCTUnwrap(pipeline?.stage(named: "q"))
+        XCTAssertEqual(q.fields["block_size"], .integer(64))
+        XCTAssertEqual(q.references, ["model": "base"])
+        XCTAssertEqual(pipeline?.stage(named: "base")?.inputPaths, ["path": "."])
+    }
+
     func testDAGOrderAndCycle() {
         let (order, cycle) = DAG.order(["a", "b", "c"], dependencies: ["a": ["c"], "b": [], "c": []])
         XCTAssertEqual(order, ["b", "c", "a"])
