@@ -1,0 +1,74 @@
+import XCTest
+import Foundation
+import TestSupport
+import Tokenizer
+@testable import Training
+
+final class DatasetTests: XCTestCase {
+    func tokenizer() throws -> Tokenizer {
+        guard let url = Reference.file("tokenizer/tokenizer.json") else { throw XCTSkip(Reference.skipMessage) }
+        return try Tokenizer(contentsOf: url)
+    }
+
+    /// The golden conversations (steps.json data.texts), re-encoded as JSONL, give exactly the golden
+    /// input_ids and loss_mask of golden/lora_train/data.safetensors.
+    func testChatMaskMatchesGolden() throws {
+        let tok = try tokenizer()
+        let dir = Reference.file("golden/lora_train")!
+        let steps = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("steps.json"))) as! [String: Any]
+        let texts = (steps["data"] as! [String: Any])["texts"] as! [String]
+        var jsonl = ""
+        for t in texts {
+            // "<|im_start|>user\nQ<|im_end|>\n<|im_start|>assistant\nA<|im_end|>\n"
+            let parts = t.components(separatedBy: "<|im_start|>").filter { !$0.isEmpty }
+            let msgs: [[String: String]] = parts.map { p in
+                let body = p.replacingOccurrences(of: "<|im_end|>\n", with: "")
+                let nl = body.firstIndex(of: "\n")!
+                return ["role": String(body[..<nl]), "content": String(body[body.index(after: nl)...])]
+            }
+            jsonl += String(decoding: try JSONSerialization.data(withJSONObject: ["conversations": msgs]), as: UTF8.self) + "\n"
+        }
+        let data = try DatasetLoader.load(text: jsonl, name: "golden.jsonl", tokenizer: tok)
+        let golden = TrainerGoldenTests.dataset(try GoldenTensors(dir.appendingPathComponent("data.safetensors")))
+        XCTAssertEqual(data.examples.map(\.ids), golden.examples.map(\.ids))
+        XCTAssertEqual(data.examples.map(\.lossMask), golden.examples.map(\.lossMask))
+        XCTAssertEqual(data.padId, 0)
+        XCTAssertEqual(data.audit.examples, 4)
+        XCTAssertEqual(data.audit.supervisedTokens, golden.examples.reduce(0) { $0 + $1.supervisedTokens })
+        // dynamic padding: batch of rows 1 and 2 pads to the longer one (34) with id 0, weight 0
+        let b = data.batch([1, 2])
+        XCTAssertEqual(b.length, 34)
+        XCTAssertEqual(b.batch, 2)
+    }
+
+    func testErrorsNameFileAndLine() throws {
+        let tok = try tokenizer()
+        func message(_ text: String) -> String? {
+            do { _ = try DatasetLoader.load(text: text, name: "d.jsonl", tokenizer: tok); return nil } catch { return error.localizedDescription }
+        }
+        XCTAssertEqual(message("{\"text\": \"hi\"}\n{oops\n"), "d.jsonl:2: malformed JSON line: not valid JSON. Each line must be one JSON object.")
+        XCTAssertEqual(message("\n{\"foo\": 1}\n"), "d.jsonl:2: no known field (found: foo). Expected `conversations` or `messages` ([{role, content}]), `text`, or `prompt` + `completion`.")
+        XCTAssertEqual(message("{\"messages\": [{\"role\": \"bot\", \"content\": \"x\"}]}"), "d.jsonl:1: unknown role \"bot\"; use system, user or assistant.")
+        XCTAssertEqual(message("{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}]}"),
+                       "d.jsonl: none of the 1 examples has a supervised token (no assistant content within max_seq_len); add assistant replies, raise max_seq_len, or set train_on_prompt: true.")
+        XCTAssertEqual(message(""), "d.jsonl: the dataset has no examples; add JSONL lines.")
+    }
+
+    func testTruncationPromptCompletionAndTrainOnPrompt() throws {
+        let tok = try tokenizer()
+        var o = DatasetOptions(); o.maxSeqLen = 8
+        let chat = "{\"messages\": [{\"role\": \"user\", \"content\": \"hello there my friend\"}, {\"role\": \"assistant\", \"content\": \"hi\"}]}\n"
+        // the reply lies beyond 8 tokens: skipped, counted
+        XCTAssertThrowsError(try DatasetLoader.load(text: chat, name: "c", tokenizer: tok, options: o))
+        o.trainOnPrompt = true
+        let d = try DatasetLoader.load(text: chat + "{\"prompt\": \"a\", \"completion\": \"b\"}\n", name: "c", tokenizer: tok, options: o)
+        XCTAssertEqual(d.audit.examples, 2)
+        XCTAssertEqual(d.audit.truncated, 1)
+        XCTAssertEqual(d.examples[0].ids.count, 8)
+        XCTAssertEqual(d.examples[0].lossMask, [Float](repeating: 1, count: 8))
+        XCTAssertEqual(d.examples[1].ids, tok.encode("a") + tok.encode("b") + [2])
+        XCTAssertEqual(d.audit.line, "data: 2 examples, \(8 + d.examples[1].ids.count) tokens, \(7 + d.examples[1].ids.count - 1) supervised, 1 truncated, 0 skipped (no supervised token)")
+        // shuffle is a pure function of (seed, epoch)
+        XCTAssertEqual(d.order(epoch: 3, shuffle: true, seed: 1), d.order(epoch: 3, shuffle: true, seed: 1))
+    }
+}
