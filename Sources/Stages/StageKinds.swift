@@ -8,9 +8,9 @@ public enum StageKinds {
         var registry = StageRegistry()
         registry.register(kind: "load_checkpoint", runner: LoadCheckpointStage())
         registry.register(kind: "quantize", runner: EngineUnavailableStage(kind: "quantize", needs: "the Quant target (NF4 quantizer, bitsandbytes serialization)"))
-        registry.register(kind: "attach_adapters", runner: EngineUnavailableStage(kind: "attach_adapters", needs: "the Training target (LoRA attacher)"))
-        registry.register(kind: "train", runner: EngineUnavailableStage(kind: "train", needs: "the Training target (trainer)"))
-        registry.register(kind: "save_adapter", runner: EngineUnavailableStage(kind: "save_adapter", needs: "the Training target (PEFT writer)"))
+        registry.register(kind: "attach_adapters", runner: AttachAdaptersStage())
+        registry.register(kind: "train", runner: TrainStage())
+        registry.register(kind: "save_adapter", runner: SaveAdapterStage())
         registry.register(kind: "evaluate", runner: EngineUnavailableStage(kind: "evaluate", needs: "the Training target (evaluator)"))
         return registry
     }

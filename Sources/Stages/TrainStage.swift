@@ -1,0 +1,64 @@
+import Foundation
+import PipelineCore
+import Model
+import Tokenizer
+import Training
+
+/// `train`: trains the adapters of an `adapted`/`trained` model. Checkpoints go to the stage's
+/// work directory (kept by the cache across crashes and Ctrl-C, so a re-run resumes).
+/// Artifact: base model files (linked) + the trained PEFT adapter + metrics.jsonl + loss.svg.
+struct TrainStage: StageRunner {
+    func run(_ context: StageContext) throws -> StageResult {
+        guard let source = context.inputs["model"], let data = context.inputPaths["data"] else {
+            throw StageError.missingFile("model/data")
+        }
+        let f = context.fields
+        var options = TrainingOptions()
+        options.epochs = f["epochs"]?.intValue ?? 1
+        let maxSteps = f["max_steps"]?.intValue ?? 0
+        options.maxSteps = maxSteps > 0 ? maxSteps : nil
+        options.batchSize = f["batch_size"]?.intValue ?? 1
+        options.gradAccum = f["grad_accum"]?.intValue ?? 1
+        options.learningRate = f["lr"]?.doubleValue ?? 2e-4
+        options.schedule = try LearningRateSchedule(name: f["schedule"]?.stringValue ?? "linear", warmupSteps: f["warmup_steps"]?.intValue ?? 0)
+        let clip = f["clip_grad_norm"]?.doubleValue ?? 1.0
+        options.maxGradNorm = clip > 0 ? clip : nil
+        options.optimizer.kind = try OptimizerOptions.kind(named: f["optimizer"]?.stringValue ?? "adamw", log: context.log)
+        let betas = f["betas"]?.arrayValue?.compactMap(\.doubleValue) ?? [0.9, 0.999]
+        if betas.count == 2 { options.optimizer.beta1 = betas[0]; options.optimizer.beta2 = betas[1] }
+        options.optimizer.eps = f["eps"]?.doubleValue ?? 1e-8
+        options.optimizer.weightDecay = f["weight_decay"]?.doubleValue ?? 0
+        options.optimizer.momentum = f["momentum"]?.doubleValue ?? 0
+        options.checkpointEvery = f["checkpoint_every"]?.intValue ?? 50
+        options.logEvery = f["log_every"]?.intValue ?? 10
+        options.shuffle = f["shuffle"]?.boolValue ?? true
+        options.seed = context.seed
+
+        let model = try AdaptedModel.load(source)
+        let tokenizer = try Tokenizer(contentsOf: source.appendingPathComponent("tokenizer.json"))
+        let dataset = try ChatData.load(data, tokenizer: tokenizer, maxSeqLen: f["max_seq_len"]?.intValue ?? 512,
+                                        trainOnPrompt: f["train_on_prompt"]?.boolValue ?? false)
+        context.log(dataset.audit.line)
+        let result: TrainingResult
+        do {
+            result = try Trainer(options).train(model: model, dataset: dataset, workDirectory: context.workDirectory,
+                                                log: context.log, progress: nil, isInterrupted: context.isInterrupted)
+        } catch TrainingError.interrupted {
+            throw StageInterrupted()
+        }
+        let out = context.outputDirectory
+        for name in try FileManager.default.contentsOfDirectory(atPath: source.path).sorted()
+            where name != PEFTAdapter.configFile && name != PEFTAdapter.weightsFile && name != "lora.json" {
+            try ArtifactFiles.linkOrCopy(name, from: source, to: out)
+        }
+        let config = try PEFTAdapter.readConfig(source)
+        var lora = LoRAOptions()
+        lora.rank = config.rank; lora.alpha = config.alpha; lora.rslora = config.rslora
+        try PEFTAdapter.save(model, to: out, baseModelNameOrPath: config.baseModel ?? "", options: lora)
+        try result.writeArtifacts(to: out)
+        var summary: [String: JSONValue] = ["steps": .integer(Int64(result.totalSteps))]
+        if let first = result.metrics.first?.loss { summary["loss_first"] = .number(first) }
+        if let last = result.finalLoss { summary["loss_final"] = .number(last) }
+        return StageResult(summary: summary)
+    }
+}
