@@ -1,0 +1,38 @@
+import Foundation
+import Model
+import Tokenizer
+import Training
+
+/// Tokenizer and generation entry points for the CLI (`tokenize`, `generate`) and `evaluate`.
+public enum Inference {
+    public struct TokenizerSession {
+        let tokenizer: Tokenizer
+        public func encode(_ text: String) -> [Int] { tokenizer.encode(text).map(Int.init) }
+        public func decode(_ ids: [Int]) -> String { tokenizer.decode(ids.map { Int32(truncatingIfNeeded: $0) }) }
+    }
+
+    /// A model directory or a directory holding tokenizer.json.
+    public static func tokenizer(directory: URL) throws -> TokenizerSession {
+        let file = directory.appendingPathComponent("tokenizer.json")
+        guard FileManager.default.fileExists(atPath: file.path) else { throw StageError.missingFile(file.path) }
+        return TokenizerSession(tokenizer: try Tokenizer(contentsOf: file))
+    }
+
+    /// ChatML-wrapped (with `chat`) or raw prompt -> generated text (special tokens removed).
+    public static func generate(model directory: URL, adapter: URL?, prompt: String, chat: Bool, maxNewTokens: Int,
+                                temperature: Double, topK: Int, topP: Double, seed: UInt64) throws -> String {
+        let model = try AdaptedModel.load(directory)
+        if let adapter { _ = try PEFTAdapter.load(from: adapter, into: model) }
+        let tokenizer = try Tokenizer(contentsOf: directory.appendingPathComponent("tokenizer.json"))
+        return complete(model: model, tokenizer: tokenizer, prompt: prompt, chat: chat, maxNewTokens: maxNewTokens,
+                        sampling: Sampling(temperature: Float(temperature), topK: topK, topP: Float(topP), seed: seed))
+    }
+
+    static func complete(model: LlamaModel, tokenizer: Tokenizer, prompt: String, chat: Bool, maxNewTokens: Int, sampling: Sampling) -> String {
+        let text = chat ? ChatTemplate.chatML(messages: [(role: "user", content: prompt)], addGenerationPrompt: true) : prompt
+        var stops = Set<Int32>()
+        for t in [tokenizer.eosTokenId, tokenizer.id(of: "<|im_end|>"), tokenizer.id(of: "<|endoftext|>")] { if let t { stops.insert(t) } }
+        let out = model.generate(prompt: tokenizer.encode(text), maxNewTokens: maxNewTokens, sampling: sampling, stopTokens: stops)
+        return tokenizer.decode(out, skipSpecialTokens: true)
+    }
+}
