@@ -112,7 +112,7 @@ extension LlamaModel {
 
     /// logits (B, T, V) for tokens (B, T); attentionMask (B, T) of 1/0 or nil.
     public func forward(tokens: [Int32], batch B: Int, length T: Int, attentionMask: [Float]?) -> [Float] {
-        guard B > 0, T > 0, tokens.count == B * T else { return [] }
+        guard B > 0, T > 0, tokens.count == B * T, attentionMask.map({ $0.count == B * T }) ?? true else { return [] }
         let p = forwardTrunk(tokens: tokens, B: B, T: T, attentionMask: attentionMask, forTraining: false)
         var logits = [Float](repeating: 0, count: B * T * config.vocabSize)
         logits.withUnsafeMutableBufferPointer { lp in
@@ -139,11 +139,15 @@ extension LlamaModel {
     /// lossWeights[b, t+1] > 0 (weighted), and the backward pass accumulating
     /// d(sum · gradScale)/d(A, B) into every adapter. Base weights and the embedding are frozen.
     /// The head only runs on the rows that have a loss, in chunks (never all B·T·V logits).
-    public func lossAndGradients(tokens: [Int32], batch B: Int, length T: Int, lossWeights: [Float], gradScale: Float) -> Double {
-        guard B > 0, T > 0, tokens.count == B * T, lossWeights.count == B * T else { return .nan }
+    /// `attentionMask` (B, T) of 1/0 is only needed for left padding (right padding cannot
+    /// influence real positions under the causal mask).
+    public func lossAndGradients(tokens: [Int32], batch B: Int, length T: Int, lossWeights: [Float], gradScale: Float,
+                                 attentionMask: [Float]? = nil) -> Double {
+        guard B > 0, T > 0, tokens.count == B * T, lossWeights.count == B * T,
+              attentionMask.map({ $0.count == B * T }) ?? true else { return .nan }
         let c = config
         let N = B * T, C = c.hiddenSize, V = c.vocabSize, NH = c.heads, KVH = c.kvHeads, HS = c.headDim, I = c.intermediateSize
-        let p = forwardTrunk(tokens: tokens, B: B, T: T, attentionMask: nil, forTraining: true)
+        let p = forwardTrunk(tokens: tokens, B: B, T: T, attentionMask: attentionMask, forTraining: true)
         let g = p.gradients
 
         // Rows (b, t) whose next token carries loss.
@@ -196,7 +200,7 @@ extension LlamaModel {
             for l in stride(from: layers.count - 1, through: lowest, by: -1) {
                 let layer = layers[l], a = p.layers[l]
                 // Gradient checkpointing: recompute this layer's activations from its saved input.
-                if p.checkpointed { layerForward(l, plan: p, attentionMask: nil, output: p.scratchOutput) }
+                if p.checkpointed { layerForward(l, plan: p, attentionMask: attentionMask, output: p.scratchOutput) }
                 // MLP block: residual gradient flows straight through; add the branch's contribution.
                 g.act.zero()
                 layer.down.backward(input: a.act.p, gradOutput: g.residual.p, gradInput: g.act.p, rows: N)

@@ -60,3 +60,20 @@ final class CheckpointTests: XCTestCase {
         }
     }
 }
+
+final class InputValidationTests: XCTestCase {
+    func testValidateNamesTheProblem() {
+        let model = LlamaModel.initialized(config: BackwardTests.tinyConfig(), layout: .huggingFace, seed: 1)
+        XCTAssertThrowsError(try model.validate(tokens: [1, 2, 40], batch: 1, length: 3)) { e in
+            XCTAssertEqual(e.localizedDescription, "token id 40 at position 2 is outside the vocabulary (0..<32)")
+        }
+        XCTAssertThrowsError(try model.validate(tokens: [1, 2], batch: 1, length: 3)) { e in
+            XCTAssertEqual(e.localizedDescription, "expected 1×3 = 3 token ids, got 2")
+        }
+        XCTAssertNoThrow(try model.validate(tokens: [0, 31], batch: 2, length: 1))
+        // Wrong shapes never crash: empty result / NaN.
+        XCTAssertEqual(model.forward(tokens: [1, 2], batch: 1, length: 3, attentionMask: nil), [])
+        XCTAssertTrue(model.lossAndGradients(tokens: [1], batch: 1, length: 1, lossWeights: [], gradScale: 1).isNaN)
+        XCTAssertEqual(model.generate(prompt: [99], maxNewTokens: 3, sampling: .greedy, stopTokens: []), [])
+    }
+}
