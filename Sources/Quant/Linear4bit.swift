@@ -1,0 +1,108 @@
+import Foundation
+import Kernels
+
+/// Frozen 4-bit linear layer (QLoRA): y = x · dequant(W)ᵀ, dx += dy · dequant(W); no weight gradient.
+///
+/// Legend: N rows of the input (B*T), I in_features, O out_features, R rows of W per tile.
+/// W (O, I) is never dequantized whole: a tile of R output rows (R·I floats, ≤ `tileElements`)
+/// is dequantized into a scratch buffer (in parallel over its rows), then one multi-threaded
+/// OpenBLAS sgemm uses it. Peak extra memory: one tile per call, independent of the model size.
+/// The result is bit-identical to the naive oracle "dequantize everything, then multiply" up to
+/// sgemm's own summation order (the dequantized values are exactly bitsandbytes').
+public final class Linear4bit {
+    public let inFeatures: Int
+    public let outFeatures: Int
+    public let weight: QuantizedTensor
+    /// Rows of W per tile: about 256 K floats (1 MB) — large enough for sgemm efficiency.
+    public let tileRows: Int
+    public static let tileElements = 256 * 1024
+
+    public convenience init(_ weight: QuantizedTensor) throws { try self.init(weight, tileRows: nil) }
+
+    /// `tileRows` overrides the tile height (tests use tiny tiles to exercise tile edges).
+    public init(_ weight: QuantizedTensor, tileRows requested: Int?) throws {
+        guard weight.shape.count == 2 else {
+            throw QuantError.inconsistent("a 4-bit linear weight must be 2-D [out, in], got shape \(weight.shape)")
+        }
+        self.weight = weight
+        outFeatures = weight.shape[0]
+        inFeatures = weight.shape[1]
+        self.tileRows = max(1, min(outFeatures, requested ?? Linear4bit.tileElements / max(1, inFeatures)))
+    }
+
+    /// Dequantizes rows r0..<r1 of W into `tile` (r1-r0, I).
+    func dequantizeRows(_ r0: Int, _ r1: Int, into tile: UnsafeMutablePointer<Float>) {
+        let I = inFeatures
+        let w = weight
+        Parallel.forEachChunk(r1 - r0, costPerItem: I) { rows in
+            let lo = (r0 + rows.lowerBound) * I, hi = (r0 + rows.upperBound) * I
+            Quantizer.dequantize(w, elements: lo..<hi, into: tile + rows.lowerBound * I)
+        }
+    }
+
+    /// input (N, I) -> output (N, O), overwritten.
+    public func forward(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, rows N: Int) {
+        let I = inFeatures, O = outFeatures
+        if N == 0 || O == 0 { return }
+        let R = tileRows
+        let tile = UnsafeMutablePointer<Float>.allocate(capacity: R * I)  // (R, I)
+        defer { tile.deallocate() }
+        var r0 = 0
+        while r0 < O {
+            let r1 = min(O, r0 + R)
+            dequantizeRows(r0, r1, into: tile)
+            // output[:, r0..<r1] = input (N, I) · tileᵀ (I, r1-r0)
+            BLAS.sgemm(transposeA: false, transposeB: true, m: N, n: r1 - r0, k: I,
+                       a: input, lda: I, b: tile, ldb: I, beta: 0, c: output + r0, ldc: O)
+            r0 = r1
+        }
+    }
+
+    /// gradInput (N, I) += gradOutput (N, O) · W (O, I).
+    public func backwardInput(gradOutput: UnsafePointer<Float>, gradInput: UnsafeMutablePointer<Float>, rows N: Int) {
+        let I = inFeatures, O = outFeatures
+        if N == 0 || O == 0 { return }
+        let R = tileRows
+        let tile = UnsafeMutablePointer<Float>.allocate(capacity: R * I)  // (R, I)
+        defer { tile.deallocate() }
+        var r0 = 0
+        while r0 < O {
+            let r1 = min(O, r0 + R)
+            dequantizeRows(r0, r1, into: tile)
+            // gradInput += gradOutput[:, r0..<r1] (N, r1-r0) · tile (r1-r0, I)
+            BLAS.sgemm(transposeA: false, transposeB: false, m: N, n: I, k: r1 - r0,
+                       a: gradOutput + r0, lda: O, b: tile, ldb: I, beta: 1, c: gradInput, ldc: I)
+            r0 = r1
+        }
+    }
+
+    /// The whole dequantized weight (O, I) — for tests, export and LoRA merging only.
+    public func dequantizedWeight() -> [Float] { Quantizer.dequantize(weight) }
+
+    // MARK: - Naive oracle (tests)
+
+    /// Reference: full dequantization and triple loops in Double.
+    public static func naiveForward(weight: [Float], input: [Float], rows N: Int, inFeatures I: Int, outFeatures O: Int) -> [Float] {
+        var out = [Float](repeating: 0, count: N * O)
+        for n in 0..<N {
+            for o in 0..<O {
+                var s = 0.0
+                for i in 0..<I { s += Double(input[n * I + i]) * Double(weight[o * I + i]) }
+                out[n * O + o] = Float(s)
+            }
+        }
+        return out
+    }
+
+    public static func naiveBackwardInput(weight: [Float], gradOutput: [Float], rows N: Int, inFeatures I: Int, outFeatures O: Int) -> [Float] {
+        var dx = [Float](repeating: 0, count: N * I)
+        for n in 0..<N {
+            for i in 0..<I {
+                var s = 0.0
+                for o in 0..<O { s += Double(gradOutput[n * O + o]) * Double(weight[o * I + i]) }
+                dx[n * I + i] = Float(s)
+            }
+        }
+        return dx
+    }
+}

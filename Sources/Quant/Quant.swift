@@ -1,1 +1,0 @@
-// Quant target: see README architecture section.

@@ -1,0 +1,82 @@
+import XCTest
+import Quant
+import TensorIO
+import TestSupport
+
+/// golden/qlora_train/base-nf4-dq: tiny-llama saved by transformers with bnb NF4 + double quant.
+final class BitsAndBytesFormatTests: XCTestCase {
+    static let modules = (0..<2).flatMap { l in
+        ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"]
+            .map { "model.layers.\(l).\($0)" }
+    }
+
+    func inputs() throws -> (ShardedCheckpoint, SafeTensorsFile, URL) {
+        guard let dir = Reference.file("golden/qlora_train/base-nf4-dq"), let qb = Reference.file("golden/qlora_train/quantized_base.safetensors") else {
+            throw XCTSkip(Reference.skipMessage)
+        }
+        return (try ShardedCheckpoint(directory: dir), try SafeTensorsFile(url: qb), dir)
+    }
+
+    func testLoadsGoldenCheckpointBitExactly() throws {
+        let (ckpt, golden, _) = try inputs()
+        XCTAssertFalse(BitsAndBytesFormat.isQuantized(module: "lm_head", in: ckpt))
+        for m in Self.modules {
+            XCTAssertTrue(BitsAndBytesFormat.isQuantized(module: m, in: ckpt), m)
+            let q = try BitsAndBytesFormat.read(module: m, from: ckpt)
+            XCTAssertEqual(q.type, .nf4); XCTAssertEqual(q.blockSize, 64)
+            XCTAssertEqual(q.shape, golden.info("\(m).weight.dequant")?.shape)
+            XCTAssertEqual(Quantizer.dequantize(q).map(\.bitPattern), try golden.floats("\(m).weight.dequant").map(\.bitPattern), m)
+            // Our quantizer reproduces transformers' quantization of the fp32 weight exactly.
+            let ours = try Quantizer.quantize(try golden.floats("\(m).weight.fp32"), shape: q.shape, type: .nf4, blockSize: 64, doubleQuant: true)
+            XCTAssertEqual(ours, q, m)
+            XCTAssertEqual(ours.packed, try golden.bytes("\(m).weight.codes"))
+            XCTAssertEqual(ours.doubleQuant?.codes, try golden.bytes("\(m).weight.absmax_codes"))
+            XCTAssertEqual(ours.doubleQuant?.offset.bitPattern, try golden.floats("\(m).weight.offset")[0].bitPattern)
+        }
+    }
+
+    /// Re-serialising the golden checkpoint (plain tensors copied, quantized modules through
+    /// `add`) reproduces transformers' file byte for byte.
+    func testReserialisationIsByteIdentical() throws {
+        let (ckpt, _, dir) = try inputs()
+        let file = try XCTUnwrap(ckpt.file(containing: "lm_head.weight"))
+        var writer = SafeTensorsWriter(metadata: file.metadata)
+        let quantizedPrefixes = Self.modules.map { "\($0).weight" }
+        for name in file.names where !quantizedPrefixes.contains(where: { name == $0 || name.hasPrefix($0 + ".") }) {
+            let info = try XCTUnwrap(file.info(name))
+            writer.add(name, dtype: info.dtype, shape: info.shape, bytes: try file.bytes(name))
+        }
+        for m in Self.modules { BitsAndBytesFormat.add(try BitsAndBytesFormat.read(module: m, from: ckpt), module: m, to: &writer) }
+        XCTAssertEqual(writer.names, file.names)
+        for name in file.names {
+            let e = try XCTUnwrap(writer.orderedEntries.first { $0.name == name })
+            XCTAssertEqual(e.dtype, file.info(name)?.dtype, name)
+            XCTAssertEqual(e.shape, file.info(name)?.shape, name)
+            XCTAssertEqual(e.bytes, try file.bytes(name), name)
+        }
+        XCTAssertTrue(writer.serialized() == (try [UInt8](Data(contentsOf: dir.appendingPathComponent("model.safetensors")))))
+    }
+
+    func testNonDoubleQuantRoundTripAndSummary() throws {
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let w = (0..<(96 * 40)).map { Float(cos(Double($0) * 0.1)) }
+        let q = try Quantizer.quantize(w, shape: [96, 40], type: .fp4, blockSize: 128, doubleQuant: false)
+        var writer = SafeTensorsWriter(metadata: ["format": "pt"])
+        BitsAndBytesFormat.add(q, module: "m", to: &writer)
+        XCTAssertEqual(writer.names, ["m.weight", "m.weight.absmax", "m.weight.quant_map", "m.weight.quant_state.bitsandbytes__fp4"])
+        let blob = try XCTUnwrap(writer.orderedEntries.first { $0.name == "m.weight.quant_state.bitsandbytes__fp4" })
+        XCTAssertEqual(String(decoding: blob.bytes, as: UTF8.self), #"{"quant_type": "fp4", "blocksize": 128, "dtype": "float32", "shape": [96, 40]}"#)
+        try writer.write(to: dir.appendingPathComponent("model.safetensors"))
+        let back = try BitsAndBytesFormat.read(module: "m", from: try ShardedCheckpoint(directory: dir))
+        XCTAssertEqual(back, q)
+        XCTAssertEqual(BitsAndBytesFormat.serializedBytes(q), writer.orderedEntries.reduce(0) { $0 + $1.bytes.count })
+        XCTAssertThrowsError(try BitsAndBytesFormat.read(module: "other", from: try ShardedCheckpoint(directory: dir))) { e in
+            XCTAssertEqual((e as? LocalizedError)?.errorDescription,
+                           "\(dir.path): 4-bit weight 'other': no other.weight.quant_state.bitsandbytes__nf4 (or __fp4) tensor: not a bitsandbytes 4-bit weight")
+        }
+        // 14 layers of tiny-llama-like size at block 64 + double quant.
+        let dq = try Quantizer.quantize([Float](repeating: 0.5, count: 64 * 176), shape: [64, 176], type: .nf4, blockSize: 64, doubleQuant: true)
+        XCTAssertEqual(QuantizationSummary.line([dq, dq]), "quantized 2 linear layers: 0.1 MB -> 0.0 MB (4.13 bits/param)")
+    }
+}

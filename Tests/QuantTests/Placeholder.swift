@@ -1,6 +1,0 @@
-import XCTest
-
-// Replaced as soon as the target has real tests.
-final class QuantTestsPlaceholder: XCTestCase {
-    func testTargetBuilds() { XCTAssertEqual(1 + 1, 2) }
-}
