@@ -1,0 +1,149 @@
+import Foundation
+import Model
+import Tokenizer
+
+public struct EvaluationOptions: Equatable, Sendable {
+    public var batchSize = 4
+    public var compareBase = false
+    public var prompts: [String] = []
+    public var maxNewTokens = 64
+    /// Gate: fail when the (adapted) model's perplexity exceeds this.
+    public var perplexityAbove: Double? = nil
+    /// Training loss plot to link from report.md (a file name in the same artifact directory).
+    public var lossPlotFile: String? = nil
+    public init() {}
+}
+
+public struct EvaluationMetrics: Equatable, Sendable {
+    public var loss: Double
+    public var perplexity: Double
+    public var tokenAccuracy: Double
+    public var supervisedTokens: Int
+}
+
+public struct Generation: Equatable, Sendable {
+    public var prompt: String
+    public var adapted: String
+    public var base: String?
+}
+
+public struct EvaluationReport: Sendable {
+    public var metrics: EvaluationMetrics
+    public var baseMetrics: EvaluationMetrics?
+    public var generations: [Generation]
+    public var gateFailure: String?
+
+    public var metricsJSON: String {
+        func m(_ x: EvaluationMetrics) -> String {
+            "{\"loss\": \(x.loss), \"perplexity\": \(x.perplexity), \"token_accuracy\": \(x.tokenAccuracy), \"supervised_tokens\": \(x.supervisedTokens)}"
+        }
+        var s = "{\n  \"adapted\": \(m(metrics))"
+        if let b = baseMetrics {
+            s += ",\n  \"base\": \(m(b))"
+            s += ",\n  \"delta\": {\"loss\": \(metrics.loss - b.loss), \"perplexity\": \(metrics.perplexity - b.perplexity), \"token_accuracy\": \(metrics.tokenAccuracy - b.tokenAccuracy)}"
+        }
+        return s + "\n}\n"
+    }
+
+    public func markdown(lossPlotFile: String? = nil) -> String {
+        func f(_ x: Double) -> String { String(format: "%.4f", x) }
+        var s = "# Evaluation\n\n"
+        if let b = baseMetrics {
+            s += "| metric | base | adapted | Δ |\n|---|---:|---:|---:|\n"
+            s += "| loss | \(f(b.loss)) | \(f(metrics.loss)) | \(f(metrics.loss - b.loss)) |\n"
+            s += "| perplexity | \(f(b.perplexity)) | \(f(metrics.perplexity)) | \(f(metrics.perplexity - b.perplexity)) |\n"
+            s += "| token accuracy | \(f(b.tokenAccuracy)) | \(f(metrics.tokenAccuracy)) | \(f(metrics.tokenAccuracy - b.tokenAccuracy)) |\n"
+        } else {
+            s += "| metric | value |\n|---|---:|\n| loss | \(f(metrics.loss)) |\n| perplexity | \(f(metrics.perplexity)) |\n| token accuracy | \(f(metrics.tokenAccuracy)) |\n"
+        }
+        s += "\nSupervised tokens evaluated: \(metrics.supervisedTokens)\n"
+        if let gate = gateFailure { s += "\n**Gate failed:** \(gate)\n" }
+        if !generations.isEmpty {
+            s += "\n## Generations (greedy)\n"
+            for (i, g) in generations.enumerated() {
+                s += "\n### Prompt \(i + 1)\n\n```\n\(g.prompt)\n```\n"
+                if let b = g.base { s += "\n**base:**\n\n```\n\(b)\n```\n" }
+                s += "\n**adapted:**\n\n```\n\(g.adapted)\n```\n"
+            }
+        }
+        if let plot = lossPlotFile { s += "\n## Training loss\n\n![training loss](\(plot))\n" }
+        return s
+    }
+
+    /// metrics.json and report.md.
+    public func write(to directory: URL, lossPlotFile: String? = nil) throws {
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        try AtomicWrite.write(Array(metricsJSON.utf8), to: directory.appendingPathComponent("metrics.json"))
+        try AtomicWrite.write(Array(markdown(lossPlotFile: lossPlotFile).utf8), to: directory.appendingPathComponent("report.md"))
+    }
+}
+
+public enum Evaluator {
+    /// Loss / perplexity / token accuracy over supervised tokens (mask of the target position),
+    /// the same weighting as training. Logits come from the plain forward pass.
+    public static func metrics(model: LlamaModel, dataset: TrainingDataset, batchSize: Int = 4) -> EvaluationMetrics {
+        var lossSum = 0.0, correct = 0, count = 0
+        let V = model.config.vocabSize
+        var start = 0
+        while start < dataset.examples.count {
+            let idx = Array(start..<min(dataset.examples.count, start + max(1, batchSize)))
+            start += idx.count
+            let b = dataset.batch(idx)
+            let logits = model.forward(tokens: b.tokens, batch: b.batch, length: b.length, attentionMask: nil)  // (B, T, V)
+            for r in 0..<b.batch {
+                for t in 0..<(b.length - 1) where b.lossWeights[r * b.length + t + 1] > 0 {
+                    let row = (r * b.length + t) * V
+                    let target = Int(b.tokens[r * b.length + t + 1])
+                    var mx = -Float.infinity, arg = 0
+                    for v in 0..<V where logits[row + v] > mx { mx = logits[row + v]; arg = v }
+                    var se = 0.0
+                    for v in 0..<V { se += Double(Foundation.exp(logits[row + v] - mx)) }
+                    lossSum += (Double(mx) + Foundation.log(se)) - Double(logits[row + max(0, min(V - 1, target))])
+                    if arg == target { correct += 1 }
+                    count += 1
+                }
+            }
+        }
+        let loss = count > 0 ? lossSum / Double(count) : .nan
+        return EvaluationMetrics(loss: loss, perplexity: Foundation.exp(loss), tokenAccuracy: count > 0 ? Double(correct) / Double(count) : 0, supervisedTokens: count)
+    }
+
+    /// Runs `body` with every adapter detached (the base model), then re-attaches them.
+    static func withoutAdapters<T>(_ model: LlamaModel, _ body: () throws -> T) rethrows -> T {
+        let saved = model.linearModules.map { ($0, $0.adapter) }
+        for (m, _) in saved { m.adapter = nil }
+        defer { for (m, a) in saved { m.adapter = a } }
+        return try body()
+    }
+
+    static func generate(model: LlamaModel, tokenizer: Tokenizer, prompt: String, maxNewTokens: Int) -> String {
+        let text = ChatTemplate.chatML(messages: [(role: "user", content: prompt)], addGenerationPrompt: true)
+        var stop = Set<Int32>()
+        if let e = tokenizer.eosTokenId { stop.insert(e) }
+        let out = model.generate(prompt: tokenizer.encode(text), maxNewTokens: maxNewTokens, sampling: .greedy, stopTokens: stop)
+        return tokenizer.decode(out, skipSpecialTokens: true)
+    }
+
+    public static func run(model: LlamaModel, tokenizer: Tokenizer, dataset: TrainingDataset, options: EvaluationOptions,
+                           log: (String) -> Void = { _ in }) -> EvaluationReport {
+        let hasAdapters = model.linearModules.contains { $0.adapter != nil }
+        let adapted = metrics(model: model, dataset: dataset, batchSize: options.batchSize)
+        log(String(format: "eval: loss %.4f · perplexity %.3f · token accuracy %.4f over %d tokens", adapted.loss, adapted.perplexity, adapted.tokenAccuracy, adapted.supervisedTokens))
+        var base: EvaluationMetrics? = nil
+        if options.compareBase && hasAdapters {
+            base = withoutAdapters(model) { metrics(model: model, dataset: dataset, batchSize: options.batchSize) }
+            log(String(format: "eval (base): loss %.4f · perplexity %.3f · token accuracy %.4f", base!.loss, base!.perplexity, base!.tokenAccuracy))
+        }
+        var gens: [Generation] = []
+        for p in options.prompts {
+            let a = generate(model: model, tokenizer: tokenizer, prompt: p, maxNewTokens: options.maxNewTokens)
+            let b: String? = (options.compareBase && hasAdapters) ? withoutAdapters(model) { generate(model: model, tokenizer: tokenizer, prompt: p, maxNewTokens: options.maxNewTokens) } : nil
+            gens.append(Generation(prompt: p, adapted: a, base: b))
+        }
+        var gate: String? = nil
+        if let limit = options.perplexityAbove, !(adapted.perplexity <= limit) {
+            gate = String(format: "perplexity %.4f is above the limit %.4f (fail_if.perplexity_above)", adapted.perplexity, limit)
+        }
+        return EvaluationReport(metrics: adapted, baseMetrics: base, generations: gens, gateFailure: gate)
+    }
+}
