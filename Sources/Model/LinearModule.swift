@@ -1,8 +1,6 @@
 import Foundation
 import Kernels
-#if MODEL_QUANT
 import Quant
-#endif
 
 /// A LoRA adapter on one linear layer: y += scale · B(A x). A (r, in), B (out, r).
 /// Gradients accumulate (+=) into gradA/gradB; the optimizer zeroes them.
@@ -37,9 +35,7 @@ public final class LinearModule {
     public let outFeatures: Int
     public enum Weight {
         case dense([Float])      // (out, in)
-        #if MODEL_QUANT
         case quantized(Linear4bit)
-        #endif
     }
     public var weight: Weight
     public var bias: [Float]?    // (out)
@@ -51,9 +47,7 @@ public final class LinearModule {
     }
 
     public var isQuantized: Bool {
-        #if MODEL_QUANT
         if case .quantized = weight { return true }
-        #endif
         return false
     }
 
@@ -61,9 +55,7 @@ public final class LinearModule {
     public var denseWeight: [Float] {
         switch weight {
         case .dense(let w): return w
-        #if MODEL_QUANT
         case .quantized(let q): return Quantizer.dequantize(q.weight)
-        #endif
         }
     }
 
@@ -75,10 +67,8 @@ public final class LinearModule {
                 BLAS.sgemm(transposeA: false, transposeB: true, m: N, n: outFeatures, k: inFeatures,
                            a: input, lda: inFeatures, b: wp.baseAddress!, ldb: inFeatures, beta: 0, c: output, ldc: outFeatures)
             }
-        #if MODEL_QUANT
         case .quantized(let q):
             q.forward(input: input, output: output, rows: N)
-        #endif
         }
         if let bias {
             let O = outFeatures
@@ -116,10 +106,8 @@ public final class LinearModule {
                     BLAS.sgemm(transposeA: false, transposeB: false, m: N, n: inFeatures, k: outFeatures,
                                a: gradOutput, lda: outFeatures, b: wp.baseAddress!, ldb: inFeatures, beta: 1, c: gradInput, ldc: inFeatures)
                 }
-            #if MODEL_QUANT
             case .quantized(let q):
                 q.backwardInput(gradOutput: gradOutput, gradInput: gradInput, rows: N)
-            #endif
             }
         }
         guard let ad = adapter else { return }

@@ -1,8 +1,6 @@
 import Foundation
 import Kernels
-#if MODEL_QUANT
 import Quant
-#endif
 
 /// One decoder layer's parameters: two RMSNorm weights (C) and seven linear projections.
 public final class DecoderLayer {
@@ -114,7 +112,6 @@ public final class LlamaModel {
                           finalNorm: [Float](repeating: 1, count: c.hiddenSize), head: head, headTied: c.tieWordEmbeddings)
     }
 
-    #if MODEL_QUANT
     // MARK: Quantization
 
     /// Replaces dense linears by frozen 4-bit ones. `skip` entries match a module name exactly or
@@ -141,5 +138,4 @@ public final class LlamaModel {
         plan = nil
         return done
     }
-    #endif
 }

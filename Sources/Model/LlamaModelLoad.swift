@@ -1,9 +1,7 @@
 import Foundation
 import Kernels
 import TensorIO
-#if MODEL_QUANT
 import Quant
-#endif
 
 extension LlamaModel {
     /// Writes `config.json` and `model.safetensors` (deterministic bytes: same model, same files).
@@ -17,9 +15,7 @@ extension LlamaModel {
         func addLinear(_ m: LinearModule) {
             switch m.weight {
             case .dense(let weight): w.add(m.name + ".weight", floats: weight, shape: [m.outFeatures, m.inFeatures])
-            #if MODEL_QUANT
             case .quantized(let q): BitsAndBytesFormat.add(q.weight, module: m.name, to: &w)
-            #endif
             }
             if let b = m.bias { w.add(m.name + ".bias", floats: b, shape: [m.outFeatures]) }
         }
@@ -87,11 +83,7 @@ extension LlamaModel {
         func linear(_ module: String, out: Int, in inF: Int, bias: Bool) throws -> LinearModule {
             let weight: LinearModule.Weight
             if quantizedModules.contains(module) {
-                #if MODEL_QUANT
                 weight = .quantized(try loadQuantized(module: module, source: source, directory: directory, out: out, in: inF))
-                #else
-                throw ModelError.checkpoint(directory: directory.path, reason: "module \(module) is 4-bit quantized; this build cannot load bitsandbytes checkpoints yet")
-                #endif
             } else {
                 weight = .dense(tensors[module + ".weight"]!)
             }
@@ -119,7 +111,6 @@ extension LlamaModel {
                           finalNorm: tensors[layout.finalNorm + ".weight"]!, head: head, headTied: c.tieWordEmbeddings)
     }
 
-    #if MODEL_QUANT
     static func loadQuantized(module: String, source: ShardedCheckpoint, directory: URL, out: Int, in inF: Int) throws -> Linear4bit {
         let q: QuantizedTensor
         do { q = try BitsAndBytesFormat.read(module: module, from: source) } catch {
@@ -131,5 +122,4 @@ extension LlamaModel {
         }
         return try Linear4bit(q)
     }
-    #endif
 }

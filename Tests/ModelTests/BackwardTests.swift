@@ -20,39 +20,6 @@ final class BackwardTests: XCTestCase {
         }
     }
 
-    /// Central finite differences on a sample of A and B entries of every adapter.
-    func finiteDifferenceCheck(_ model: LlamaModel, file: StaticString = #filePath, line: UInt = #line) {
-        let B = 2, T = 7
-        var rng = RandomStream(seed: 3, stream: "tokens")
-        let tokens = (0..<(B * T)).map { _ in Int32(rng.nextInt(below: 32)) }
-        var weights = [Float](repeating: 0, count: B * T)
-        for i in 0..<(B * T) where i % T >= 2 { weights[i] = (i % 3 == 0) ? 0.5 : 1 }
-        let lossFn: () -> Double = { model.lossAndGradients(tokens: tokens, batch: B, length: T, lossWeights: weights, gradScale: 0) }
-        for m in model.linearModules { m.adapter?.zeroGradients() }
-        _ = model.lossAndGradients(tokens: tokens, batch: B, length: T, lossWeights: weights, gradScale: 1)
-        var checked = 0
-        for m in model.linearModules {
-            guard let ad = m.adapter else { continue }
-            for which in 0..<2 {
-                let count = which == 0 ? ad.a.count : ad.b.count
-                for idx in stride(from: 0, to: count, by: max(1, count / 5)) {
-                    let h: Float = 1e-2
-                    func set(_ v: Float) { if which == 0 { ad.a[idx] = v } else { ad.b[idx] = v } }
-                    let orig = which == 0 ? ad.a[idx] : ad.b[idx]
-                    set(orig + h); let lp = lossFn()
-                    set(orig - h); let lm = lossFn()
-                    set(orig)
-                    let numeric = (lp - lm) / Double(2 * h)
-                    let analytic = Double(which == 0 ? ad.gradA[idx] : ad.gradB[idx])
-                    XCTAssertEqual(analytic, numeric, accuracy: 2e-3 + 2e-2 * abs(numeric),
-                                   "\(m.name) \(which == 0 ? "A" : "B")[\(idx)]", file: file, line: line)
-                    checked += 1
-                }
-            }
-        }
-        XCTAssertGreaterThan(checked, 20, file: file, line: line)
-    }
-
     func testLoRAGradientsMatchFiniteDifferencesDenseBase() {
         let model = LlamaModel.initialized(config: Self.tinyConfig(), layout: .huggingFace, seed: 11)
         // Larger weights than 0.02 so the loss is not flat.
@@ -77,37 +44,6 @@ final class BackwardTests: XCTestCase {
         try checkStepOne(model: model, params: params, data: data, stepsFile: "golden/lora_train/steps.json")
     }
 
-    func checkStepOne(model: LlamaModel, params: SafeTensorsFile, data: SafeTensorsFile, stepsFile: String) throws {
-        for m in model.linearModules where m.name.hasSuffix("q_proj") || m.name.hasSuffix("o_proj") {
-            let key = "base_model.model.\(m.name)"
-            let a = try params.floats("init.\(key).lora_A.weight"), b = try params.floats("init.\(key).lora_B.weight")
-            m.adapter = LoRAAdapter(rank: 8, inFeatures: m.inFeatures, outFeatures: m.outFeatures, scale: 2, a: a, b: b)
-        }
-        let T = 48
-        let ids = try data.int64s("input_ids").map { Int32($0) }
-        let mask = try data.int64s("loss_mask").map { Float($0) }
-        let tokens = Array(ids[0..<(2 * T)]), weights = Array(mask[0..<(2 * T)])
-        var count: Float = 0
-        for b in 0..<2 { for t in 1..<T { count += weights[b * T + t] } }
-        let sum = model.lossAndGradients(tokens: tokens, batch: 2, length: T, lossWeights: weights, gradScale: 1 / count)
-        let loss = sum / Double(count)
-        guard let stepsURL = Reference.file(stepsFile) else { throw XCTSkip(Reference.skipMessage) }
-        let steps = try JSONSerialization.jsonObject(with: Data(contentsOf: stepsURL)) as! [String: Any]
-        let expected = ((steps["steps"] as! [[String: Any]])[0]["loss"] as! NSNumber).doubleValue
-        XCTAssertEqual(loss, expected, accuracy: 1e-5 * expected)
-        var compared = 0
-        for m in model.linearModules {
-            guard let ad = m.adapter else { continue }
-            let key = "step1.grad.base_model.model.\(m.name)"
-            for (suffix, mine) in [("lora_A.weight", ad.gradA), ("lora_B.weight", ad.gradB)] {
-                let ref = try params.floats("\(key).\(suffix)")
-                let scale = max(ref.map { abs($0) }.max() ?? 0, 1e-6)
-                XCTAssertLessThan(maxAbsDiff(mine, ref), 1e-5 * scale + 1e-9, "\(m.name) \(suffix)")
-                compared += 1
-            }
-        }
-        XCTAssertEqual(compared, 8)
-    }
 }
 
 final class CheckpointingTests: XCTestCase {
@@ -129,4 +65,69 @@ final class CheckpointingTests: XCTestCase {
         XCTAssertEqual(plain.1.count, 12)
         XCTAssertTrue(plain.1.allSatisfy { g in g.contains { $0 != 0 } })
     }
+}
+
+/// Central finite differences on a sample of A and B entries of every adapter.
+func finiteDifferenceCheck(_ model: LlamaModel, file: StaticString = #filePath, line: UInt = #line) {
+    let B = 2, T = 7
+    var rng = RandomStream(seed: 3, stream: "tokens")
+    let tokens = (0..<(B * T)).map { _ in Int32(rng.nextInt(below: 32)) }
+    var weights = [Float](repeating: 0, count: B * T)
+    for i in 0..<(B * T) where i % T >= 2 { weights[i] = (i % 3 == 0) ? 0.5 : 1 }
+    let lossFn: () -> Double = { model.lossAndGradients(tokens: tokens, batch: B, length: T, lossWeights: weights, gradScale: 0) }
+    for m in model.linearModules { m.adapter?.zeroGradients() }
+    _ = model.lossAndGradients(tokens: tokens, batch: B, length: T, lossWeights: weights, gradScale: 1)
+    var checked = 0
+    for m in model.linearModules {
+        guard let ad = m.adapter else { continue }
+        for which in 0..<2 {
+            let count = which == 0 ? ad.a.count : ad.b.count
+            for idx in stride(from: 0, to: count, by: max(1, count / 5)) {
+                let h: Float = 1e-2
+                func set(_ v: Float) { if which == 0 { ad.a[idx] = v } else { ad.b[idx] = v } }
+                let orig = which == 0 ? ad.a[idx] : ad.b[idx]
+                set(orig + h); let lp = lossFn()
+                set(orig - h); let lm = lossFn()
+                set(orig)
+                let numeric = (lp - lm) / Double(2 * h)
+                let analytic = Double(which == 0 ? ad.gradA[idx] : ad.gradB[idx])
+                XCTAssertEqual(analytic, numeric, accuracy: 2e-3 + 2e-2 * abs(numeric),
+                               "\(m.name) \(which == 0 ? "A" : "B")[\(idx)]", file: file, line: line)
+                checked += 1
+            }
+        }
+    }
+    XCTAssertGreaterThan(checked, 20, file: file, line: line)
+}
+
+func checkStepOne(model: LlamaModel, params: SafeTensorsFile, data: SafeTensorsFile, stepsFile: String) throws {
+    for m in model.linearModules where m.name.hasSuffix("q_proj") || m.name.hasSuffix("o_proj") {
+        let key = "base_model.model.\(m.name)"
+        let a = try params.floats("init.\(key).lora_A.weight"), b = try params.floats("init.\(key).lora_B.weight")
+        m.adapter = LoRAAdapter(rank: 8, inFeatures: m.inFeatures, outFeatures: m.outFeatures, scale: 2, a: a, b: b)
+    }
+    let T = 48
+    let ids = try data.int64s("input_ids").map { Int32($0) }
+    let mask = try data.int64s("loss_mask").map { Float($0) }
+    let tokens = Array(ids[0..<(2 * T)]), weights = Array(mask[0..<(2 * T)])
+    var count: Float = 0
+    for b in 0..<2 { for t in 1..<T { count += weights[b * T + t] } }
+    let sum = model.lossAndGradients(tokens: tokens, batch: 2, length: T, lossWeights: weights, gradScale: 1 / count)
+    let loss = sum / Double(count)
+    guard let stepsURL = Reference.file(stepsFile) else { throw XCTSkip(Reference.skipMessage) }
+    let steps = try JSONSerialization.jsonObject(with: Data(contentsOf: stepsURL)) as! [String: Any]
+    let expected = ((steps["steps"] as! [[String: Any]])[0]["loss"] as! NSNumber).doubleValue
+    XCTAssertEqual(loss, expected, accuracy: 1e-5 * expected)
+    var compared = 0
+    for m in model.linearModules {
+        guard let ad = m.adapter else { continue }
+        let key = "step1.grad.base_model.model.\(m.name)"
+        for (suffix, mine) in [("lora_A.weight", ad.gradA), ("lora_B.weight", ad.gradB)] {
+            let ref = try params.floats("\(key).\(suffix)")
+            let scale = max(ref.map { abs($0) }.max() ?? 0, 1e-6)
+            XCTAssertLessThan(maxAbsDiff(mine, ref), 1e-5 * scale + 1e-9, "\(m.name) \(suffix)")
+            compared += 1
+        }
+    }
+    XCTAssertEqual(compared, 8)
 }

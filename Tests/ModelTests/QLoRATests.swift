@@ -1,4 +1,3 @@
-#if MODEL_QUANT
 import XCTest
 @testable import Model
 import Quant
@@ -43,7 +42,7 @@ final class QLoRATests: XCTestCase {
     func testQLoRAStepOneLossAndGradients() throws {
         let model = try referenceModel("tiny-llama")
         try model.quantize(type: .nf4, blockSize: 64, doubleQuant: true, skip: ["lm_head"])
-        try BackwardTests().checkStepOne(model: model, params: try golden("golden/qlora_train/lora_params.safetensors"),
+        try checkStepOne(model: model, params: try golden("golden/qlora_train/lora_params.safetensors"),
                                          data: try golden("golden/qlora_train/data.safetensors"),
                                          stepsFile: "golden/qlora_train/steps.json")
     }
@@ -72,7 +71,6 @@ final class QLoRATests: XCTestCase {
         for m in model.linearModules { if case .dense(let w) = m.weight { m.weight = .dense(w.map { $0 * 8 }) } }
         try model.quantize(type: .nf4, blockSize: 64, doubleQuant: true, skip: [])
         BackwardTests.attachRandomAdapters(model, names: ["q_proj", "o_proj", "down_proj"])
-        BackwardTests().finiteDifferenceCheck(model)
+        finiteDifferenceCheck(model)
     }
 }
-#endif
