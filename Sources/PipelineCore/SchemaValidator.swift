@@ -43,6 +43,12 @@ final class SchemaValidator {
             return instance
         }
         var value = instance
+        // An integral float where only integers are allowed becomes an integer (`epochs: 2.0` and
+        // `epochs: 2` are the same field value, and so the same canonical JSON / cache key).
+        if case .number(let d) = instance, let type = s["type"], SchemaValidator.typeNames(type) == ["integer"],
+           let i = Int64(exactly: d) {
+            value = .integer(i)
+        }
         if let ref = s["$ref"]?.stringValue, let target = references[ref] {
             value = validate(value, against: target, at: path, into: &failures)
         }
@@ -62,13 +68,17 @@ final class SchemaValidator {
     /// Nil when `instance` has one of the types. "integer" accepts integral floats (2.0), as
     /// 2020-12 defines integers mathematically; non-finite floats are never numbers.
     func checkType(_ instance: JSONValue, _ type: JSONValue, _ path: DocumentPath) -> SchemaFailure? {
-        let types = type.stringValue.map { [$0] } ?? type.arrayValue?.compactMap(\.stringValue) ?? []
+        let types = SchemaValidator.typeNames(type)
         for name in types where SchemaValidator.matches(instance, type: name) { return nil }
         if case .number(let d) = instance, !d.isFinite, types.contains("number") || types.contains("integer") {
             return SchemaFailure(path, "expected a finite number, found \(instance.foundDescription)", expectedTypes: types)
         }
         return SchemaFailure(path, "expected \(DiagnosticText.expected(types: types)), found \(instance.foundDescription)",
                              expectedTypes: types)
+    }
+
+    static func typeNames(_ type: JSONValue) -> [String] {
+        type.stringValue.map { [$0] } ?? type.arrayValue?.compactMap(\.stringValue) ?? []
     }
 
     static func matches(_ instance: JSONValue, type: String) -> Bool {

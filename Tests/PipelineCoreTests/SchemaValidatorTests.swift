@@ -113,6 +113,9 @@ final class SchemaValidatorTests: XCTestCase {
     func testIntegerAcceptsIntegralFloatAndNonFiniteIsRejected() {
         let base = "version: 1\nstages:\n  t:\n    kind: train\n    model: m\n"
         XCTAssertEqual(check(base + "    epochs: 2.0\n", pipeline), [])
+        // ... and is returned as the integer, so 2.0 and 2 give the same field values.
+        let two = parseYAML(base + "    epochs: 2.0\n").map { pipeline?.validate($0).value["stages"]?["t"]?["epochs"] }
+        XCTAssertEqual(two, .integer(2))
         XCTAssertEqual(check(base + "    learning_rate: .nan\n", pipeline),
                        ["x.yaml:6:20: error: stages.t.learning_rate: expected a finite number, found .nan"])
         XCTAssertEqual(check(base + "    learning_rate: -.inf\n", pipeline),

@@ -133,6 +133,11 @@ final class YAMLReaderTests: XCTestCase {
         ])
     }
 
+    func testNonScalarKeyIsAnError() {
+        XCTAssertEqual(yamlErrors("? [a, b]\n: 1\n"), ["x.yaml:1:3: error: a mapping key must be a scalar, found a list"])
+        XCTAssertEqual(try XCTUnwrap(parseYAML("1: one\ntrue: yes\n")).value, .object(["1": .string("one"), "true": .string("yes")]))
+    }
+
     func testAnchorsAndAliases() throws {
         let text = """
         base: &b {lr: 0.1, epochs: 2}
