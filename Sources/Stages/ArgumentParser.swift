@@ -40,7 +40,7 @@ public struct Invocation: Equatable, Sendable {
     public var command: Command
     public var sets: [String] = []       // --set k=v, in order
     public var force: [String] = []      // --force STAGE (repeatable)
-    public var only: String?
+    public var only: [String] = []    // --only STAGE (repeatable)
     public var cacheDirectory: String?
     public var dryRun = false            // cache gc
     public var keep = 5                  // cache gc: keep what the last N runs referenced
@@ -202,7 +202,7 @@ public enum ArgumentParser {
                 }
                 invocation.sets.append(value)
             case "--force": invocation.force.append(value)
-            case "--only": invocation.only = value
+            case "--only": invocation.only.append(value)
             case "--cache": invocation.cacheDirectory = value
             case "--keep": invocation.keep = try integer(option, value, minimum: 1)
             default: break

@@ -11,7 +11,7 @@ public enum StageKinds {
         registry.register(kind: "attach_adapters", runner: AttachAdaptersStage())
         registry.register(kind: "train", runner: TrainStage())
         registry.register(kind: "save_adapter", runner: SaveAdapterStage())
-        registry.register(kind: "evaluate", runner: EngineUnavailableStage(kind: "evaluate", needs: "the Training target (evaluator)"))
+        registry.register(kind: "evaluate", runner: EvaluateStage())
         return registry
     }
 }

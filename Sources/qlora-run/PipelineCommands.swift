@@ -116,7 +116,7 @@ struct PipelineCommands {
         let console = self.console
         return PipelineRunner(pipeline: pipeline, registry: StageKinds.registry(),
                               cacheDirectory: invocation.cacheDirectory.map { URL(fileURLWithPath: $0) },
-                              options: RunOptions(force: invocation.force, only: invocation.only.map { [$0] } ?? [], toolVersion: toolVersion),
+                              options: RunOptions(force: invocation.force, only: invocation.only, toolVersion: toolVersion),
                               log: { console.print($0) })
     }
 

@@ -13,7 +13,7 @@ final class ArgumentParserTests: XCTestCase {
         let i = try parse("run p.yaml --set stages.train.lr=1e-4 --set seed=3 --force train --only quantize --cache /tmp/c")
         XCTAssertEqual(i.sets, ["stages.train.lr=1e-4", "seed=3"])
         XCTAssertEqual(i.force, ["train"])
-        XCTAssertEqual(i.only, "quantize")
+        XCTAssertEqual(i.only, ["quantize"])
         XCTAssertEqual(i.cacheDirectory, "/tmp/c")
         XCTAssertEqual(try parse("plan p.yaml --set=a.b=1").sets, ["a.b=1"])
     }
