@@ -7,7 +7,7 @@ public enum StageKinds {
     public static func registry() -> StageRegistry {
         var registry = StageRegistry()
         registry.register(kind: "load_checkpoint", runner: LoadCheckpointStage())
-        registry.register(kind: "quantize", runner: EngineUnavailableStage(kind: "quantize", needs: "the Quant target (NF4 quantizer, bitsandbytes serialization)"))
+        registry.register(kind: "quantize", runner: QuantizeStage())
         registry.register(kind: "attach_adapters", runner: AttachAdaptersStage())
         registry.register(kind: "train", runner: TrainStage())
         registry.register(kind: "save_adapter", runner: SaveAdapterStage())
