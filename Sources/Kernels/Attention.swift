@@ -82,81 +82,116 @@ public enum Attention {
 
     /// Given dO (B, T, NH, HS) and the saved probs, ACCUMULATES dQ (B, T, NH, HS), dK/dV (B, T, KVH, HS).
     ///     dV += Pᵀ dO;  dP = dO Vᵀ;  dS = P ∘ (dP − rowsum(P ∘ dP));  dQ += scale·dS K;  dK += scale·dSᵀ Q
-    /// Parallel over (b, kv head); the G query heads of a group are summed in head order (deterministic).
+    /// Parallel over (b, h). Without GQA each head owns its kv head and accumulates in place; with GQA
+    /// each head writes its dK/dV contribution to scratch (B, NH, T, HS) and the G heads of a group are
+    /// then summed in head order — deterministic, independent of the thread count, and balanced even
+    /// when B·KVH is not a multiple of the core count (SmolLM: 1 × 3 kv heads on 2 cores).
     public static func backward(gradQ: UnsafeMutablePointer<Float>, gradK: UnsafeMutablePointer<Float>,
                                 gradV: UnsafeMutablePointer<Float>, gradOutput: UnsafePointer<Float>,
                                 probs: UnsafePointer<Float>, q: UnsafePointer<Float>, k: UnsafePointer<Float>,
                                 v: UnsafePointer<Float>, B: Int, T: Int, NH: Int, KVH: Int, HS: Int) {
         let G = NH / max(KVH, 1)
-        let scale = 1 / Float(HS).squareRoot()
         let qs = NH * HS, kvs = KVH * HS
+        if B * T == 0 || NH == 0 { return }
+        let grouped = G > 1
+        // (B, NH, T, HS) per-head dK and dV contributions when heads share a kv head.
+        let scratchCount = grouped ? B * NH * T * HS : 0
+        let dKh = UnsafeMutablePointer<Float>.allocate(capacity: max(1, scratchCount))
+        let dVh = UnsafeMutablePointer<Float>.allocate(capacity: max(1, scratchCount))
+        defer { dKh.deallocate(); dVh.deallocate() }
         BLAS.singleThreaded {
-        Parallel.forEachChunk(B * KVH, costPerItem: G * T * T * HS * 2) { range in
+        Parallel.forEachChunk(B * NH, costPerItem: T * T * HS * 2) { range in
             let rowsMax = T < blasMinT ? T : blockRows
             let dS = UnsafeMutablePointer<Float>.allocate(capacity: max(1, rowsMax * T))   // (rows, cols) scratch
             defer { dS.deallocate() }
-            for bk in range {
-                let b = bk / KVH, kvh = bk % KVH
-                let K = k + b * T * kvs + kvh * HS         // (T, HS) stride kvs
-                let V = v + b * T * kvs + kvh * HS
-                let dK = gradK + b * T * kvs + kvh * HS
-                let dV = gradV + b * T * kvs + kvh * HS
-                for h in (kvh * G)..<((kvh + 1) * G) {
-                    let Q = q + b * T * qs + h * HS        // (T, HS) stride qs
-                    let dQ = gradQ + b * T * qs + h * HS
-                    let dO = gradOutput + b * T * qs + h * HS
-                    let P = probs + (b * NH + h) * T * T   // (T, T)
-                    var i0 = 0
-                    while i0 < T {
-                        let i1 = T < blasMinT ? T : min(T, i0 + blockRows)
-                        let rows = i1 - i0, cols = i1
-                        // dP (rows, cols) = dO[i0..<i1] · V[0..<i1]ᵀ
-                        if T < blasMinT {
-                            for r in 0..<rows { for j in 0..<cols {
-                                var s: Float = 0
-                                for d in 0..<HS { s += dO[(i0 + r) * qs + d] * V[j * kvs + d] }
-                                dS[r * cols + j] = s
-                            } }
-                        } else {
-                            BLAS.sgemm(transposeA: false, transposeB: true, m: rows, n: cols, k: HS,
-                                       a: dO + i0 * qs, lda: qs, b: V, ldb: kvs, beta: 0, c: dS, ldc: cols)
+            for bh in range {
+                let b = bh / NH, h = bh % NH, kvh = h / G
+                let dK: UnsafeMutablePointer<Float>, dV: UnsafeMutablePointer<Float>, ld: Int
+                if grouped {
+                    dK = dKh + bh * T * HS; dV = dVh + bh * T * HS; ld = HS
+                    dK.update(repeating: 0, count: T * HS); dV.update(repeating: 0, count: T * HS)
+                } else {
+                    dK = gradK + b * T * kvs + kvh * HS; dV = gradV + b * T * kvs + kvh * HS; ld = kvs
+                }
+                headBackward(dQ: gradQ + b * T * qs + h * HS, dK: dK, dV: dV, ldKV: ld,
+                             dO: gradOutput + b * T * qs + h * HS, P: probs + bh * T * T,
+                             Q: q + b * T * qs + h * HS, K: k + b * T * kvs + kvh * HS, V: v + b * T * kvs + kvh * HS,
+                             T: T, HS: HS, qs: qs, kvs: kvs, dS: dS)
+            }
+        }
+        }
+        if grouped {
+            // gradK/V[b, t, kvh] += Σ_{g < G} dKh/dVh[b, kvh·G + g, t]   (head order)
+            Parallel.forEachChunk(B * T, costPerItem: NH * HS * 2) { range in
+                for bt in range {
+                    let b = bt / T, t = bt % T
+                    for kvh in 0..<KVH {
+                        let gk = gradK + bt * kvs + kvh * HS, gv = gradV + bt * kvs + kvh * HS
+                        for g in 0..<G {
+                            let src = ((b * NH + kvh * G + g) * T + t) * HS
+                            for d in 0..<HS { gk[d] += dKh[src + d]; gv[d] += dVh[src + d] }
                         }
-                        for r in 0..<rows {
-                            let t = i0 + r
-                            let p = P + t * T, ds = dS + r * cols
-                            var dot: Float = 0
-                            for j in 0...t { dot += p[j] * ds[j] }
-                            for j in 0...t { ds[j] = p[j] * (ds[j] - dot) }
-                            for j in (t + 1)..<cols { ds[j] = 0 }
-                        }
-                        if T < blasMinT {
-                            for r in 0..<rows {
-                                let t = i0 + r
-                                for j in 0...t {
-                                    let p = P[t * T + j], ds = dS[r * cols + j] * scale
-                                    for d in 0..<HS {
-                                        dV[j * kvs + d] += p * dO[t * qs + d]
-                                        dQ[t * qs + d] += ds * K[j * kvs + d]
-                                        dK[j * kvs + d] += ds * Q[t * qs + d]
-                                    }
-                                }
-                            }
-                        } else {
-                            // dV[0..<i1] += P[i0..<i1, 0..<i1]ᵀ · dO[i0..<i1]
-                            BLAS.sgemm(transposeA: true, transposeB: false, m: cols, n: HS, k: rows,
-                                       a: P + i0 * T, lda: T, b: dO + i0 * qs, ldb: qs, beta: 1, c: dV, ldc: kvs)
-                            // dQ[i0..<i1] += scale · dS · K[0..<i1]
-                            BLAS.sgemm(transposeA: false, transposeB: false, m: rows, n: HS, k: cols, alpha: scale,
-                                       a: dS, lda: cols, b: K, ldb: kvs, beta: 1, c: dQ + i0 * qs, ldc: qs)
-                            // dK[0..<i1] += scale · dSᵀ · Q[i0..<i1]
-                            BLAS.sgemm(transposeA: true, transposeB: false, m: cols, n: HS, k: rows, alpha: scale,
-                                       a: dS, lda: cols, b: Q + i0 * qs, ldb: qs, beta: 1, c: dK, ldc: kvs)
-                        }
-                        i0 = i1
                     }
                 }
             }
         }
+    }
+
+    /// One (b, h): dQ (T, HS) stride qs, dK/dV (T, HS) stride ldKV, all +=. dS is (blockRows, T) scratch.
+    @inline(__always)
+    static func headBackward(dQ: UnsafeMutablePointer<Float>, dK: UnsafeMutablePointer<Float>, dV: UnsafeMutablePointer<Float>,
+                             ldKV: Int, dO: UnsafePointer<Float>, P: UnsafePointer<Float>,
+                             Q: UnsafePointer<Float>, K: UnsafePointer<Float>, V: UnsafePointer<Float>,
+                             T: Int, HS: Int, qs: Int, kvs: Int, dS: UnsafeMutablePointer<Float>) {
+        let scale = 1 / Float(HS).squareRoot()
+        var i0 = 0
+        while i0 < T {
+            let i1 = T < blasMinT ? T : min(T, i0 + blockRows)
+            let rows = i1 - i0, cols = i1
+            // dP (rows, cols) = dO[i0..<i1] · V[0..<i1]ᵀ
+            if T < blasMinT {
+                for r in 0..<rows { for j in 0..<cols {
+                    var s: Float = 0
+                    for d in 0..<HS { s += dO[(i0 + r) * qs + d] * V[j * kvs + d] }
+                    dS[r * cols + j] = s
+                } }
+            } else {
+                BLAS.sgemm(transposeA: false, transposeB: true, m: rows, n: cols, k: HS,
+                           a: dO + i0 * qs, lda: qs, b: V, ldb: kvs, beta: 0, c: dS, ldc: cols)
+            }
+            // dS = P ∘ (dP − Σ_j P dP), zero above the diagonal
+            for r in 0..<rows {
+                let t = i0 + r
+                let p = P + t * T, ds = dS + r * cols
+                var dot: Float = 0
+                for j in 0...t { dot += p[j] * ds[j] }
+                for j in 0...t { ds[j] = p[j] * (ds[j] - dot) }
+                for j in (t + 1)..<cols { ds[j] = 0 }
+            }
+            if T < blasMinT {
+                for r in 0..<rows {
+                    let t = i0 + r
+                    for j in 0...t {
+                        let p = P[t * T + j], ds = dS[r * cols + j] * scale
+                        for d in 0..<HS {
+                            dV[j * ldKV + d] += p * dO[t * qs + d]
+                            dQ[t * qs + d] += ds * K[j * kvs + d]
+                            dK[j * ldKV + d] += ds * Q[t * qs + d]
+                        }
+                    }
+                }
+            } else {
+                // dV[0..<i1] += P[i0..<i1, 0..<i1]ᵀ · dO[i0..<i1]
+                BLAS.sgemm(transposeA: true, transposeB: false, m: cols, n: HS, k: rows,
+                           a: P + i0 * T, lda: T, b: dO + i0 * qs, ldb: qs, beta: 1, c: dV, ldc: ldKV)
+                // dQ[i0..<i1] += scale · dS · K[0..<i1]
+                BLAS.sgemm(transposeA: false, transposeB: false, m: rows, n: HS, k: cols, alpha: scale,
+                           a: dS, lda: cols, b: K, ldb: kvs, beta: 1, c: dQ + i0 * qs, ldc: qs)
+                // dK[0..<i1] += scale · dSᵀ · Q[i0..<i1]
+                BLAS.sgemm(transposeA: true, transposeB: false, m: cols, n: HS, k: rows, alpha: scale,
+                           a: dS, lda: cols, b: Q + i0 * qs, ldb: qs, beta: 1, c: dK, ldc: ldKV)
+            }
+            i0 = i1
         }
     }
 
