@@ -68,4 +68,15 @@ final class TrainerGoldenTests: XCTestCase {
         guard let base = Reference.file("tiny-llama") else { throw XCTSkip(Reference.skipMessage) }
         try check(g, model: try LlamaModel.load(directory: base))
     }
+
+    /// The same run on the NF4 double-quantized base (blocksize 64, lm_head kept fp32), as
+    /// transformers' BitsAndBytesConfig does: golden/qlora_train.
+    func testQLoRATrainMatchesGolden() throws {
+        let g = try golden("qlora_train")
+        guard let base = Reference.file("tiny-llama") else { throw XCTSkip(Reference.skipMessage) }
+        let model = try LlamaModel.load(directory: base)
+        let quantized = try model.quantize(type: .nf4, blockSize: 64, doubleQuant: true, skip: ["lm_head"])
+        XCTAssertEqual(quantized.count, 14)
+        try check(g, model: model)
+    }
 }
