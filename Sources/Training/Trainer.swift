@@ -66,6 +66,9 @@ public struct TrainingResult: Sendable {
     public var totalSteps: Int
     public var resumedFromStep: Int?
     public var seconds: Double
+    /// Wall-clock seconds at the end of each step of this process (timing.jsonl; not deterministic,
+    /// hence kept out of metrics.jsonl).
+    public var stepSeconds: [(step: Int, seconds: Double)] = []
     public var finalLoss: Double? { metrics.last?.loss }
     public var metricsJSONL: String { metrics.map { $0.jsonLine + "\n" }.joined() }
 
@@ -74,6 +77,8 @@ public struct TrainingResult: Sendable {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         try AtomicWrite.write(Array(metricsJSONL.utf8), to: directory.appendingPathComponent("metrics.jsonl"))
         try AtomicWrite.write(Array(LossPlot.svg(metrics).utf8), to: directory.appendingPathComponent("loss.svg"))
+        let timing = stepSeconds.map { "{\"step\":\($0.step),\"seconds\":\($0.seconds)}\n" }.joined()
+        try AtomicWrite.write(Array(timing.utf8), to: directory.appendingPathComponent("timing.jsonl"))
     }
 }
 
@@ -120,6 +125,7 @@ public final class Trainer {
         }
         let start = Date()
         var tokensSinceStart = 0
+        var stepSeconds: [(step: Int, seconds: Double)] = []
         var epochSteps = stepsOfEpoch(dataset, epoch: epoch)
         while step < total {
             if stepInEpoch >= epochSteps.count { epoch += 1; stepInEpoch = 0; epochSteps = stepsOfEpoch(dataset, epoch: epoch) }
@@ -157,6 +163,7 @@ public final class Trainer {
             metrics.append(StepMetrics(step: step, epoch: epoch + 1, loss: loss, learningRate: lr, gradNorm: norm, tokens: tokens, supervisedTokens: supervised))
             tokensSinceStart += tokens
             let elapsed = Date().timeIntervalSince(start)
+            stepSeconds.append((step, elapsed))
             let p = TrainingProgress(step: step, totalSteps: total, epoch: epoch + 1, loss: loss, learningRate: lr,
                                      tokensPerSecond: elapsed > 0 ? Double(tokensSinceStart) / elapsed : 0,
                                      etaSeconds: elapsed / Double(step - (resumed ?? 0)) * Double(total - step))
@@ -167,7 +174,8 @@ public final class Trainer {
                 try store.write(model: model, optimizer: optimizer, state: .init(step: step, epoch: epoch, stepInEpoch: stepInEpoch), metrics: metrics)
             }
         }
-        return TrainingResult(metrics: metrics, totalSteps: total, resumedFromStep: resumed, seconds: Date().timeIntervalSince(start))
+        return TrainingResult(metrics: metrics, totalSteps: total, resumedFromStep: resumed, seconds: Date().timeIntervalSince(start),
+                              stepSeconds: stepSeconds)
     }
 
     static func realLength(_ b: Batch, row: Int, pad: Int32) -> Int {
