@@ -45,6 +45,16 @@ final class PipelineRunTests: XCTestCase {
         XCTAssertTrue(verify.stdout.hasSuffix(" objects: all good\n"), verify.stdout)
     }
 
+    /// NF4 + double quant of the toy model: the log's size line, then LoRA on every linear but the head.
+    func testQuantizeAndAttach() throws {
+        let r = try qlora(["run", "pipelines/toy.yaml", "--only", "adapted"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("  quantized: quantized 15 linear layers: 0.4 MB -> 0.1 MB (4.13 bits/param)\n"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("  adapted: adapter on model.layers.0.self_attn.q_proj (64x64, rank 8)\n"), r.stdout)
+        XCTAssertEqual(r.stdout.components(separatedBy: "  adapted: adapter on ").count - 1, 14)
+        XCTAssertTrue(r.stdout.contains("bits_per_param 4.13 · layers 15"), r.stdout)
+    }
+
     /// The init checkpoint artifact is a real HF-style directory: config, weights, tokenizer.
     func testInitArtifactLayout() throws {
         let r = try qlora(["run", "pipelines/toy.yaml", "--only", "base"])
