@@ -27,7 +27,14 @@ public final class Linear4bit {
         self.weight = weight
         outFeatures = weight.shape[0]
         inFeatures = weight.shape[1]
-        self.tileRows = max(1, min(outFeatures, requested ?? Linear4bit.tileElements / max(1, inFeatures)))
+        if let requested {
+            self.tileRows = max(1, min(outFeatures, requested))
+        } else {
+            // Equal tiles (a short last tile wastes sgemm efficiency), rows a multiple of 16.
+            let tiles = max(1, (outFeatures * inFeatures + Linear4bit.tileElements - 1) / Linear4bit.tileElements)
+            let rows = ((outFeatures + tiles - 1) / tiles + 15) / 16 * 16
+            self.tileRows = max(1, min(outFeatures, rows))
+        }
     }
 
     /// Dequantizes rows r0..<r1 of W into `tile` (r1-r0, I).

@@ -1,0 +1,55 @@
+import Foundation
+import Kernels
+
+/// Measurements for the CLI's bench command (issue 4, "Performance"): medians of several runs.
+/// Keys: quantize_mb_per_s, dequantize_mb_per_s (MB of fp32 weights per second, NF4 block 64 +
+/// double quant), and for each linear shape "linear4bit_<in>x<out>_ms", "sgemm_<in>x<out>_ms",
+/// "linear4bit_<in>x<out>_ratio" (4-bit forward time / fp32 sgemm time, M = 1024 rows),
+/// plus bits_per_param.
+public enum QuantBenchmark {
+    public static let linearShapes = [(512, 1408), (576, 1536)]
+
+    static func median(_ runs: Int, _ body: () -> Void) -> Double {
+        var times: [Double] = []
+        for _ in 0..<runs {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            body()
+            times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+        }
+        return times.sorted()[times.count / 2]
+    }
+
+    public static func run(runs: Int = 7) -> [String: Double] {
+        var result: [String: Double] = [:]
+        var rng = RandomStream(seed: 7, stream: "quant-bench")
+        // 16 M weights (64 MB of fp32).
+        let n = 4096 * 4096
+        let w = (0..<n).map { _ in Float(rng.nextUniform() - 0.5) * 0.04 }
+        var q: QuantizedTensor? = nil
+        let tq = median(max(3, runs / 2)) { q = try? Quantizer.quantize(w, shape: [4096, 4096], type: .nf4, blockSize: 64, doubleQuant: true) }
+        result["quantize_mb_per_s"] = Double(n * 4) / 1e6 / tq
+        if let q {
+            let td = median(max(3, runs / 2)) { _ = Quantizer.dequantize(q) }
+            result["dequantize_mb_per_s"] = Double(n * 4) / 1e6 / td
+            result["bits_per_param"] = q.bitsPerParameter
+        }
+        let M = 1024
+        for (inF, outF) in linearShapes {
+            let weight = (0..<(inF * outF)).map { _ in Float(rng.nextUniform() - 0.5) * 0.04 }
+            let x = (0..<(M * inF)).map { _ in Float(rng.nextUniform() - 0.5) }
+            var y = [Float](repeating: 0, count: M * outF)
+            guard let qw = try? Quantizer.quantize(weight, shape: [outF, inF], type: .nf4, blockSize: 64, doubleQuant: true),
+                  let layer = try? Linear4bit(qw) else { continue }
+            let dense = Quantizer.dequantize(qw)
+            let ts = median(runs) {
+                BLAS.sgemm(transposeA: false, transposeB: true, m: M, n: outF, k: inF, a: x, lda: inF, b: dense, ldb: inF, beta: 0, c: &y, ldc: outF)
+            }
+            let tl = median(runs) { layer.forward(input: x, output: &y, rows: M) }
+            let key = "\(inF)x\(outF)"
+            result["sgemm_\(key)_ms"] = ts * 1000
+            result["linear4bit_\(key)_ms"] = tl * 1000
+            result["linear4bit_\(key)_ratio"] = tl / ts
+        }
+        return result
+    }
+}
