@@ -56,7 +56,7 @@ extension LlamaModel {
         let n = tokens.count, C = c.hiddenSize, NH = c.heads, KVH = c.kvHeads, HS = c.headDim, I = c.intermediateSize
         let p0 = cache.length, L = p0 + n
         let eps = Float(c.rmsNormEps)
-        let table = rotaryTable(positions: min(L, max(c.maxPositionEmbeddings, L)))
+        let table = rotaryTable(positions: L)
         let rotLayout: Rotary.Layout = layout.rotaryLayout == .rotateHalf ? .rotateHalf : .interleaved
         let positions = (0..<n).map { Int32(p0 + $0) }          // (1, n)
         let x = FloatBuffer(n * C), h = FloatBuffer(n * C), rstd = FloatBuffer(n)   // (n, C), (n, C), (n)

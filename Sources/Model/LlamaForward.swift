@@ -19,10 +19,14 @@ extension LlamaModel {
         }
     }
 
-    func rotaryTable(positions: Int) -> RotaryTable {
-        if let r = rotaryCache, r.maxPositions >= positions { return r }
-        let table = RotaryTable(headSize: config.headDim, maxPositions: max(positions, config.maxPositionEmbeddings),
-                                        theta: config.ropeTheta, linearScaling: config.ropeScaling?.factor ?? 1)
+    /// cos/sin for positions 0..<n (rounded up to a power of two so growing sequences rarely
+    /// rebuild it; the Kernels table computes positions past its end on the fly anyway).
+    func rotaryTable(positions n: Int) -> RotaryTable {
+        if let r = rotaryCache, r.maxPositions >= n { return r }
+        var size = 64
+        while size < n { size *= 2 }
+        let table = RotaryTable(headSize: config.headDim, maxPositions: size,
+                                theta: config.ropeTheta, linearScaling: config.ropeScaling?.factor ?? 1)
         rotaryCache = table
         return table
     }

@@ -54,6 +54,9 @@ extension LlamaModel {
         for m in present where m.hasSuffix(".weight.quant_state.bitsandbytes__nf4") || m.hasSuffix(".weight.quant_state.bitsandbytes__fp4") {
             quantizedModules.insert(String(m.prefix(upTo: m.range(of: ".weight.quant_state.")!.lowerBound)))
         }
+        // Only linear layers can be 4-bit (never embeddings or norms).
+        let linearNames = Set((0..<c.layers).flatMap { l in Projection.allCases.map { layout.projection($0, layer: l) } } + [layout.head])
+        quantizedModules.formIntersection(linearNames)
         var tensors: [String: [Float]] = [:]
         for (name, shape) in expectedTensors(config: c, layout: layout) {
             let module = name.hasSuffix(".weight") ? String(name.dropLast(".weight".count)) : ""
