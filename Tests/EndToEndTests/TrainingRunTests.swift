@@ -44,7 +44,7 @@ final class TrainingRunTests: XCTestCase {
         XCTAssertEqual(plan.stdout, """
         [1/4] base: cached
         [2/4] adapted: cached
-        [3/4] train: will run — config: lr 0.005 -> 0.001
+        [3/4] train: will run — config: lr 0.01 -> 0.001
         [4/4] save: will run — upstream: train will run
 
         """)
