@@ -2,6 +2,8 @@ import Foundation
 import PipelineCore
 import Kernels
 import Model
+import Quant
+import Tokenizer
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -64,9 +66,15 @@ public enum Bench {
             let smol = forward(smolLM, batch: 1, length: 512, runs: 3, sgemm: sgemm)
             add("forward SmolLM-135M B1×512 (fp32 base)", String(format: "%.0f tokens/s, MFU %.0f%%", smol.tokensPerSecond, smol.mfu * 100), "target MFU ≥ 70%")
         }
-        for missing in ["tokenizer MB/s", "quantize / dequantize MB/s", "4-bit linear vs sgemm", "training tokens/s (4-bit base)"] {
-            add(missing, "not measured", "engine not integrated in this build")
+        if let tokenizer = try? Tokenizer(data: ByteLevelTokenizerFile.json()) {
+            let text = String(repeating: "What is 3 + 4? 3 + 4 = 7. Reverse: cat -> tac. 中文 text, code: let x = 1;\n", count: quick ? 2000 : 20000)
+            let mbs = median(runs) { TokenizerBenchmark.megabytesPerSecond(tokenizer: tokenizer, text: text) }
+            add("tokenizer (byte-level, one core)", String(format: "%.1f MB/s", mbs), "target ≥ 5")
         }
+        for (key, value) in QuantBenchmark.run(runs: quick ? 3 : 7).sorted(by: { $0.key < $1.key }) {
+            add("quant: \(key)", String(format: "%.2f", value))
+        }
+        add("training tokens/s (4-bit base)", "not measured", "not wired into bench yet")
         add("peak RSS", String(format: "%.0f MB", peakRSSMegabytes()))
         return rows
     }
