@@ -131,6 +131,9 @@ public struct PipelineRunner: Sendable {
             let prefix = "[\(i + 1)/\(stages.count)] \(stage.name)"
             var record = decision.record
             if record == nil {
+                if decision.reasons.contains(where: { $0.hasPrefix("cache ") }) {
+                    log("warning: \(stage.name): the cached output is missing or corrupt (\(key.prefix(12))…); running the stage again")
+                }
                 log("\(prefix): running — " + decision.reasons.joined(separator: "; "))
                 let keyLock = try store.lockKey(key)
                 // Another process may have finished this key while we waited for the lock.

@@ -38,7 +38,9 @@ final class CacheStoreTests: XCTestCase {
         recorder.reset()
         try overwrite(baseObject, with: "short")
         XCTAssertEqual(try runner().plan().first?.line, "[1/4] base: will run — cache object missing/corrupt")
-        _ = try runner().run()
+        let lines = LineSink()
+        _ = try runner(lines).run()
+        XCTAssertTrue(lines.all.contains { $0.hasPrefix("warning: base: the cached output is missing or corrupt (") }, "\(lines.all)")
         XCTAssertEqual(recorder.executed, ["base"])  // same output digest: downstream stays cached
         XCTAssertEqual(try String(contentsOf: baseObject, encoding: .utf8), "hidata-v1\n")
     }

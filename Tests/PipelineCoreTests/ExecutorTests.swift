@@ -155,6 +155,14 @@ final class ExecutorTests: XCTestCase {
         XCTAssertTrue(lines.all.contains("  save: published \(dir.appendingPathComponent("out/adapter").standardizedFileURL.path)"), "\(lines.all)")
     }
 
+    func testUnregisteredKindIsAnError() throws {
+        let pipeline = try TestStages.pipeline(TestStages.chain, in: dir, order: TestStages.chainOrder)
+        let runner = PipelineRunner(pipeline: pipeline, registry: StageRegistry(), log: { _ in })
+        XCTAssertThrowsError(try runner.run()) {
+            XCTAssertEqual(($0 as? LocalizedError)?.errorDescription, "stage 'base': no runner registered for kind 'source'")
+        }
+    }
+
     func testForceAndOnly() throws {
         _ = try runner().run()
         recorder.reset()
