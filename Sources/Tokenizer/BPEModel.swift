@@ -100,8 +100,8 @@ final class BPEModel: @unchecked Sendable {
             if id >= 0 { out.append(id) } else if let unk = unkId { out.append(unk) }
             return
         }
-        let key = Array(word)
-        if let cached = cache.get(key) { out.append(contentsOf: cached); return }
+        let hash = WordCache.hash(word)
+        if cache.append(word, hash: hash, to: &out) { return }
         var symbols = [Int32]()
         symbols.reserveCapacity(word.count)
         if ignoreMerges, let id = wholeWordId(word) {
@@ -110,7 +110,7 @@ final class BPEModel: @unchecked Sendable {
             initialSymbols(word, into: &symbols)
             mergeLoop(&symbols)
         }
-        cache.put(key, symbols)
+        cache.put(word, hash: hash, symbols)
         out.append(contentsOf: symbols)
     }
 
@@ -169,21 +169,33 @@ final class BPEModel: @unchecked Sendable {
 }
 
 /// Bounded word -> ids cache shared by concurrent encoders (HF keeps a 10k-entry cache too).
-/// Stops inserting when full so memory stays bounded on huge vocabularies of distinct words.
+/// Keyed by a 64-bit FNV-1a hash of the word's bytes (hashing `[UInt8]` through `Hasher` byte by byte
+/// dominated the profile); the stored bytes are compared on a hit, so a collision only costs a miss.
+/// Stops inserting when full so memory stays bounded.
 final class WordCache: @unchecked Sendable {
-    private var storage: [[UInt8]: [Int32]] = [:]
+    private struct Entry { let bytes: [UInt8]; let ids: [Int32] }
+    private var storage: [UInt64: Entry] = [:]
     private let lock = NSLock()
     private let capacity: Int
 
     init(capacity: Int) { self.capacity = capacity }
 
-    func get(_ key: [UInt8]) -> [Int32]? {
-        lock.lock(); defer { lock.unlock() }
-        return storage[key]
+    @inline(__always) static func hash(_ word: UnsafeBufferPointer<UInt8>) -> UInt64 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in word { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01B3 }
+        return h ^ UInt64(word.count)
     }
 
-    func put(_ key: [UInt8], _ value: [Int32]) {
+    /// Appends the cached ids of `word` to `out`; false on a miss.
+    func append(_ word: UnsafeBufferPointer<UInt8>, hash: UInt64, to out: inout [Int32]) -> Bool {
         lock.lock(); defer { lock.unlock() }
-        if storage.count < capacity { storage[key] = value }
+        guard let entry = storage[hash], entry.bytes.elementsEqual(word) else { return false }
+        out.append(contentsOf: entry.ids)
+        return true
+    }
+
+    func put(_ word: UnsafeBufferPointer<UInt8>, hash: UInt64, _ ids: [Int32]) {
+        lock.lock(); defer { lock.unlock() }
+        if storage.count < capacity && storage[hash] == nil { storage[hash] = Entry(bytes: Array(word), ids: ids) }
     }
 }

@@ -114,7 +114,7 @@ struct JSONFields {
         do {
             return (try NSRegularExpression(pattern: pattern, options: []), source, isRegex)
         } catch {
-            throw TokenizerError.invalidRegex(file: file, field: field(key), pattern: source, reason: "\(error.localizedDescription)")
+            throw TokenizerError.invalidRegex(file: file, field: field(key), pattern: source, reason: "not a valid ICU regular expression")
         }
     }
 }
