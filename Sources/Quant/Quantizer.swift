@@ -90,6 +90,9 @@ public enum Quantizer {
             packed.withUnsafeMutableBufferPointer { out in
                 absmax.withUnsafeMutableBufferPointer { am in
                     let mids = coder.midpoints, codes = coder.codes
+                    var mids16 = SIMD16<Float>(repeating: .infinity)
+                    for j in 0..<min(15, mids.count) { mids16[j] = mids[j] }
+                    let zero16 = SIMD16<Int32>(repeating: 0)
                     Parallel.forEachChunk(blocks, costPerItem: bs * 8) { range in
                         mids.withUnsafeBufferPointer { mp in
                             codes.withUnsafeBufferPointer { cp in
@@ -97,11 +100,12 @@ public enum Quantizer {
                                     let start = b * bs, len = min(bs, n - start)
                                     let s = blockScale(wp.baseAddress! + start, len, full: len == bs)
                                     am[b] = s.stored
+                                    let full = len == bs
                                     @inline(__always) func code(_ x: Float) -> UInt8 {
-                                        let scaled = min(max(len == bs ? x * s.multiply : x / s.divide, -1), 1)
-                                        // Count midpoints below (15 compares, branch-free).
-                                        var k = 0
-                                        for j in 0..<15 where mp[j] < scaled { k += 1 }
+                                        let scaled = min(max(full ? x * s.multiply : x / s.divide, -1), 1)
+                                        // Number of midpoints < scaled: 15 lane compares (lane 15 is +inf, never below).
+                                        let below = mids16 .< SIMD16<Float>(repeating: scaled)
+                                        let k = Int(zero16.replacing(with: 1, where: below).wrappedSum())
                                         return cp[k]
                                     }
                                     var i = 0
