@@ -149,7 +149,7 @@ public enum EmbeddedSchema {
       "description": "Trains the adapters on chat or text data (loss on assistant tokens), with checkpoints inside the stage so an interrupted run resumes.",
       "type": "object",
       "x-output": "trained",
-      "x-implementation-version": 1,
+      "x-implementation-version": 2,
       "additionalProperties": false,
       "required": ["kind", "model", "data"],
       "properties": {
@@ -194,7 +194,7 @@ public enum EmbeddedSchema {
       "description": "Evaluates a model on held-out data (loss, perplexity, token accuracy on supervised tokens), optionally against the base model without adapters, with greedy generations and gates.",
       "type": "object",
       "x-output": "report",
-      "x-implementation-version": 1,
+      "x-implementation-version": 2,
       "additionalProperties": false,
       "required": ["kind", "model", "data"],
       "properties": {

@@ -9,7 +9,6 @@ public enum StageError: LocalizedError, Equatable {
     case missingFile(String)
     case engineUnavailable(kind: String, needs: String)
     case invalidCheckpoint(directory: String, reason: String)
-    case badData(file: String, line: Int, reason: String)
 
     public var errorDescription: String? {
         switch self {
@@ -22,8 +21,6 @@ public enum StageError: LocalizedError, Equatable {
         case .engineUnavailable(let kind, let needs):
             return "stage kind '\(kind)' cannot run in this build: it needs \(needs), which is not integrated yet"
         case .invalidCheckpoint(let dir, let reason): return "checkpoint \(dir): \(reason)"
-        case .badData(let file, let line, let reason):
-            return line > 0 ? "\(file):\(line): \(reason)" : "\(file): \(reason)"
         }
     }
 }

@@ -36,8 +36,10 @@ struct TrainStage: StageRunner {
 
         let model = try AdaptedModel.load(source)
         let tokenizer = try Tokenizer(contentsOf: source.appendingPathComponent("tokenizer.json"))
-        let dataset = try ChatData.load(data, tokenizer: tokenizer, maxSeqLen: f["max_seq_len"]?.intValue ?? 512,
-                                        trainOnPrompt: f["train_on_prompt"]?.boolValue ?? false)
+        var dataOptions = DatasetOptions()
+        dataOptions.maxSeqLen = f["max_seq_len"]?.intValue ?? 512
+        dataOptions.trainOnPrompt = f["train_on_prompt"]?.boolValue ?? false
+        let dataset = try TrainingDataset.load(url: data, tokenizer: tokenizer, options: dataOptions)
         context.log(dataset.audit.line)
         let result: TrainingResult
         do {
