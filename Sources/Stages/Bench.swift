@@ -4,6 +4,7 @@ import Kernels
 import Model
 import Quant
 import Tokenizer
+import Training
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -27,8 +28,9 @@ public enum Bench {
     }
 
     /// Forward tokens/s and MFU for a model shape, with a 4-bit base when `quantize` (else fp32).
-    static func forward(_ config: ModelConfig, batch B: Int, length T: Int, runs: Int, sgemm: Double) -> (tokensPerSecond: Double, mfu: Double) {
+    static func forward(_ config: ModelConfig, batch B: Int, length T: Int, runs: Int, sgemm: Double, quantize: Bool = false) -> (tokensPerSecond: Double, mfu: Double) {
         let model = LlamaModel.initialized(config: config, layout: .huggingFace, seed: 0)
+        if quantize { _ = try? model.quantize(type: .nf4, blockSize: 64, doubleQuant: true, skip: []) }
         var rng = SystemRandomNumberGenerator()
         let tokens = (0..<(B * T)).map { _ in Int32.random(in: 0..<Int32(config.vocabSize), using: &rng) }
         _ = model.forward(tokens: tokens, batch: B, length: T, attentionMask: nil)  // warm-up: plan allocation
@@ -42,6 +44,32 @@ public enum Bench {
         let linear = Double(model.linearModules.reduce(0) { $0 + $1.inFeatures * $1.outFeatures })
         let attention = Double(config.layers) * 2 * Double(T) * Double(config.heads * config.headDim)
         let flopsPerToken = 2 * linear + attention
+        return (tps, tps * flopsPerToken / (sgemm * 1e9))
+    }
+
+    /// One training step (forward + loss + backward into the LoRA gradients, every position
+    /// supervised) on an NF4 double-quant base with rank-16 adapters on the square layers (q, o),
+    /// the benchmark setting. Returns tokens/s and MFU; the frozen base needs no weight
+    /// gradients, so a step costs about 2× the forward FLOPs of the linears (forward + input gradient).
+    static func trainStep(_ config: ModelConfig, batch B: Int, length T: Int, runs: Int, sgemm: Double) -> (tokensPerSecond: Double, mfu: Double)? {
+        let model = LlamaModel.initialized(config: config, layout: .huggingFace, seed: 0)
+        model.gradientCheckpointing = config.layers > 4
+        guard (try? model.quantize(type: .nf4, blockSize: 64, doubleQuant: true, skip: [])) != nil,
+              (try? LoRAAttacher.attach(to: model, options: LoRAOptions(), seed: 0)) != nil else { return nil }
+        var rng = SystemRandomNumberGenerator()
+        let tokens = (0..<(B * T)).map { _ in Int32.random(in: 0..<Int32(config.vocabSize), using: &rng) }
+        let weights = [Float](repeating: 1, count: B * T)
+        _ = model.lossAndGradients(tokens: tokens, batch: B, length: T, lossWeights: weights, gradScale: 1)  // warm-up
+        let seconds = median(runs) {
+            let start = DispatchTime.now().uptimeNanoseconds
+            _ = model.lossAndGradients(tokens: tokens, batch: B, length: T, lossWeights: weights, gradScale: 1)
+            return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        }
+        let tps = Double(B * T) / seconds
+        let linear = Double(model.linearModules.reduce(0) { $0 + $1.inFeatures * $1.outFeatures })
+        let attention = Double(config.layers) * 2 * Double(T) * Double(config.heads * config.headDim)
+        // forward (2·params + attention) plus backward input gradients (same again, attention ×2).
+        let flopsPerToken = 4 * linear + 3 * attention
         return (tps, tps * flopsPerToken / (sgemm * 1e9))
     }
 
@@ -62,9 +90,17 @@ public enum Bench {
         add("SHA-256 (one core)", String(format: "%.0f MB/s", sha), "target ≥ 400")
         let mm = forward(miniMind, batch: 2, length: 512, runs: runs, sgemm: sgemm)
         add("forward MiniMind B2×512 (fp32 base)", String(format: "%.0f tokens/s, MFU %.0f%%", mm.tokensPerSecond, mm.mfu * 100), "target MFU ≥ 70%")
+        let mm4 = forward(miniMind, batch: 2, length: 512, runs: runs, sgemm: sgemm, quantize: true)
+        add("forward MiniMind B2×512 (NF4 base)", String(format: "%.0f tokens/s, MFU %.0f%%", mm4.tokensPerSecond, mm4.mfu * 100), "target MFU ≥ 70%")
+        if let t = trainStep(miniMind, batch: 2, length: 512, runs: runs, sgemm: sgemm) {
+            add("train step MiniMind B2×512 (NF4 base, rank-16 q/o)", String(format: "%.0f tokens/s, MFU %.0f%%", t.tokensPerSecond, t.mfu * 100), "target ≥ 3,400 tokens/s")
+        }
         if !quick {
-            let smol = forward(smolLM, batch: 1, length: 512, runs: 3, sgemm: sgemm)
-            add("forward SmolLM-135M B1×512 (fp32 base)", String(format: "%.0f tokens/s, MFU %.0f%%", smol.tokensPerSecond, smol.mfu * 100), "target MFU ≥ 70%")
+            let smol = forward(smolLM, batch: 1, length: 512, runs: 3, sgemm: sgemm, quantize: true)
+            add("forward SmolLM-135M B1×512 (NF4 base)", String(format: "%.0f tokens/s, MFU %.0f%%", smol.tokensPerSecond, smol.mfu * 100), "target MFU ≥ 70%")
+            if let t = trainStep(smolLM, batch: 1, length: 512, runs: 3, sgemm: sgemm) {
+                add("train step SmolLM-135M B1×512 (NF4 base, rank-16 q/o)", String(format: "%.0f tokens/s, MFU %.0f%%", t.tokensPerSecond, t.mfu * 100), "target ≥ 240 tokens/s")
+            }
         }
         if let tokenizer = try? Tokenizer(data: ByteLevelTokenizerFile.json()) {
             let text = String(repeating: "What is 3 + 4? 3 + 4 = 7. Reverse: cat -> tac. 中文 text, code: let x = 1;\n", count: quick ? 2000 : 20000)
@@ -74,7 +110,6 @@ public enum Bench {
         for (key, value) in QuantBenchmark.run(runs: quick ? 3 : 7).sorted(by: { $0.key < $1.key }) {
             add("quant: \(key)", String(format: "%.2f", value))
         }
-        add("training tokens/s (4-bit base)", "not measured", "not wired into bench yet")
         add("peak RSS", String(format: "%.0f MB", peakRSSMegabytes()))
         return rows
     }
