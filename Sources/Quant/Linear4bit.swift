@@ -47,21 +47,30 @@ public final class Linear4bit {
         }
     }
 
-    /// input (N, I) -> output (N, O), overwritten.
-    public func forward(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, rows N: Int) {
-        let I = inFeatures, O = outFeatures
-        if N == 0 || O == 0 { return }
-        let R = tileRows
+    /// Walks W in tiles of `tileRows` output rows: each tile is dequantized into one bounded
+    /// scratch buffer (R, I) and handed to `body(r0, r1, tile)`; the whole matrix is never
+    /// dequantized at once.
+    private func forEachTile(_ body: (_ r0: Int, _ r1: Int, _ tile: UnsafeMutablePointer<Float>) -> Void) {
+        let I = inFeatures, O = outFeatures, R = tileRows
         let tile = UnsafeMutablePointer<Float>.allocate(capacity: R * I)  // (R, I)
         defer { tile.deallocate() }
         var r0 = 0
         while r0 < O {
             let r1 = min(O, r0 + R)
             dequantizeRows(r0, r1, into: tile)
+            body(r0, r1, tile)
+            r0 = r1
+        }
+    }
+
+    /// input (N, I) -> output (N, O), overwritten.
+    public func forward(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, rows N: Int) {
+        let I = inFeatures, O = outFeatures
+        if N == 0 || O == 0 { return }
+        forEachTile { r0, r1, tile in
             // output[:, r0..<r1] = input (N, I) · tileᵀ (I, r1-r0)
             BLAS.sgemm(transposeA: false, transposeB: true, m: N, n: r1 - r0, k: I,
                        a: input, lda: I, b: tile, ldb: I, beta: 0, c: output + r0, ldc: O)
-            r0 = r1
         }
     }
 
@@ -69,17 +78,10 @@ public final class Linear4bit {
     public func backwardInput(gradOutput: UnsafePointer<Float>, gradInput: UnsafeMutablePointer<Float>, rows N: Int) {
         let I = inFeatures, O = outFeatures
         if N == 0 || O == 0 { return }
-        let R = tileRows
-        let tile = UnsafeMutablePointer<Float>.allocate(capacity: R * I)  // (R, I)
-        defer { tile.deallocate() }
-        var r0 = 0
-        while r0 < O {
-            let r1 = min(O, r0 + R)
-            dequantizeRows(r0, r1, into: tile)
+        forEachTile { r0, r1, tile in
             // gradInput += gradOutput[:, r0..<r1] (N, r1-r0) · tile (r1-r0, I)
             BLAS.sgemm(transposeA: false, transposeB: false, m: N, n: I, k: r1 - r0,
                        a: gradOutput + r0, lda: O, b: tile, ldb: I, beta: 1, c: gradInput, ldc: I)
-            r0 = r1
         }
     }
 
