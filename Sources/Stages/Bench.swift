@@ -27,24 +27,39 @@ public enum Bench {
         return Double(usage.ru_maxrss) / 1024
     }
 
+    /// Random token ids in the model's vocabulary: (count).
+    static func randomTokens(_ config: ModelConfig, count: Int) -> [Int32] {
+        var rng = SystemRandomNumberGenerator()
+        return (0..<count).map { _ in Int32.random(in: 0..<Int32(config.vocabSize), using: &rng) }
+    }
+
+    /// Median wall time of `body` over `runs` runs, in seconds.
+    static func seconds(_ runs: Int, _ body: () -> Void) -> Double {
+        median(runs) {
+            let start = DispatchTime.now().uptimeNanoseconds
+            body()
+            return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        }
+    }
+
+    /// Forward FLOPs per token: 2 per linear weight (incl. the head) and 2·2·T·C per layer for
+    /// attention scores and values (causal: half of 2·2·T·C·2).
+    static func forwardFLOPs(_ model: LlamaModel, length T: Int) -> (linear: Double, attention: Double) {
+        let config = model.config
+        let linear = 2 * Double(model.linearModules.reduce(0) { $0 + $1.inFeatures * $1.outFeatures })
+        let attention = Double(config.layers) * 2 * Double(T) * Double(config.heads * config.headDim)
+        return (linear, attention)
+    }
+
     /// Forward tokens/s and MFU for a model shape, with a 4-bit base when `quantize` (else fp32).
     static func forward(_ config: ModelConfig, batch B: Int, length T: Int, runs: Int, sgemm: Double, quantize: Bool = false) -> (tokensPerSecond: Double, mfu: Double) {
         let model = LlamaModel.initialized(config: config, layout: .huggingFace, seed: 0)
         if quantize { _ = try? model.quantize(type: .nf4, blockSize: 64, doubleQuant: true, skip: []) }
-        var rng = SystemRandomNumberGenerator()
-        let tokens = (0..<(B * T)).map { _ in Int32.random(in: 0..<Int32(config.vocabSize), using: &rng) }
+        let tokens = randomTokens(config, count: B * T)
         _ = model.forward(tokens: tokens, batch: B, length: T, attentionMask: nil)  // warm-up: plan allocation
-        let seconds = median(runs) {
-            let start = DispatchTime.now().uptimeNanoseconds
-            _ = model.forward(tokens: tokens, batch: B, length: T, attentionMask: nil)
-            return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-        }
-        let tps = Double(B * T) / seconds
-        // Model FLOPs per token (forward): 2·(linear params incl. head) + attention 2·2·T·C per layer (causal: half).
-        let linear = Double(model.linearModules.reduce(0) { $0 + $1.inFeatures * $1.outFeatures })
-        let attention = Double(config.layers) * 2 * Double(T) * Double(config.heads * config.headDim)
-        let flopsPerToken = 2 * linear + attention
-        return (tps, tps * flopsPerToken / (sgemm * 1e9))
+        let tps = Double(B * T) / seconds(runs) { _ = model.forward(tokens: tokens, batch: B, length: T, attentionMask: nil) }
+        let flops = forwardFLOPs(model, length: T)
+        return (tps, tps * (flops.linear + flops.attention) / (sgemm * 1e9))
     }
 
     /// One training step (forward + loss + backward into the LoRA gradients, every position
@@ -56,21 +71,15 @@ public enum Bench {
         model.gradientCheckpointing = config.layers > 4
         guard (try? model.quantize(type: .nf4, blockSize: 64, doubleQuant: true, skip: [])) != nil,
               (try? LoRAAttacher.attach(to: model, options: LoRAOptions(), seed: 0)) != nil else { return nil }
-        var rng = SystemRandomNumberGenerator()
-        let tokens = (0..<(B * T)).map { _ in Int32.random(in: 0..<Int32(config.vocabSize), using: &rng) }
+        let tokens = randomTokens(config, count: B * T)
         let weights = [Float](repeating: 1, count: B * T)
         _ = model.lossAndGradients(tokens: tokens, batch: B, length: T, lossWeights: weights, gradScale: 1)  // warm-up
-        let seconds = median(runs) {
-            let start = DispatchTime.now().uptimeNanoseconds
+        let tps = Double(B * T) / seconds(runs) {
             _ = model.lossAndGradients(tokens: tokens, batch: B, length: T, lossWeights: weights, gradScale: 1)
-            return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         }
-        let tps = Double(B * T) / seconds
-        let linear = Double(model.linearModules.reduce(0) { $0 + $1.inFeatures * $1.outFeatures })
-        let attention = Double(config.layers) * 2 * Double(T) * Double(config.heads * config.headDim)
-        // forward (2·params + attention) plus backward input gradients (same again, attention ×2).
-        let flopsPerToken = 4 * linear + 3 * attention
-        return (tps, tps * flopsPerToken / (sgemm * 1e9))
+        // forward plus the backward input gradients: linears twice, attention three times (scores, dQ/dK, dV).
+        let flops = forwardFLOPs(model, length: T)
+        return (tps, tps * (2 * flops.linear + 3 * flops.attention) / (sgemm * 1e9))
     }
 
     public static let miniMind = ModelConfig(modelType: "llama", vocabSize: 6400, hiddenSize: 512, intermediateSize: 1408, layers: 2,
