@@ -19,6 +19,16 @@ enum CLI {
     @discardableResult
     static func run(_ arguments: [String], in directory: URL = Reference.projectRoot,
                     interruptAfter marker: String? = nil) throws -> Result {
+        var condition: (@Sendable (String) -> Bool)? = nil
+        if let marker { condition = { (text: String) -> Bool in text.contains(marker) } }
+        return try run(arguments, in: directory, signal: SIGINT, when: condition)
+    }
+
+    /// Runs `qlora-run arguments` and sends `signal` once, the first time `condition` holds; `condition`
+    /// sees the stdout collected so far and is checked after every chunk of output (the training log
+    /// prints a line per step with `log_every: 1`, so it is checked at least once per step).
+    static func run(_ arguments: [String], in directory: URL = Reference.projectRoot,
+                    signal: Int32, when condition: (@Sendable (String) -> Bool)?) throws -> Result {
         guard FileManager.default.isExecutableFile(atPath: binary.path) else {
             throw XCTSkip("qlora-run is not built at \(binary.path); run `swift build` first")
         }
@@ -33,26 +43,26 @@ enum CLI {
         process.standardOutput = out; process.standardError = err
         let collected = OutputCollector()
         out.fileHandleForReading.readabilityHandler = { h in
-            if collected.append(h.availableData, marker: marker) { process.interrupt() }
+            if collected.append(h.availableData, condition: condition) { kill(process.processIdentifier, signal) }
         }
         try process.run()
         let errData = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         out.fileHandleForReading.readabilityHandler = nil
-        _ = collected.append(out.fileHandleForReading.readDataToEndOfFile(), marker: nil)
+        _ = collected.append(out.fileHandleForReading.readDataToEndOfFile(), condition: nil)
         return Result(status: process.terminationStatus, stdout: collected.text, stderr: String(decoding: errData, as: UTF8.self))
     }
 }
 
-/// Thread-safe stdout accumulator; `append` returns true once, when `marker` first appears.
+/// Thread-safe stdout accumulator; `append` returns true once, when `condition` first holds.
 final class OutputCollector: @unchecked Sendable {
     private let lock = NSLock()
     private var data = Data()
     private var fired = false
-    func append(_ chunk: Data, marker: String?) -> Bool {
+    func append(_ chunk: Data, condition: ((String) -> Bool)?) -> Bool {
         lock.lock(); defer { lock.unlock() }
         data.append(chunk)
-        guard let marker, !fired, String(decoding: data, as: UTF8.self).contains(marker) else { return false }
+        guard let condition, !fired, condition(String(decoding: data, as: UTF8.self)) else { return false }
         fired = true
         return true
     }

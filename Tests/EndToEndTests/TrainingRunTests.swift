@@ -14,11 +14,50 @@ final class TrainingRunTests: XCTestCase {
         try? FileManager.default.removeItem(at: cache); try? FileManager.default.removeItem(at: out)
     }
 
-    func args(_ extra: [String] = []) -> [String] {
-        ["pipelines/toy.yaml", "--cache", cache.path, "--only", "save",
-         "--set", "stages.save.to=\(out.path)/adapter",
-         "--set", "stages.train.max_steps=8", "--set", "stages.train.batch_size=2",
+    func args(_ extra: [String] = [], steps: Int = 8, cache: URL? = nil, out: URL? = nil) -> [String] {
+        ["pipelines/toy.yaml", "--cache", (cache ?? self.cache).path, "--only", "save",
+         "--set", "stages.save.to=\((out ?? self.out).path)/adapter",
+         "--set", "stages.train.max_steps=\(steps)", "--set", "stages.train.batch_size=2",
          "--set", "stages.train.checkpoint_every=2", "--set", "stages.train.log_every=1"] + extra
+    }
+
+    /// The train stage's artifact directory, from the run summary line `  train  ran  …  <path>`.
+    func trainArtifact(_ stdout: String, file: StaticString = #filePath, line: UInt = #line) throws -> URL {
+        let summary = stdout.split(separator: "\n").first { $0.hasPrefix("  train ") }
+        let path = try XCTUnwrap(summary?.components(separatedBy: "  ").last, "no train summary line in:\n\(stdout)", file: file, line: line)
+        return URL(fileURLWithPath: path)
+    }
+
+    /// Runs the same pipeline uninterrupted in a fresh cache and checks that the resumed run (whose
+    /// stdout is `resumedStdout`, adapter published under `out`) ended with the same adapter and
+    /// metrics.jsonl bytes.
+    func assertIdenticalToUninterruptedRun(_ resumedStdout: String, steps: Int,
+                                           file: StaticString = #filePath, line: UInt = #line) throws {
+        let freshCache = try makeTemporaryDirectory("qlora-e2e-fresh"), freshOut = try makeTemporaryDirectory("qlora-e2e-fresh-out")
+        defer { try? FileManager.default.removeItem(at: freshCache); try? FileManager.default.removeItem(at: freshOut) }
+        let fresh = try CLI.run(["run"] + args(steps: steps, cache: freshCache, out: freshOut))
+        XCTAssertEqual(fresh.status, 0, fresh.stderr, file: file, line: line)
+        XCTAssertFalse(fresh.stdout.contains("resuming"), fresh.stdout, file: file, line: line)
+        let adapter = "adapter/adapter_model.safetensors"
+        XCTAssertEqual(try Data(contentsOf: out.appendingPathComponent(adapter)), try Data(contentsOf: freshOut.appendingPathComponent(adapter)),
+                       "resumed training must give a byte-identical adapter", file: file, line: line)
+        let resumedMetrics = try Data(contentsOf: trainArtifact(resumedStdout).appendingPathComponent("metrics.jsonl"))
+        let freshMetrics = try Data(contentsOf: trainArtifact(fresh.stdout).appendingPathComponent("metrics.jsonl"))
+        XCTAssertEqual(String(decoding: resumedMetrics, as: UTF8.self).split(separator: "\n").count, steps, file: file, line: line)
+        XCTAssertEqual(resumedMetrics, freshMetrics, "resumed training must give byte-identical metrics.jsonl", file: file, line: line)
+    }
+
+    /// Names in `directory`, sorted (empty when it does not exist).
+    func names(_ directory: URL) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []).sorted()
+    }
+
+    /// The newest `checkpoint-<step>` step in any work directory of `cache`.
+    func newestCheckpoint(in cache: URL) -> Int? {
+        let work = cache.appendingPathComponent("work")
+        return names(work).flatMap { key in
+            names(work.appendingPathComponent(key)).compactMap { $0.hasPrefix("checkpoint-") ? Int($0.dropFirst("checkpoint-".count)) : nil }
+        }.max()
     }
 
     func testTrainSaveCachedAndPlanReason() throws {
@@ -61,15 +100,42 @@ final class TrainingRunTests: XCTestCase {
         XCTAssertTrue(resumed.stdout.contains("[1/5] base: cached ("), resumed.stdout)
         XCTAssertTrue(resumed.stdout.contains("  train: step 8/8 · epoch 1 · loss "), resumed.stdout)
 
-        // The resumed run ends with the same adapter bytes as an uninterrupted run in a fresh cache.
-        let freshCache = try makeTemporaryDirectory("qlora-e2e-fresh"), freshOut = try makeTemporaryDirectory("qlora-e2e-fresh-out")
-        defer { try? FileManager.default.removeItem(at: freshCache); try? FileManager.default.removeItem(at: freshOut) }
-        var freshArgs = args(["--set", "stages.save.to=\(freshOut.path)/adapter"])
-        freshArgs[2] = freshCache.path
-        let fresh = try CLI.run(["run"] + freshArgs)
-        XCTAssertEqual(fresh.status, 0, fresh.stderr)
-        let resumedBytes = try Data(contentsOf: out.appendingPathComponent("adapter/adapter_model.safetensors"))
-        let freshBytes = try Data(contentsOf: freshOut.appendingPathComponent("adapter/adapter_model.safetensors"))
-        XCTAssertEqual(resumedBytes, freshBytes, "resumed training must give a byte-identical adapter")
+        // The resumed run ends with the same adapter and metrics bytes as an uninterrupted run in a fresh cache.
+        try assertIdenticalToUninterruptedRun(resumed.stdout, steps: 8)
+    }
+
+    /// kill -9 in the middle of training (no chance to clean up or checkpoint on the way out): nothing
+    /// is published, the next run resumes from the last periodic checkpoint and ends byte-identical.
+    func testKillNineThenResume() throws {
+        let steps = 16
+        let cacheDirectory = cache!
+        // SIGKILL as soon as a periodic checkpoint (every 2 steps) exists; the log prints a line per
+        // step, so the condition is re-checked every step, long before step 16.
+        let killed = try CLI.run(["run"] + args(steps: steps), signal: SIGKILL, when: { _ in
+            let work = cacheDirectory.appendingPathComponent("work")
+            let keys = (try? FileManager.default.contentsOfDirectory(atPath: work.path)) ?? []
+            return keys.contains { key in
+                ((try? FileManager.default.contentsOfDirectory(atPath: work.appendingPathComponent(key).path)) ?? [])
+                    .contains { $0.hasPrefix("checkpoint-") }
+            }
+        })
+        XCTAssertEqual(killed.status, SIGKILL, "the run must have been killed, not have finished:\n" + killed.stdout)
+        XCTAssertFalse(killed.stdout.contains("[4/5] train: done"), killed.stdout)
+        let step = try XCTUnwrap(newestCheckpoint(in: cache), "no checkpoint survived the kill")
+        XCTAssertGreaterThan(step, 0); XCTAssertLessThan(step, steps)
+
+        // Nothing of the killed stage was committed or published: no action/stage record for train or
+        // save (only the three upstream stages that finished), no adapter, not even a temporary one.
+        XCTAssertEqual(names(cache.appendingPathComponent("stages")), ["adapted.json", "base.json", "quantized.json"])
+        XCTAssertEqual(names(cache.appendingPathComponent("actions")).count, 3)
+        XCTAssertEqual(names(out), [])
+
+        let resumed = try CLI.run(["run"] + args(steps: steps))
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        XCTAssertTrue(resumed.stdout.contains("[3/5] adapted: cached ("), resumed.stdout)
+        XCTAssertTrue(resumed.stdout.contains("\n  train: resuming from checkpoint at step \(step) (epoch 1)\n  train: step \(step + 1)/\(steps) · epoch 1 · loss "), resumed.stdout)
+        XCTAssertTrue(resumed.stdout.contains("  train: step \(steps)/\(steps) · epoch 1 · loss "), resumed.stdout)
+        XCTAssertEqual(names(cache.appendingPathComponent("work")), [], "the work directory is removed once the stage is committed")
+        try assertIdenticalToUninterruptedRun(resumed.stdout, steps: steps)
     }
 }
