@@ -9,7 +9,8 @@ public struct PipelineStage: Sendable, Equatable {
     public let info: StageKindInfo
     /// field -> referenced stage name (x-stage-ref fields).
     public let references: [String: String]
-    /// field -> path as written, relative to the pipeline file (x-input-path fields).
+    /// field -> path as written, relative to the pipeline file (x-input-path fields; a nested one
+    /// under its dotted path, e.g. `init.from`).
     public let inputPaths: [String: String]
     /// field -> destination as written (x-output-path fields).
     public let outputPaths: [String: String]
@@ -60,6 +61,19 @@ public struct Pipeline: Sendable {
             return d.isEmpty ? "./" : d + "/"
         }()
         var issues: [PipelineIssue] = []
+        /// An x-input-path value must exist (relative to the pipeline file) and be of the declared kind.
+        func checkInput(_ text: String, mode: String, path: [String]) {
+            let url = URL(fileURLWithPath: text, relativeTo: directory).standardizedFileURL
+            var isDirectory: ObjCBool = false
+            let shown = "\(text) (relative to \(shownDirectory))"
+            if !FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) {
+                issues.append(PipelineIssue(path: path, message: "file not found: \(shown)", atKey: false))
+            } else if mode == "file" && isDirectory.boolValue {
+                issues.append(PipelineIssue(path: path, message: "expected a file, found a directory: \(shown)", atKey: false))
+            } else if mode == "directory" && !isDirectory.boolValue {
+                issues.append(PipelineIssue(path: path, message: "expected a directory, found a file: \(shown)", atKey: false))
+            }
+        }
         var stages: [String: PipelineStage] = [:]
         var dependencies: [String: [String]] = [:]
 
@@ -87,19 +101,19 @@ public struct Pipeline: Sendable {
                     }
                 } else if let mode = info.inputPaths[field] {
                     inputPaths[field] = text
-                    let url = URL(fileURLWithPath: text, relativeTo: directory).standardizedFileURL
-                    var isDirectory: ObjCBool = false
-                    let shown = "\(text) (relative to \(shownDirectory))"
-                    if !FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) {
-                        issues.append(PipelineIssue(path: path, message: "file not found: \(shown)", atKey: false))
-                    } else if mode == "file" && isDirectory.boolValue {
-                        issues.append(PipelineIssue(path: path, message: "expected a file, found a directory: \(shown)", atKey: false))
-                    } else if mode == "directory" && !isDirectory.boolValue {
-                        issues.append(PipelineIssue(path: path, message: "expected a directory, found a file: \(shown)", atKey: false))
-                    }
+                    checkInput(text, mode: mode, path: path)
                 } else if info.outputPaths.contains(field) {
                     outputPaths[field] = text
                 }
+            }
+            // Inputs nested in a field's object form (`init: {from: DIR}`), keyed by dotted path.
+            for (dotted, mode) in info.inputPaths.sorted(by: { $0.key < $1.key }) where dotted.contains(".") {
+                let components = dotted.split(separator: ".").map(String.init)
+                var value: JSONValue? = .object(fields)
+                for component in components { value = value?[component] }
+                guard let text = value?.stringValue else { continue }
+                inputPaths[dotted] = text
+                checkInput(text, mode: mode, path: ["stages", name] + components)
             }
             let stage = PipelineStage(name: name, kind: kind, fields: fields, info: info, references: references,
                                       inputPaths: inputPaths, outputPaths: outputPaths)

@@ -9,7 +9,9 @@ public struct StageKindInfo: Sendable, Equatable {
     public var implementationVersion: Int
     public var properties: [String: JSONValue]
     public var stageRefs: [String: [String]]        // field -> accepted artifact types
-    public var inputPaths: [String: String]         // field -> "file" | "directory" | "any"
+    /// field -> "file" | "directory" | "any". A nested input (an object alternative of a field, like
+    /// attach_adapters' `init: {from: DIR}`) is keyed by its dotted path: `init.from`.
+    public var inputPaths: [String: String]
     public var outputPaths: Set<String>
 
     /// Every `$defs` entry whose `properties.kind.const` is a string.
@@ -30,11 +32,28 @@ public struct StageKindInfo: Sendable, Equatable {
                     info.stageRefs[field] = accepted.compactMap(\.stringValue)
                 }
                 if let mode = property["x-input-path"]?.stringValue { info.inputPaths[field] = mode }
+                for (path, mode) in nestedInputPaths(property, prefix: field) { info.inputPaths[path] = mode }
                 if property["x-output-path"]?.boolValue == true { info.outputPaths.insert(field) }
             }
             result[kind] = info
         }
         return result
+    }
+
+    /// x-input-path annotations below a field: in its `properties` or those of its `oneOf`/`anyOf`/
+    /// `allOf` alternatives, keyed `field.sub[.sub…]`.
+    static func nestedInputPaths(_ property: JSONValue, prefix: String) -> [String: String] {
+        var found: [String: String] = [:]
+        var schemas = [property]
+        for combinator in ["oneOf", "anyOf", "allOf"] { schemas += property[combinator]?.arrayValue ?? [] }
+        for schema in schemas {
+            for (name, sub) in schema["properties"]?.objectValue ?? [:] {
+                let path = prefix + "." + name
+                if let mode = sub["x-input-path"]?.stringValue { found[path] = mode }
+                found.merge(nestedInputPaths(sub, prefix: path)) { first, _ in first }
+            }
+        }
+        return found
     }
 
     /// Fields with top-level schema defaults filled in (idempotent with the validator's filling),

@@ -6,7 +6,8 @@ import Foundation
 /// `{"format": "qlora-run/key/v1", "kind", "implementation_version", "seed", "fields"}` where
 /// `fields` are the stage's fields with defaults filled, except: x-stage-ref fields hold the
 /// upstream OUTPUT digest (so identical upstream bytes keep downstream cached), x-input-path
-/// fields hold the content digest (not the path), x-output-path fields are removed.
+/// fields hold the content digest (not the path; also nested ones like `init.from`, in place),
+/// x-output-path fields are removed.
 /// No paths, host names, thread counts or timestamps.
 public enum StageKey {
     public static let format = "qlora-run/key/v1"
@@ -17,13 +18,25 @@ public enum StageKey {
         var fields = stage.fields
         for field in stage.info.outputPaths { fields[field] = nil }
         for (field, digest) in upstreamDigests { fields[field] = .string(digest) }
-        for (field, digest) in inputDigests { fields[field] = .string(digest) }
+        for (field, digest) in inputDigests {
+            let components = field.split(separator: ".").map(String.init)
+            if components.count == 1 { fields[field] = .string(digest) } else { replace(&fields, at: components[...], with: .string(digest)) }
+        }
         return .object([
             "format": .string(format), "kind": .string(stage.kind),
             "implementation_version": .integer(Int64(stage.info.implementationVersion)),
             "seed": seed <= UInt64(Int64.max) ? .integer(Int64(seed)) : .string(String(seed)),
             "fields": .object(fields),
         ])
+    }
+
+    /// Sets the member at a nested object path (the path exists: it came from these fields).
+    static func replace(_ members: inout [String: JSONValue], at path: ArraySlice<String>, with value: JSONValue) {
+        guard let first = path.first else { return }
+        if path.count == 1 { members[first] = value; return }
+        guard case .object(var inner)? = members[first] else { return }
+        replace(&inner, at: path.dropFirst(), with: value)
+        members[first] = .object(inner)
     }
 
     public static func key(_ material: JSONValue) -> String { SHA256.hex(CanonicalJSON.data(material)) }
@@ -35,11 +48,13 @@ public enum StageKey {
             "implementation": CanonicalJSON.string(material["implementation_version"] ?? .null),
             "seed": CanonicalJSON.string(material["seed"] ?? .null),
         ]
-        func walk(_ value: JSONValue, _ prefix: String) {
-            if case .object(let members) = value, !members.isEmpty {
-                for (k, v) in members { walk(v, prefix + "." + k) }
+        func walk(_ value: JSONValue, _ path: String) {
+            if stage.inputPaths[path] != nil {
+                flat["input.\(path)"] = CanonicalJSON.string(value)  // a nested input, e.g. init.from
+            } else if case .object(let members) = value, !members.isEmpty {
+                for (k, v) in members { walk(v, path + "." + k) }
             } else {
-                flat[prefix] = CanonicalJSON.string(value)
+                flat["config." + path] = CanonicalJSON.string(value)
             }
         }
         for (field, value) in material["fields"]?.objectValue ?? [:] where field != "kind" {
@@ -48,7 +63,7 @@ public enum StageKey {
             } else if stage.inputPaths[field] != nil {
                 flat["input.\(field)"] = CanonicalJSON.string(value)
             } else {
-                walk(value, "config.\(field)")
+                walk(value, field)
             }
         }
         return flat

@@ -23,8 +23,10 @@ struct AttachAdaptersStage: StageRunner {
         switch f["init"] ?? .string("gaussian") {
         case .string("kaiming"): options.initialization = .kaiming
         case .object(let o):
-            let path = o["from"]?.stringValue ?? ""
-            options.initialization = .from(URL(fileURLWithPath: path, relativeTo: context.pipelineDirectory).standardizedFileURL)
+            // `init.from` is an x-input-path: the executor resolved it and put its content in the key.
+            let resolved = context.inputPaths["init.from"]
+                ?? URL(fileURLWithPath: o["from"]?.stringValue ?? "", relativeTo: context.pipelineDirectory).standardizedFileURL
+            options.initialization = .from(resolved)
         default: options.initialization = .gaussian(std: f["init_std"]?.doubleValue ?? 0.02)
         }
         let model = try LlamaModel.load(directory: source)
