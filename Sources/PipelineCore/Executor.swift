@@ -13,10 +13,12 @@ public struct PipelineRunner: Sendable {
     public let options: RunOptions
     /// Progress lines (`[2/5] quantize: cached (0.00s)`) and stage log lines.
     public let log: @Sendable (String) -> Void
+    /// The live status line of a terminal (`  train: [###…] 12/80 …`), nil when not a TTY.
+    public let progress: (@Sendable (String) -> Void)?
 
     public init(pipeline: Pipeline, registry: StageRegistry, cacheDirectory: URL? = nil, options: RunOptions = RunOptions(),
-                log: @escaping @Sendable (String) -> Void = { print($0) }) {
-        self.pipeline = pipeline; self.registry = registry; self.options = options; self.log = log
+                log: @escaping @Sendable (String) -> Void = { print($0) }, progress: (@Sendable (String) -> Void)? = nil) {
+        self.pipeline = pipeline; self.registry = registry; self.options = options; self.log = log; self.progress = progress
         self.store = CacheStore(root: cacheDirectory ?? pipeline.cacheDirectory)
     }
 
@@ -171,6 +173,8 @@ public struct PipelineRunner: Sendable {
         let logFile = StageLogFile(url: store.logURL(key))
         let sink = log
         let name = stage.name
+        var statusLine: (@Sendable (String) -> Void)? = nil
+        if let status = progress { statusLine = { line in status("  \(name): \(line)") } }
         var inputs: [String: URL] = [:]
         for (field, upstream) in stage.references { inputs[field] = directories[upstream] }
         let context = StageContext(
@@ -178,7 +182,8 @@ public struct PipelineRunner: Sendable {
             inputPaths: stage.inputPaths.mapValues { URL(fileURLWithPath: $0, relativeTo: pipeline.directory).standardizedFileURL },
             outputDirectory: scratch, workDirectory: work, pipelineDirectory: pipeline.directory, seed: pipeline.seed,
             log: { line in logFile.write(line); sink("  \(name): \(line)") },
-            isInterrupted: { Interrupt.isInterrupted })
+            isInterrupted: { Interrupt.isInterrupted },
+            progress: statusLine)
         let clock = DispatchTime.now().uptimeNanoseconds
         let result: StageResult
         do {

@@ -36,13 +36,18 @@ public struct StageContext: Sendable {
     public let log: @Sendable (String) -> Void
     /// True after SIGINT: stop at the next safe point and throw StageInterrupted.
     public let isInterrupted: @Sendable () -> Bool
+    /// A live status line (redrawn in place on a terminal), or nil when the output is not a TTY.
+    /// Never written to the stage log; stages fall back to `log` lines every so often.
+    public let progress: (@Sendable (String) -> Void)?
 
     public init(stageName: String, kind: String, fields: JSONValue, inputs: [String: URL], inputPaths: [String: URL],
                 outputDirectory: URL, workDirectory: URL, pipelineDirectory: URL, seed: UInt64,
-                log: @escaping @Sendable (String) -> Void, isInterrupted: @escaping @Sendable () -> Bool) {
+                log: @escaping @Sendable (String) -> Void, isInterrupted: @escaping @Sendable () -> Bool,
+                progress: (@Sendable (String) -> Void)? = nil) {
         self.stageName = stageName; self.kind = kind; self.fields = fields; self.inputs = inputs
         self.inputPaths = inputPaths; self.outputDirectory = outputDirectory; self.workDirectory = workDirectory
         self.pipelineDirectory = pipelineDirectory; self.seed = seed; self.log = log; self.isInterrupted = isInterrupted
+        self.progress = progress
     }
 }
 

@@ -41,10 +41,18 @@ struct TrainStage: StageRunner {
         dataOptions.trainOnPrompt = f["train_on_prompt"]?.boolValue ?? false
         let dataset = try TrainingDataset.load(url: data, tokenizer: tokenizer, options: dataOptions)
         context.log(dataset.audit.line)
+        // On a terminal, a live bar beside the log lines every log_every steps.
+        var bar: ((TrainingProgress) -> Void)? = nil
+        if let status = context.progress {
+            bar = { p in
+                status(ProgressBar.line(step: p.step, total: p.totalSteps, epoch: p.epoch, loss: p.loss, learningRate: p.learningRate,
+                                        tokensPerSecond: p.tokensPerSecond, etaSeconds: p.etaSeconds))
+            }
+        }
         let result: TrainingResult
         do {
             result = try Trainer(options).train(model: model, dataset: dataset, workDirectory: context.workDirectory,
-                                                log: context.log, progress: nil, isInterrupted: context.isInterrupted)
+                                                log: context.log, progress: bar, isInterrupted: context.isInterrupted)
         } catch TrainingError.interrupted {
             throw StageInterrupted()
         }
@@ -62,5 +70,18 @@ struct TrainStage: StageRunner {
         if let first = result.metrics.first?.loss { summary["loss_first"] = .number(first) }
         if let last = result.finalLoss { summary["loss_final"] = .number(last) }
         return StageResult(summary: summary)
+    }
+}
+
+/// The live training bar of a terminal (the CLI redraws it in place; never in the stage log):
+/// `[######..............] 240/750 · epoch 1 · loss 2.3456 · lr 2.00e-04 · 1234 tok/s · ETA 1:23`.
+public enum ProgressBar {
+    public static func line(step: Int, total: Int, epoch: Int, loss: Double, learningRate: Double,
+                            tokensPerSecond: Double, etaSeconds: Double, width: Int = 20) -> String {
+        let done = total > 0 ? min(width, max(0, step * width / total)) : 0
+        let bar = "[" + String(repeating: "#", count: done) + String(repeating: ".", count: width - done) + "]"
+        let eta = etaSeconds.isFinite ? max(0, Int(etaSeconds)) : 0
+        return bar + String(format: " %d/%d · epoch %d · loss %.4f · lr %.2e · %.0f tok/s · ETA %d:%02d",
+                            step, total, epoch, loss, learningRate, tokensPerSecond, eta / 60, eta % 60)
     }
 }

@@ -5,24 +5,61 @@ import Foundation
 struct Console: Sendable {
     let colourOut: Bool
     let colourErr: Bool
+    /// The live status line when stdout (where the log goes) is a terminal; nil otherwise, and then
+    /// progress appears only as the stages' periodic log lines.
+    let status: StatusLine?
 
     init(environment: [String: String] = ProcessInfo.processInfo.environment) {
         let noColour = environment["NO_COLOR"].map { !$0.isEmpty } ?? false
         colourOut = !noColour && isatty(STDOUT_FILENO) == 1
         colourErr = !noColour && isatty(STDERR_FILENO) == 1
+        status = isatty(STDOUT_FILENO) == 1 ? StatusLine() : nil
     }
 
     func print(_ line: String) {
+        status?.finish()
         FileHandle.standardOutput.write(Data((line + "\n").utf8))
     }
     func error(_ message: String) {
+        status?.finish()
         let prefix = colourErr ? "\u{1B}[1;31merror:\u{1B}[0m " : "error: "
         FileHandle.standardError.write(Data((prefix + message + "\n").utf8))
     }
     func warning(_ message: String) {
+        status?.finish()
         let prefix = colourErr ? "\u{1B}[1;33mwarning:\u{1B}[0m " : "warning: "
         FileHandle.standardError.write(Data((prefix + message + "\n").utf8))
     }
     /// Bold/green/yellow only when colour is on.
     func styled(_ text: String, _ code: String) -> String { colourOut ? "\u{1B}[\(code)m\(text)\u{1B}[0m" : text }
+}
+
+/// One line on a terminal redrawn in place (`\r` + text + clear to end of line), at most 10 times a
+/// second; `finish()` draws the newest text and ends the line, so the next log line starts clean.
+final class StatusLine: @unchecked Sendable {  // all state under `lock`
+    private let lock = NSLock()
+    private var shown = false          // a line is on screen without its newline
+    private var pending: String?       // newest text not drawn yet (throttled)
+    private var lastDraw: UInt64 = 0
+    static let interval: UInt64 = 100_000_000  // ns between redraws
+
+    func update(_ text: String) {
+        lock.lock(); defer { lock.unlock() }
+        let now = DispatchTime.now().uptimeNanoseconds
+        guard !shown || now - lastDraw >= Self.interval else { pending = text; return }
+        draw(text, at: now)
+    }
+
+    func finish() {
+        lock.lock(); defer { lock.unlock() }
+        if let text = pending { draw(text, at: DispatchTime.now().uptimeNanoseconds) }
+        guard shown else { return }
+        FileHandle.standardOutput.write(Data("\n".utf8))
+        shown = false
+    }
+
+    private func draw(_ text: String, at now: UInt64) {
+        FileHandle.standardOutput.write(Data(("\r" + text + "\u{1B}[K").utf8))
+        shown = true; pending = nil; lastDraw = now
+    }
 }

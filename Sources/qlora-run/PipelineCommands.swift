@@ -114,10 +114,12 @@ struct PipelineCommands {
     func makeRunner(_ file: String, _ invocation: Invocation) throws -> PipelineRunner {
         let pipeline = try load(file, invocation)
         let console = self.console
+        var statusLine: (@Sendable (String) -> Void)? = nil
+        if let status = console.status { statusLine = { status.update($0) } }
         return PipelineRunner(pipeline: pipeline, registry: StageKinds.registry(),
                               cacheDirectory: invocation.cacheDirectory.map { URL(fileURLWithPath: $0) },
                               options: RunOptions(force: invocation.force, only: invocation.only, toolVersion: toolVersion),
-                              log: { console.print($0) })
+                              log: { console.print($0) }, progress: statusLine)
     }
 
     // MARK: run
@@ -127,6 +129,7 @@ struct PipelineCommands {
         Interrupt.install()
         let started = Date()
         let summary = try runner.run()
+        console.status?.finish()
         printSummary(summary, seconds: Date().timeIntervalSince(started))
         return .ok
     }

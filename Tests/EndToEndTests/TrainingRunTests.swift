@@ -66,6 +66,13 @@ final class TrainingRunTests: XCTestCase {
         XCTAssertTrue(first.stdout.contains("[4/5] train: running — new\n"), first.stdout)
         XCTAssertTrue(first.stdout.contains("  train: step 8/8 · epoch 1 · loss "), first.stdout)
         XCTAssertTrue(first.stdout.contains("summary (5 ran, 0 cached, "), first.stdout)
+        // Not a terminal: one line per log_every step, no live bar, no carriage returns (nor in the stage logs).
+        XCTAssertEqual(first.stdout.components(separatedBy: "\n  train: step ").count - 1, 8, first.stdout)
+        XCTAssertFalse(first.stdout.contains("\r") || first.stdout.contains("] 1/8 · "), first.stdout)
+        for log in names(cache.appendingPathComponent("logs")) {
+            let text = try String(contentsOf: cache.appendingPathComponent("logs/\(log)"), encoding: .utf8)
+            XCTAssertFalse(text.contains("\r"), log)
+        }
         let adapter = out.appendingPathComponent("adapter")
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: adapter.path).sorted(),
                        ["adapter_config.json", "adapter_model.safetensors"])
