@@ -38,6 +38,13 @@ public struct RandomStream: Sendable {
         return v
     }
 
+    /// Value `counter` of this stream as a uniform in [0, 1), without advancing: the same bits
+    /// `nextUniform()` returns at that counter. Lets a kernel fill a mask in parallel chunks and
+    /// regenerate it later (dropout in backward) with no dependence on the partitioning.
+    @inline(__always) public func uniform(at counter: UInt64) -> Double {
+        Double(RandomStream.mix(key &+ counter &* 0x9e37_79b9_7f4a_7c15) >> 11) * (1.0 / 9_007_199_254_740_992.0)
+    }
+
     /// Uniform in [0, 1) with 53 bits.
     public mutating func nextUniform() -> Double {
         Double(nextUInt64() >> 11) * (1.0 / 9_007_199_254_740_992.0)

@@ -2,16 +2,35 @@ import Foundation
 import Kernels
 import Quant
 
-/// A LoRA adapter on one linear layer: y += scale · B(A x). A (r, in), B (out, r).
+/// Which dropout mask a training forward/backward uses: a pure function of (pipeline seed,
+/// module name, optimizer step, micro-batch, element index), so forward, backward and a
+/// gradient-checkpointing recomputation see the same mask without storing it, and a run resumed
+/// from a checkpoint draws exactly the masks of an uninterrupted one.
+public struct LoRADropoutContext: Equatable {
+    public var seed: UInt64
+    public var step: Int       // optimizer step being computed (1-based, as in metrics.jsonl)
+    public var micro: Int      // micro-batch index inside that step
+    public init(seed: UInt64, step: Int, micro: Int) { self.seed = seed; self.step = step; self.micro = micro }
+}
+
+/// A LoRA adapter on one linear layer: y += scale · B(A dropout(x)). A (r, in), B (out, r).
 /// Gradients accumulate (+=) into gradA/gradB; the optimizer zeroes them.
 public final class LoRAAdapter {
     public let rank: Int
     public var scale: Float
+    /// Probability p of zeroing an input element of the LoRA path (PEFT lora_dropout, torch
+    /// nn.Dropout: inverted, kept elements scaled by 1/(1-p)). Only active with a context.
     public var dropout: Float
+    /// Set by the Trainer around each training micro-batch; nil = evaluation (no dropout).
+    public var dropoutContext: LoRADropoutContext?
     public var a: [Float]      // (r, in)
     public var b: [Float]      // (out, r)
     public var gradA: [Float]  // (r, in)
     public var gradB: [Float]  // (out, r)
+    // Scratch reused across calls, grown when N grows (no allocation in the step loop).
+    var scratchH: [Float] = []    // (N, r)
+    var scratchDH: [Float] = []   // (N, r)
+    var scratchX: [Float] = []    // (N, in) dropped input, then dh·A in backward
 
     public init(rank: Int, inFeatures: Int, outFeatures: Int, scale: Float, dropout: Float = 0,
                 a: [Float]? = nil, b: [Float]? = nil) {
@@ -25,6 +44,16 @@ public final class LoRAAdapter {
     public func zeroGradients() {
         for i in gradA.indices { gradA[i] = 0 }
         for i in gradB.indices { gradB[i] = 0 }
+    }
+
+    /// The mask's random stream for `module`, or nil when no dropout applies (p = 0 or eval).
+    func dropoutStream(module: String) -> RandomStream? {
+        guard dropout > 0, let c = dropoutContext else { return nil }
+        return RandomStream(seed: c.seed, stream: "lora-dropout/\(module)/step-\(c.step)/micro-\(c.micro)")
+    }
+
+    static func grow(_ buffer: inout [Float], _ n: Int) {
+        if buffer.count < n { buffer = [Float](repeating: 0, count: n) }
     }
 }
 
@@ -80,18 +109,50 @@ public final class LinearModule {
         }
         if let ad = adapter {
             let r = ad.rank
-            var h = [Float](repeating: 0, count: N * r)   // (N, r) = x Aᵀ
-            h.withUnsafeMutableBufferPointer { hp in
-                ad.a.withUnsafeBufferPointer { ap in
-                    BLAS.sgemm(transposeA: false, transposeB: true, m: N, n: r, k: inFeatures,
-                               a: input, lda: inFeatures, b: ap.baseAddress!, ldb: inFeatures, beta: 0, c: hp.baseAddress!, ldc: r)
-                }
-                ad.b.withUnsafeBufferPointer { bp in
-                    BLAS.sgemm(transposeA: false, transposeB: true, m: N, n: outFeatures, k: r, alpha: ad.scale,
-                               a: hp.baseAddress!, lda: r, b: bp.baseAddress!, ldb: r, beta: 1, c: output, ldc: outFeatures)
+            LoRAAdapter.grow(&ad.scratchH, N * r)
+            let dropping = fillDroppedInput(ad, input: input, rows: N)
+            ad.scratchX.withUnsafeBufferPointer { xp in
+                let x = dropping ? xp.baseAddress! : input   // (N, in) LoRA-path input
+                ad.scratchH.withUnsafeMutableBufferPointer { hp in   // (N, r) = x Aᵀ
+                    ad.a.withUnsafeBufferPointer { ap in
+                        BLAS.sgemm(transposeA: false, transposeB: true, m: N, n: r, k: inFeatures,
+                                   a: x, lda: inFeatures, b: ap.baseAddress!, ldb: inFeatures, beta: 0, c: hp.baseAddress!, ldc: r)
+                    }
+                    ad.b.withUnsafeBufferPointer { bp in
+                        BLAS.sgemm(transposeA: false, transposeB: true, m: N, n: outFeatures, k: r, alpha: ad.scale,
+                                   a: hp.baseAddress!, lda: r, b: bp.baseAddress!, ldb: r, beta: 1, c: output, ldc: outFeatures)
+                    }
                 }
             }
         }
+    }
+
+    /// Inverted dropout of the LoRA-path input (PEFT: lora_B(lora_A(dropout(x)))): element e of
+    /// the (N, in) input is kept iff u_e ≥ p, u_e = uniform(at: e) of the context's stream, and a
+    /// kept element becomes x/(1-p). Writes `ad.scratchX` and returns true, or returns false
+    /// (scratch untouched) when no dropout applies. Chunked in parallel; each element depends
+    /// only on its index, so the partitioning cannot change the result.
+    func fillDroppedInput(_ ad: LoRAAdapter, input: UnsafePointer<Float>, rows N: Int) -> Bool {
+        guard let stream = ad.dropoutStream(module: name) else { return false }
+        let I = inFeatures, p = Double(ad.dropout), q = 1 - ad.dropout
+        LoRAAdapter.grow(&ad.scratchX, N * I)
+        ad.scratchX.withUnsafeMutableBufferPointer { xp in
+            let xd = xp.baseAddress!
+            Parallel.forEachChunk(N, costPerItem: 8 * I) { range in
+                for e in (range.lowerBound * I)..<(range.upperBound * I) {
+                    xd[e] = stream.uniform(at: UInt64(e)) >= p ? input[e] / q : 0
+                }
+            }
+        }
+        return true
+    }
+
+    /// The LoRA-path input the adapter sees for `input` (N, in): x itself in evaluation, the
+    /// dropped and rescaled x during training. For tests and diagnostics.
+    public func loraInput(_ input: [Float], rows N: Int) -> [Float] {
+        guard let ad = adapter, input.count == N * inFeatures else { return input }
+        let dropping = input.withUnsafeBufferPointer { fillDroppedInput(ad, input: $0.baseAddress!, rows: N) }
+        return dropping ? Array(ad.scratchX[0..<(N * inFeatures)]) : input
     }
 
     /// Backward for a frozen base: gradInput (N, in) += dy · W (+ LoRA path), and, when an
@@ -111,31 +172,49 @@ public final class LinearModule {
             }
         }
         guard let ad = adapter else { return }
-        let r = ad.rank
-        var h = [Float](repeating: 0, count: N * r)    // (N, r) = x Aᵀ
-        var dh = [Float](repeating: 0, count: N * r)   // (N, r) = scale · dy B
-        h.withUnsafeMutableBufferPointer { hp in
-            dh.withUnsafeMutableBufferPointer { dhp in
-                ad.a.withUnsafeBufferPointer { ap in
-                    BLAS.sgemm(transposeA: false, transposeB: true, m: N, n: r, k: inFeatures,
-                               a: input, lda: inFeatures, b: ap.baseAddress!, ldb: inFeatures, beta: 0, c: hp.baseAddress!, ldc: r)
-                }
-                ad.b.withUnsafeBufferPointer { bp in
-                    BLAS.sgemm(transposeA: false, transposeB: false, m: N, n: r, k: outFeatures, alpha: ad.scale,
-                               a: gradOutput, lda: outFeatures, b: bp.baseAddress!, ldb: r, beta: 0, c: dhp.baseAddress!, ldc: r)
-                }
-                ad.gradB.withUnsafeMutableBufferPointer { gb in
-                    BLAS.sgemm(transposeA: true, transposeB: false, m: outFeatures, n: r, k: N, alpha: ad.scale,
-                               a: gradOutput, lda: outFeatures, b: hp.baseAddress!, ldb: r, beta: 1, c: gb.baseAddress!, ldc: r)
-                }
-                ad.gradA.withUnsafeMutableBufferPointer { ga in
-                    BLAS.sgemm(transposeA: true, transposeB: false, m: r, n: inFeatures, k: N, alpha: 1,
-                               a: dhp.baseAddress!, lda: r, b: input, ldb: inFeatures, beta: 1, c: ga.baseAddress!, ldc: inFeatures)
-                }
-                if let gradInput {
+        let r = ad.rank, I = inFeatures
+        LoRAAdapter.grow(&ad.scratchH, N * r)
+        LoRAAdapter.grow(&ad.scratchDH, N * r)
+        // Same mask as the forward: regenerated from the context, never stored.
+        let dropping = fillDroppedInput(ad, input: input, rows: N)
+        ad.scratchH.withUnsafeMutableBufferPointer { hp in          // (N, r) = x̃ Aᵀ
+            ad.scratchDH.withUnsafeMutableBufferPointer { dhp in    // (N, r) = scale · dy B
+                ad.scratchX.withUnsafeMutableBufferPointer { xp in  // (N, in) x̃, then dh A
+                    let x = dropping ? UnsafePointer(xp.baseAddress!) : input
                     ad.a.withUnsafeBufferPointer { ap in
-                        BLAS.sgemm(transposeA: false, transposeB: false, m: N, n: inFeatures, k: r, alpha: 1,
-                                   a: dhp.baseAddress!, lda: r, b: ap.baseAddress!, ldb: inFeatures, beta: 1, c: gradInput, ldc: inFeatures)
+                        BLAS.sgemm(transposeA: false, transposeB: true, m: N, n: r, k: I,
+                                   a: x, lda: I, b: ap.baseAddress!, ldb: I, beta: 0, c: hp.baseAddress!, ldc: r)
+                    }
+                    ad.b.withUnsafeBufferPointer { bp in
+                        BLAS.sgemm(transposeA: false, transposeB: false, m: N, n: r, k: outFeatures, alpha: ad.scale,
+                                   a: gradOutput, lda: outFeatures, b: bp.baseAddress!, ldb: r, beta: 0, c: dhp.baseAddress!, ldc: r)
+                    }
+                    ad.gradB.withUnsafeMutableBufferPointer { gb in
+                        BLAS.sgemm(transposeA: true, transposeB: false, m: outFeatures, n: r, k: N, alpha: ad.scale,
+                                   a: gradOutput, lda: outFeatures, b: hp.baseAddress!, ldb: r, beta: 1, c: gb.baseAddress!, ldc: r)
+                    }
+                    ad.gradA.withUnsafeMutableBufferPointer { ga in
+                        BLAS.sgemm(transposeA: true, transposeB: false, m: r, n: I, k: N, alpha: 1,
+                                   a: dhp.baseAddress!, lda: r, b: x, ldb: I, beta: 1, c: ga.baseAddress!, ldc: I)
+                    }
+                    guard let gradInput else { return }
+                    ad.a.withUnsafeBufferPointer { ap in
+                        if !dropping {
+                            BLAS.sgemm(transposeA: false, transposeB: false, m: N, n: I, k: r, alpha: 1,
+                                       a: dhp.baseAddress!, lda: r, b: ap.baseAddress!, ldb: I, beta: 1, c: gradInput, ldc: I)
+                            return
+                        }
+                        // dx̃ = dh A (N, in), then gradInput += dx̃ ⊙ m/(1-p) with the same mask.
+                        let t = xp.baseAddress!
+                        BLAS.sgemm(transposeA: false, transposeB: false, m: N, n: I, k: r, alpha: 1,
+                                   a: dhp.baseAddress!, lda: r, b: ap.baseAddress!, ldb: I, beta: 0, c: t, ldc: I)
+                        guard let stream = ad.dropoutStream(module: name) else { return }
+                        let p = Double(ad.dropout), q = 1 - ad.dropout
+                        Parallel.forEachChunk(N, costPerItem: 8 * I) { range in
+                            for e in (range.lowerBound * I)..<(range.upperBound * I) where stream.uniform(at: UInt64(e)) >= p {
+                                gradInput[e] += t[e] / q
+                            }
+                        }
                     }
                 }
             }

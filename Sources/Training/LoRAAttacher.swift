@@ -96,12 +96,12 @@ public enum LoRAAttacher {
     @discardableResult
     public static func attach(to model: LlamaModel, options: LoRAOptions, seed: UInt64,
                               log: (String) -> Void = { _ in }) throws -> [String] {
-        if options.dropout != 0 {
-            throw TrainingError.invalidOption("lora dropout \(options.dropout) is not supported (the backward pass has no dropout); use dropout: 0")
+        guard options.dropout >= 0 && options.dropout < 1 else {
+            throw TrainingError.invalidOption("lora dropout \(options.dropout) is out of range; use a probability with 0 <= dropout < 1")
         }
         guard options.rank > 0 else { throw TrainingError.invalidOption("lora rank must be positive, got \(options.rank)") }
         if case .from(let dir) = options.initialization {
-            return try PEFTAdapter.load(from: dir, into: model, log: log)
+            return try PEFTAdapter.load(from: dir, into: model, dropout: options.dropout, log: log)
         }
         let names = Set(try options.targets.select(descriptors(model)))
         var done: [String] = []
@@ -117,12 +117,17 @@ public enum LoRAAttacher {
             case .from: break
             }
             m.adapter = LoRAAdapter(rank: r, inFeatures: m.inFeatures, outFeatures: m.outFeatures,
-                                    scale: Float(options.scale), dropout: 0, a: a, b: nil)
-            log("adapter on \(m.name) (\(m.outFeatures)x\(m.inFeatures), rank \(r))")
+                                    scale: Float(options.scale), dropout: Float(options.dropout), a: a, b: nil)
+            log(adapterLine(m.name, m.inFeatures, m.outFeatures, rank: r, dropout: options.dropout))
             done.append(m.name)
         }
         log(summary(model).line)
         return done
+    }
+
+    /// `adapter on layers.0.attention.wq (512x512, rank 16)`, with `, dropout 0.1` when > 0.
+    static func adapterLine(_ name: String, _ inFeatures: Int, _ outFeatures: Int, rank: Int, dropout: Double) -> String {
+        "adapter on \(name) (\(outFeatures)x\(inFeatures), rank \(rank)" + (dropout > 0 ? ", dropout \(dropout))" : ")")
     }
 
     /// Modules carrying an adapter, in model order.

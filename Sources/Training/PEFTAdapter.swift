@@ -32,7 +32,9 @@ public enum PEFTAdapter {
         let rslora = options?.rslora ?? false
         // alpha from the scale: scale = alpha/r (or alpha/√r with rsLoRA)
         let alpha = options?.alpha ?? (rslora ? Double(first.scale) * Double(rank).squareRoot() : Double(first.scale) * Double(rank))
-        let config = configJSON(rank: rank, alpha: alpha, dropout: Double(first.dropout), rslora: rslora,
+        // The shortest decimal of the Float (0.1, not 0.10000000149011612), so the value round-trips.
+        let dropout = options?.dropout ?? Double(String(first.dropout)) ?? Double(first.dropout)
+        let config = configJSON(rank: rank, alpha: alpha, dropout: dropout, rslora: rslora,
                                 targets: targetModules(modules.map(\.name)), baseModel: baseModelNameOrPath)
         try AtomicWrite.write(Array(config.utf8), to: directory.appendingPathComponent(configFile))
     }
@@ -92,11 +94,17 @@ public enum PEFTAdapter {
                       baseModel: obj["base_model_name_or_path"] as? String)
     }
 
-    /// Attaches the adapters stored in `directory` to the matching modules of `model`.
+    /// Attaches the adapters stored in `directory` to the matching modules of `model`, with the
+    /// file's lora_dropout (used only while training), or `dropout` when that is given and > 0
+    /// (attach_adapters `dropout:` with `init: {from: DIR}`).
     @discardableResult
-    public static func load(from directory: URL, into model: LlamaModel, log: (String) -> Void = { _ in }) throws -> [String] {
+    public static func load(from directory: URL, into model: LlamaModel, dropout: Double? = nil,
+                            log: (String) -> Void = { _ in }) throws -> [String] {
         let config = try readConfig(directory)
-        if config.dropout != 0 { log("adapter lora_dropout \(config.dropout) ignored: training runs without dropout") }
+        let p = (dropout ?? 0) > 0 ? (dropout ?? 0) : config.dropout
+        guard p >= 0 && p < 1 else {
+            throw TrainingError.adapterMismatch("\(directory.appendingPathComponent(configFile).path): lora_dropout \(p) is out of range; use a probability with 0 <= lora_dropout < 1")
+        }
         let file = try SafeTensorsFile(url: directory.appendingPathComponent(weightsFile))
         let byName = Dictionary(uniqueKeysWithValues: model.linearModules.map { ($0.name, $0) })
         var names: [String] = []
@@ -112,8 +120,8 @@ public enum PEFTAdapter {
                 throw TrainingError.adapterMismatch("\(m.name): lora_A \(ia.shape) / lora_B \(ib.shape), expected [\(config.rank), \(m.inFeatures)] / [\(m.outFeatures), \(config.rank)]")
             }
             m.adapter = LoRAAdapter(rank: config.rank, inFeatures: m.inFeatures, outFeatures: m.outFeatures,
-                                    scale: Float(config.scale), dropout: 0, a: try file.floats(ka), b: try file.floats(kb))
-            log("adapter on \(m.name) (\(m.outFeatures)x\(m.inFeatures), rank \(config.rank))")
+                                    scale: Float(config.scale), dropout: Float(p), a: try file.floats(ka), b: try file.floats(kb))
+            log(LoRAAttacher.adapterLine(m.name, m.inFeatures, m.outFeatures, rank: config.rank, dropout: p))
             done.append(m.name)
         }
         let missing = names.filter { byName[$0] == nil }

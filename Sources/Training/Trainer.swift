@@ -111,6 +111,9 @@ public final class Trainer {
         guard !dataset.examples.isEmpty else { throw TrainingError.emptyDataset(file: dataset.source) }
         let adapters = Trainer.parameters(model)
         guard !adapters.isEmpty else { throw TrainingError.invalidOption("the model has no adapters to train; attach adapters first") }
+        // LoRA dropout is a training-only op: the context below is set per micro-batch and
+        // cleared on every exit, so evaluation and generation never drop.
+        defer { for ad in adapters { ad.dropoutContext = nil } }
         let total = totalSteps(dataset)
         let optimizer = options.optimizer.make()
         var metrics: [StepMetrics] = []
@@ -139,9 +142,12 @@ public final class Trainer {
             var lossSum = 0.0, tokens = 0
             if supervised > 0 {
                 let scale = Float(1.0 / Double(supervised))
-                for b in micro {
+                for (k, b) in micro.enumerated() {
+                    let context = LoRADropoutContext(seed: options.seed, step: step + 1, micro: k)
+                    for ad in adapters { ad.dropoutContext = context }
                     lossSum += model.lossAndGradients(tokens: b.tokens, batch: b.batch, length: b.length, lossWeights: b.lossWeights, gradScale: scale)
                 }
+                for ad in adapters { ad.dropoutContext = nil }
             }
             tokens = micro.reduce(0) { acc, b in acc + (0..<b.batch).reduce(0) { $0 + Trainer.realLength(b, row: $1, pad: dataset.padId) } }
             let norm = Trainer.gradNorm(adapters)

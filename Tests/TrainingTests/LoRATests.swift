@@ -43,9 +43,9 @@ final class LoRATests: XCTestCase {
         let a = m1.layers[0].q.adapter!.a
         let std = (a.reduce(0) { $0 + Double($1 * $1) } / Double(a.count)).squareRoot()
         XCTAssertEqual(std, 0.02, accuracy: 0.006)
-        o.dropout = 0.1
+        o.dropout = 1
         XCTAssertThrowsError(try LoRAAttacher.attach(to: m2, options: o, seed: 9)) {
-            XCTAssertEqual($0.localizedDescription, "lora dropout 0.1 is not supported (the backward pass has no dropout); use dropout: 0")
+            XCTAssertEqual($0.localizedDescription, "lora dropout 1.0 is out of range; use a probability with 0 <= dropout < 1")
         }
         var k = LoRAOptions(); k.initialization = .kaiming; k.rank = 4
         try LoRAAttacher.attach(to: m2, options: k, seed: 9)
