@@ -32,8 +32,9 @@ public enum PEFTAdapter {
         let rslora = options?.rslora ?? false
         // alpha from the scale: scale = alpha/r (or alpha/√r with rsLoRA)
         let alpha = options?.alpha ?? (rslora ? Double(first.scale) * Double(rank).squareRoot() : Double(first.scale) * Double(rank))
-        // The shortest decimal of the Float (0.1, not 0.10000000149011612), so the value round-trips.
-        let dropout = options?.dropout ?? Double(String(first.dropout)) ?? Double(first.dropout)
+        // The adapter's own rate (what training used; a caller's options may carry the default 0),
+        // as the shortest decimal of the Float (0.1, not 0.10000000149011612), so it round-trips.
+        let dropout = Double(String(first.dropout)) ?? Double(first.dropout)
         let config = configJSON(rank: rank, alpha: alpha, dropout: dropout, rslora: rslora,
                                 targets: targetModules(modules.map(\.name)), baseModel: baseModelNameOrPath)
         try AtomicWrite.write(Array(config.utf8), to: directory.appendingPathComponent(configFile))
