@@ -162,31 +162,7 @@ final class LoRADropoutTests: XCTestCase {
         XCTAssertEqual(try PEFTAdapter.readConfig(dir2).dropout, 0.25)
     }
 
-    // MARK: Trainer (the data and options of ResumeTests)
-
-    func makeData() -> TrainingDataset {
-        var rng = RandomStream(seed: 11, stream: "test-data")
-        let examples: [TokenizedExample] = (0..<7).map { i in
-            let n = 6 + i % 4
-            let ids = (0..<n).map { _ in Int32(1 + rng.nextInt(below: 63)) }
-            let mask = (0..<n).map { $0 >= n / 2 ? Float(1) : 0 }
-            return TokenizedExample(ids: ids, lossMask: mask)
-        }
-        return TrainingDataset(examples: examples, padId: 0)
-    }
-
-    func trainingOptions() -> TrainingOptions {
-        var o = TrainingOptions()
-        o.epochs = 3; o.batchSize = 2; o.gradAccum = 2; o.learningRate = 1e-2; o.schedule = .cosine(warmupSteps: 1)
-        o.checkpointEvery = 1; o.shuffle = true; o.seed = 42; o.logEvery = 0
-        return o
-    }
-
-    func adapterBytes(_ model: LlamaModel) throws -> Data {
-        let dir = try makeTemporaryDirectory("adapter"); defer { try? FileManager.default.removeItem(at: dir) }
-        try PEFTAdapter.save(model, to: dir, baseModelNameOrPath: "tiny")
-        return try Data(contentsOf: dir.appendingPathComponent("adapter_model.safetensors"))
-    }
+    // MARK: Trainer (the data, options and adapter bytes of ResumeTests)
 
     func makeModel(dropout: Double, checkpointing: Bool = false) throws -> LlamaModel {
         let model = LlamaModel.initialized(config: LoRATests.tinyConfig(), layout: .huggingFace, seed: 3)
@@ -199,8 +175,8 @@ final class LoRADropoutTests: XCTestCase {
     /// Interrupted at step k and resumed in a fresh model: adapter bytes and metrics.jsonl equal
     /// an uninterrupted run's, with dropout 0.1 (the masks are keyed by step, not by history).
     func testTrainerResumeWithDropoutIsByteIdentical() throws {
-        let data = makeData()
-        let trainer = Trainer(trainingOptions())
+        let data = ResumeTests.makeData()
+        let trainer = Trainer(ResumeTests.options())
         let w1 = try makeTemporaryDirectory("d1"), w2 = try makeTemporaryDirectory("d2"), w0 = try makeTemporaryDirectory("d0")
         defer { for w in [w0, w1, w2] { try? FileManager.default.removeItem(at: w) } }
         let straight = try makeModel(dropout: 0.1)
@@ -222,15 +198,15 @@ final class LoRADropoutTests: XCTestCase {
             let r2 = try trainer.train(model: resumedModel, dataset: data, workDirectory: w2)
             XCTAssertEqual(r2.resumedFromStep, stopAt)
             XCTAssertEqual(r2.metricsJSONL, r1.metricsJSONL)
-            XCTAssertEqual(try adapterBytes(resumedModel), try adapterBytes(straight))
+            XCTAssertEqual(try ResumeTests.adapterBytes(resumedModel), try ResumeTests.adapterBytes(straight))
         }
     }
 
     /// Gradient checkpointing recomputes each layer's forward in backward: the regenerated masks
     /// are the same, so the trajectory equals the stored-activation one.
     func testGradientCheckpointingSeesTheSameMasks() throws {
-        let data = makeData()
-        var options = trainingOptions(); options.epochs = 1
+        let data = ResumeTests.makeData()
+        var options = ResumeTests.options(); options.epochs = 1
         let trainer = Trainer(options)
         let w1 = try makeTemporaryDirectory("g1"), w2 = try makeTemporaryDirectory("g2")
         defer { for w in [w1, w2] { try? FileManager.default.removeItem(at: w) } }

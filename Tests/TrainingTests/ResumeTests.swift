@@ -14,7 +14,8 @@ final class ResumeTests: XCTestCase {
         return model
     }
 
-    func makeData() -> TrainingDataset {
+    /// The toy data, options and adapter bytes shared with LoRADropoutTests' resume test.
+    static func makeData() -> TrainingDataset {
         var rng = RandomStream(seed: 11, stream: "test-data")
         let examples: [TokenizedExample] = (0..<7).map { i in
             let n = 6 + i % 4
@@ -25,14 +26,14 @@ final class ResumeTests: XCTestCase {
         return TrainingDataset(examples: examples, padId: 0)
     }
 
-    func options() -> TrainingOptions {
+    static func options() -> TrainingOptions {
         var o = TrainingOptions()
         o.epochs = 3; o.batchSize = 2; o.gradAccum = 2; o.learningRate = 1e-2; o.schedule = .cosine(warmupSteps: 1)
         o.checkpointEvery = 1; o.shuffle = true; o.seed = 42; o.logEvery = 0
         return o
     }
 
-    func adapterBytes(_ model: LlamaModel) throws -> Data {
+    static func adapterBytes(_ model: LlamaModel) throws -> Data {
         let dir = try makeTemporaryDirectory("adapter"); defer { try? FileManager.default.removeItem(at: dir) }
         try PEFTAdapter.save(model, to: dir, baseModelNameOrPath: "tiny")
         return try Data(contentsOf: dir.appendingPathComponent("adapter_model.safetensors"))
@@ -41,8 +42,8 @@ final class ResumeTests: XCTestCase {
     /// Interrupt after a few steps, resume with a fresh process-like state (new model, same init),
     /// and compare adapter bytes and metrics.jsonl with an uninterrupted run.
     func testResumeIsByteIdentical() throws {
-        let data = makeData()
-        let trainer = Trainer(options())
+        let data = Self.makeData()
+        let trainer = Trainer(Self.options())
         XCTAssertEqual(trainer.totalSteps(data), 6)   // 4 micro-batches of 2 → 2 steps per epoch
         let w1 = try makeTemporaryDirectory("w1"), w2 = try makeTemporaryDirectory("w2")
         defer { try? FileManager.default.removeItem(at: w1); try? FileManager.default.removeItem(at: w2) }
@@ -63,7 +64,7 @@ final class ResumeTests: XCTestCase {
             let r2 = try trainer.train(model: resumedModel, dataset: data, workDirectory: w2)
             XCTAssertEqual(r2.resumedFromStep, stopAt)
             XCTAssertEqual(r2.metricsJSONL, r1.metricsJSONL)
-            XCTAssertEqual(try adapterBytes(resumedModel), try adapterBytes(straight))
+            XCTAssertEqual(try Self.adapterBytes(resumedModel), try Self.adapterBytes(straight))
         }
         // artifacts
         let out = try makeTemporaryDirectory("art"); defer { try? FileManager.default.removeItem(at: out) }
@@ -79,8 +80,8 @@ final class ResumeTests: XCTestCase {
     /// With grad_accum the loss is normalised by all micro-batches' supervised tokens together:
     /// one step over batch 4 equals one step over 2 micro-batches of 2.
     func testGradAccumEqualsLargeBatch() throws {
-        let data = TrainingDataset(examples: Array(makeData().examples.prefix(4)), padId: 0)
-        var a = options(); a.epochs = 1; a.shuffle = false; a.batchSize = 4; a.gradAccum = 1; a.maxGradNorm = nil
+        let data = TrainingDataset(examples: Array(Self.makeData().examples.prefix(4)), padId: 0)
+        var a = Self.options(); a.epochs = 1; a.shuffle = false; a.batchSize = 4; a.gradAccum = 1; a.maxGradNorm = nil
         var b = a; b.batchSize = 2; b.gradAccum = 2
         let ma = try makeModel(), mb = try makeModel()
         let wa = try makeTemporaryDirectory("ga"), wb = try makeTemporaryDirectory("gb")
