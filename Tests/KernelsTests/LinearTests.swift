@@ -84,15 +84,46 @@ final class ElementwiseTests: XCTestCase {
 }
 
 final class BLASThreadsTests: XCTestCase {
-    func testSingleThreadedRestoresTheThreadCountEvenWhenNestedAndConcurrent() {
-        let before = BLAS.threads
+    /// OpenBLAS runs on one thread; `singleThreaded` only marks "do not split", nested and concurrent.
+    func testSingleThreadedIsCountedWhenNestedAndConcurrent() {
+        XCTAssertEqual(BLAS.threads, 1)
+        XCTAssertFalse(BLAS.isSingleThreaded)
         DispatchQueue.concurrentPerform(iterations: 4) { _ in
             BLAS.singleThreaded {
-                XCTAssertEqual(BLAS.threads, 1)
-                BLAS.singleThreaded { XCTAssertEqual(BLAS.threads, 1) }
-                XCTAssertEqual(BLAS.threads, 1)
+                XCTAssertTrue(BLAS.isSingleThreaded)
+                BLAS.singleThreaded { XCTAssertTrue(BLAS.isSingleThreaded) }
+                XCTAssertTrue(BLAS.isSingleThreaded)
             }
         }
-        XCTAssertEqual(BLAS.threads, before)
+        XCTAssertFalse(BLAS.isSingleThreaded)
+        XCTAssertEqual(BLAS.threads, 1)
+    }
+
+    /// A product split into blocks of rows or columns matches one unsplit call (to rounding: OpenBLAS
+    /// may pick another kernel for a block's shape) and repeats bit for bit, for every transpose
+    /// combination and for sizes that are not multiples of the block alignment.
+    func testSplitProductMatchesTheUnsplitProductAndRepeatsBitForBit() {
+        var rng = RandomStream(seed: 7, stream: "blas/split")
+        for (m, n, k) in [(300, 97, 61), (70, 515, 33), (1024, 128, 16)] {
+            XCTAssertGreaterThan(BLAS.blocks(m: m, n: n, k: k), Parallel.workers > 1 ? 1 : 0, "\(m)x\(n)x\(k)")
+            for (tA, tB) in [(false, false), (true, false), (false, true), (true, true)] {
+                let a = (0..<(m * k)).map { _ in Float(rng.nextUniform()) - 0.5 }
+                let b = (0..<(k * n)).map { _ in Float(rng.nextUniform()) - 0.5 }
+                let c0 = (0..<(m * n)).map { _ in Float(rng.nextUniform()) }
+                var split = c0, again = c0, whole = c0
+                let lda = tA ? m : k, ldb = tB ? k : n
+                BLAS.sgemm(transposeA: tA, transposeB: tB, m: m, n: n, k: k, alpha: 0.5, a: a, lda: lda, b: b, ldb: ldb,
+                           beta: 0.25, c: &split, ldc: n)
+                BLAS.sgemm(transposeA: tA, transposeB: tB, m: m, n: n, k: k, alpha: 0.5, a: a, lda: lda, b: b, ldb: ldb,
+                           beta: 0.25, c: &again, ldc: n)
+                BLAS.singleThreaded {
+                    BLAS.sgemm(transposeA: tA, transposeB: tB, m: m, n: n, k: k, alpha: 0.5, a: a, lda: lda, b: b, ldb: ldb,
+                               beta: 0.25, c: &whole, ldc: n)
+                }
+                XCTAssertTrue(split == again, "\(m)x\(n)x\(k) tA \(tA) tB \(tB): not repeatable")
+                let worst = zip(split, whole).map { abs($0 - $1) }.max() ?? .nan
+                XCTAssertLessThan(worst, 1e-5, "\(m)x\(n)x\(k) tA \(tA) tB \(tB)")
+            }
+        }
     }
 }
