@@ -15,53 +15,78 @@ public enum Attention {
     static let blasMinT = 32
 
     /// q (B, T, NH, HS), k/v (B, T, KVH, HS), keyMask (B, T) 1/0 or nil.
-    /// Overwrites output (B, T, NH, HS) and probs (B, NH, T, T) (upper triangle written as 0).
-    public static func forward(output: UnsafeMutablePointer<Float>, probs: UnsafeMutablePointer<Float>,
+    /// Overwrites output (B, T, NH, HS) and, when given, probs (B, NH, T, T) (upper triangle written
+    /// as 0). Training passes nil: the backward recomputes each block of probabilities from Q and K
+    /// (one extra Q·Kᵀ block product) instead of keeping B·NH·T·T floats per layer — 9 MB per layer
+    /// for SmolLM at T = 512, more than all its other activations of that layer together.
+    public static func forward(output: UnsafeMutablePointer<Float>, probs: UnsafeMutablePointer<Float>?,
                                q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
                                keyMask: UnsafePointer<Float>?, B: Int, T: Int, NH: Int, KVH: Int, HS: Int) {
         let G = NH / max(KVH, 1)
-        let scale = 1 / Float(HS).squareRoot()
         let qs = NH * HS, kvs = KVH * HS               // row strides of q/out and of k/v
         BLAS.singleThreaded {
         Parallel.forEachChunk(B * NH, costPerItem: T * T * HS) { range in
+            // (rows, T) probabilities of one row block when they are not kept.
+            let scratch = probs == nil ? UnsafeMutablePointer<Float>.allocate(capacity: rowBlock(T) * T) : nil
+            defer { scratch?.deallocate() }
             for bh in range {
                 let b = bh / NH, h = bh % NH, kvh = h / G
                 let Q = q + b * T * qs + h * HS        // (T, HS) stride qs
                 let K = k + b * T * kvs + kvh * HS     // (T, HS) stride kvs
                 let V = v + b * T * kvs + kvh * HS     // (T, HS) stride kvs
                 let O = output + b * T * qs + h * HS   // (T, HS) stride qs
-                let P = probs + bh * T * T             // (T, T)
                 let mask = keyMask.map { $0 + b * T }  // (T)
-                if T < blasMinT {
-                    for t in 0..<T {
-                        let row = P + t * T
-                        for j in 0...t {
-                            var s: Float = 0
-                            for d in 0..<HS { s += Q[t * qs + d] * K[j * kvs + d] }
-                            row[j] = s * scale
+                var i0 = 0
+                while i0 < T {
+                    let i1 = min(T, i0 + rowBlock(T))
+                    let P = probs.map { $0 + bh * T * T + i0 * T } ?? scratch!   // (i1 − i0, T) rows i0..<i1
+                    blockProbabilities(P, rows: i0..<i1, Q: Q, K: K, T: T, HS: HS, qs: qs, kvs: kvs, mask: mask)
+                    if T < blasMinT {
+                        for t in i0..<i1 {
+                            let row = P + (t - i0) * T
+                            for d in 0..<HS { O[t * qs + d] = 0 }
+                            for j in 0...t {
+                                let p = row[j]
+                                if p == 0 { continue }
+                                for d in 0..<HS { O[t * qs + d] += p * V[j * kvs + d] }
+                            }
                         }
-                        softmaxRow(row, t: t, T: T, mask: mask)
-                        for d in 0..<HS { O[t * qs + d] = 0 }
-                        for j in 0...t {
-                            let p = row[j]
-                            if p == 0 { continue }
-                            for d in 0..<HS { O[t * qs + d] += p * V[j * kvs + d] }
-                        }
-                    }
-                } else {
-                    var i0 = 0
-                    while i0 < T {
-                        let i1 = min(T, i0 + blockRows)
-                        BLAS.sgemm(transposeA: false, transposeB: true, m: i1 - i0, n: i1, k: HS, alpha: scale,
-                                   a: Q + i0 * qs, lda: qs, b: K, ldb: kvs, beta: 0, c: P + i0 * T, ldc: T)
-                        for t in i0..<i1 { softmaxRow(P + t * T, t: t, T: T, mask: mask) }
+                    } else {
                         BLAS.sgemm(transposeA: false, transposeB: false, m: i1 - i0, n: HS, k: i1,
-                                   a: P + i0 * T, lda: T, b: V, ldb: kvs, beta: 0, c: O + i0 * qs, ldc: qs)
-                        i0 = i1
+                                   a: P, lda: T, b: V, ldb: kvs, beta: 0, c: O + i0 * qs, ldc: qs)
                     }
+                    i0 = i1
                 }
             }
         }
+        }
+    }
+
+    /// Rows per block: `blockRows` on the BLAS path, all T rows below it.
+    @inline(__always) static func rowBlock(_ T: Int) -> Int { T < blasMinT ? T : blockRows }
+
+    /// Probabilities of query rows i0..<i1 of one head into P (i1 − i0, T), row stride T: the same
+    /// operations in the same order in the forward and in the backward's recomputation, so both
+    /// give the same bits. A block of rows only needs keys 0..<i1 (causal).
+    @inline(__always)
+    static func blockProbabilities(_ P: UnsafeMutablePointer<Float>, rows: Range<Int>, Q: UnsafePointer<Float>,
+                                   K: UnsafePointer<Float>, T: Int, HS: Int, qs: Int, kvs: Int, mask: UnsafePointer<Float>?) {
+        let scale = 1 / Float(HS).squareRoot()
+        let i0 = rows.lowerBound, i1 = rows.upperBound
+        if T < blasMinT {
+            for t in rows {
+                let row = P + (t - i0) * T
+                for j in 0...t {
+                    var s: Float = 0
+                    for d in 0..<HS { s += Q[t * qs + d] * K[j * kvs + d] }
+                    row[j] = s * scale
+                }
+                softmaxRow(row, t: t, T: T, mask: mask)
+            }
+        } else {
+            BLAS.sgemm(transposeA: false, transposeB: true, m: i1 - i0, n: i1, k: HS, alpha: scale,
+                       a: Q + i0 * qs, lda: qs, b: K, ldb: kvs, beta: 0, c: P, ldc: T)
+            for t in rows { softmaxRow(P + (t - i0) * T, t: t, T: T, mask: mask) }
         }
     }
 
@@ -80,7 +105,8 @@ public enum Attention {
         if t + 1 < T { (row + t + 1).update(repeating: 0, count: T - t - 1) }
     }
 
-    /// Given dO (B, T, NH, HS) and the saved probs, ACCUMULATES dQ (B, T, NH, HS), dK/dV (B, T, KVH, HS).
+    /// Given dO (B, T, NH, HS) and the saved probs (or nil: recomputed per row block from q, k and
+    /// keyMask exactly as the forward made them), ACCUMULATES dQ (B, T, NH, HS), dK/dV (B, T, KVH, HS).
     ///     dV += Pᵀ dO;  dP = dO Vᵀ;  dS = P ∘ (dP − rowsum(P ∘ dP));  dQ += scale·dS K;  dK += scale·dSᵀ Q
     /// Parallel over (b, h). Without GQA each head owns its kv head and accumulates in place; with GQA
     /// each head writes its dK/dV contribution to scratch (B, NH, T, HS) and the G heads of a group are
@@ -88,8 +114,9 @@ public enum Attention {
     /// when B·KVH is not a multiple of the core count (SmolLM: 1 × 3 kv heads on 2 cores).
     public static func backward(gradQ: UnsafeMutablePointer<Float>, gradK: UnsafeMutablePointer<Float>,
                                 gradV: UnsafeMutablePointer<Float>, gradOutput: UnsafePointer<Float>,
-                                probs: UnsafePointer<Float>, q: UnsafePointer<Float>, k: UnsafePointer<Float>,
-                                v: UnsafePointer<Float>, B: Int, T: Int, NH: Int, KVH: Int, HS: Int) {
+                                probs: UnsafePointer<Float>?, q: UnsafePointer<Float>, k: UnsafePointer<Float>,
+                                v: UnsafePointer<Float>, keyMask: UnsafePointer<Float>? = nil,
+                                B: Int, T: Int, NH: Int, KVH: Int, HS: Int) {
         let G = NH / max(KVH, 1)
         let qs = NH * HS, kvs = KVH * HS
         if B * T == 0 || NH == 0 { return }
@@ -101,9 +128,10 @@ public enum Attention {
         defer { dKh.deallocate(); dVh.deallocate() }
         BLAS.singleThreaded {
         Parallel.forEachChunk(B * NH, costPerItem: T * T * HS * 2) { range in
-            let rowsMax = T < blasMinT ? T : blockRows
-            let dS = UnsafeMutablePointer<Float>.allocate(capacity: max(1, rowsMax * T))   // (rows, cols) scratch
-            defer { dS.deallocate() }
+            let dS = UnsafeMutablePointer<Float>.allocate(capacity: max(1, rowBlock(T) * T))   // (rows, cols) scratch
+            // (rows, T) recomputed probabilities of one row block when they were not kept.
+            let scratch = probs == nil ? UnsafeMutablePointer<Float>.allocate(capacity: rowBlock(T) * T) : nil
+            defer { dS.deallocate(); scratch?.deallocate() }
             for bh in range {
                 let b = bh / NH, h = bh % NH, kvh = h / G
                 let dK: UnsafeMutablePointer<Float>, dV: UnsafeMutablePointer<Float>, ld: Int
@@ -114,9 +142,9 @@ public enum Attention {
                     dK = gradK + b * T * kvs + kvh * HS; dV = gradV + b * T * kvs + kvh * HS; ld = kvs
                 }
                 headBackward(dQ: gradQ + b * T * qs + h * HS, dK: dK, dV: dV, ldKV: ld,
-                             dO: gradOutput + b * T * qs + h * HS, P: probs + bh * T * T,
+                             dO: gradOutput + b * T * qs + h * HS, P: probs.map { $0 + bh * T * T },
                              Q: q + b * T * qs + h * HS, K: k + b * T * kvs + kvh * HS, V: v + b * T * kvs + kvh * HS,
-                             T: T, HS: HS, qs: qs, kvs: kvs, dS: dS)
+                             mask: keyMask.map { $0 + b * T }, T: T, HS: HS, qs: qs, kvs: kvs, dS: dS, scratch: scratch)
             }
         }
         }
@@ -137,17 +165,24 @@ public enum Attention {
         }
     }
 
-    /// One (b, h): dQ (T, HS) stride qs, dK/dV (T, HS) stride ldKV, all +=. dS is (blockRows, T) scratch.
+    /// One (b, h): dQ (T, HS) stride qs, dK/dV (T, HS) stride ldKV, all +=. dS is (rowBlock, T)
+    /// scratch; P (T, T) saved probabilities or nil, then recomputed per row block into `scratch`.
     @inline(__always)
     static func headBackward(dQ: UnsafeMutablePointer<Float>, dK: UnsafeMutablePointer<Float>, dV: UnsafeMutablePointer<Float>,
-                             ldKV: Int, dO: UnsafePointer<Float>, P: UnsafePointer<Float>,
-                             Q: UnsafePointer<Float>, K: UnsafePointer<Float>, V: UnsafePointer<Float>,
-                             T: Int, HS: Int, qs: Int, kvs: Int, dS: UnsafeMutablePointer<Float>) {
+                             ldKV: Int, dO: UnsafePointer<Float>, P savedP: UnsafePointer<Float>?,
+                             Q: UnsafePointer<Float>, K: UnsafePointer<Float>, V: UnsafePointer<Float>, mask: UnsafePointer<Float>?,
+                             T: Int, HS: Int, qs: Int, kvs: Int, dS: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>?) {
         let scale = 1 / Float(HS).squareRoot()
         var i0 = 0
         while i0 < T {
-            let i1 = T < blasMinT ? T : min(T, i0 + blockRows)
+            let i1 = min(T, i0 + rowBlock(T))
             let rows = i1 - i0, cols = i1
+            // Pb (rows, T), row stride T: rows i0..<i1 of the saved matrix, or the block recomputed.
+            let Pb: UnsafePointer<Float>
+            if let saved = savedP { Pb = saved + i0 * T } else {
+                blockProbabilities(scratch!, rows: i0..<i1, Q: Q, K: K, T: T, HS: HS, qs: qs, kvs: kvs, mask: mask)
+                Pb = UnsafePointer(scratch!)
+            }
             // dP (rows, cols) = dO[i0..<i1] · V[0..<i1]ᵀ
             if T < blasMinT {
                 for r in 0..<rows { for j in 0..<cols {
@@ -162,7 +197,7 @@ public enum Attention {
             // dS = P ∘ (dP − Σ_j P dP), zero above the diagonal
             for r in 0..<rows {
                 let t = i0 + r
-                let p = P + t * T, ds = dS + r * cols
+                let p = Pb + r * T, ds = dS + r * cols
                 var dot: Float = 0
                 for j in 0...t { dot += p[j] * ds[j] }
                 for j in 0...t { ds[j] = p[j] * (ds[j] - dot) }
@@ -172,7 +207,7 @@ public enum Attention {
                 for r in 0..<rows {
                     let t = i0 + r
                     for j in 0...t {
-                        let p = P[t * T + j], ds = dS[r * cols + j] * scale
+                        let p = Pb[r * T + j], ds = dS[r * cols + j] * scale
                         for d in 0..<HS {
                             dV[j * ldKV + d] += p * dO[t * qs + d]
                             dQ[t * qs + d] += ds * K[j * kvs + d]
@@ -183,7 +218,7 @@ public enum Attention {
             } else {
                 // dV[0..<i1] += P[i0..<i1, 0..<i1]ᵀ · dO[i0..<i1]
                 BLAS.sgemm(transposeA: true, transposeB: false, m: cols, n: HS, k: rows,
-                           a: P + i0 * T, lda: T, b: dO + i0 * qs, ldb: qs, beta: 1, c: dV, ldc: ldKV)
+                           a: Pb, lda: T, b: dO + i0 * qs, ldb: qs, beta: 1, c: dV, ldc: ldKV)
                 // dQ[i0..<i1] += scale · dS · K[0..<i1]
                 BLAS.sgemm(transposeA: false, transposeB: false, m: rows, n: HS, k: cols, alpha: scale,
                            a: dS, lda: cols, b: K, ldb: kvs, beta: 1, c: dQ + i0 * qs, ldc: qs)

@@ -15,38 +15,53 @@ final class FloatBuffer {
 
 /// Everything the forward of one decoder layer keeps for its backward.
 /// N = B·T rows; C hidden; Q = NH·HS; KV = KVH·HS; I intermediate.
+///
+/// Kept per layer: the products of the linears (expensive to redo). Shared by all layers and
+/// recomputed in the backward when an adapter needs them: the two RMSNorm outputs and the SwiGLU
+/// product (elementwise, from the kept input/middle/gate/up) — they would be 35% of the kept
+/// floats. Attention probabilities are never kept (see `Attention.forward`).
 final class LayerActivations {
     let input: FloatBuffer        // (N, C)  residual stream entering the layer
-    let norm1: FloatBuffer        // (N, C)  input_layernorm output
+    let norm1: FloatBuffer        // (N, C)  input_layernorm output                       [shared]
     let rstd1: FloatBuffer        // (N)
     let q: FloatBuffer            // (B, T, NH, HS) after rotary
     let k: FloatBuffer            // (B, T, KVH, HS) after rotary
     let v: FloatBuffer            // (B, T, KVH, HS)
-    let probs: FloatBuffer        // (B, NH, T, T) attention probabilities
     let attention: FloatBuffer    // (B, T, NH, HS) attention output (o_proj input)
     let middle: FloatBuffer       // (N, C)  residual after attention
-    let norm2: FloatBuffer        // (N, C)  post_attention_layernorm output
+    let norm2: FloatBuffer        // (N, C)  post_attention_layernorm output              [shared]
     let rstd2: FloatBuffer        // (N)
     let gate: FloatBuffer         // (N, I)
     let up: FloatBuffer           // (N, I)
-    let act: FloatBuffer          // (N, I)  silu(gate)·up (down_proj input)
+    let act: FloatBuffer          // (N, I)  silu(gate)·up (down_proj input)              [shared]
 
     /// Own input buffer, everything else shared with `shared` (gradient checkpointing: the
     /// layer's activations are recomputed from its input in the backward).
-    init(sharing shared: LayerActivations, input: FloatBuffer) {
+    init(sharingAll shared: LayerActivations, input: FloatBuffer) {
         self.input = input
         norm1 = shared.norm1; rstd1 = shared.rstd1; q = shared.q; k = shared.k; v = shared.v
-        probs = shared.probs; attention = shared.attention; middle = shared.middle; norm2 = shared.norm2
+        attention = shared.attention; middle = shared.middle; norm2 = shared.norm2
         rstd2 = shared.rstd2; gate = shared.gate; up = shared.up; act = shared.act
     }
 
-    init(B: Int, T: Int, C: Int, NH: Int, KVH: Int, HS: Int, I: Int) {
+    /// Own buffers for what the layer keeps; norm outputs and the SwiGLU product from `shared`
+    /// (nil: allocate them, for the first layer).
+    init(B: Int, T: Int, C: Int, NH: Int, KVH: Int, HS: Int, I: Int, sharingRecomputed shared: LayerActivations? = nil) {
         let N = B * T
-        input = FloatBuffer(N * C); norm1 = FloatBuffer(N * C); rstd1 = FloatBuffer(N)
+        input = FloatBuffer(N * C); rstd1 = FloatBuffer(N)
         q = FloatBuffer(N * NH * HS); k = FloatBuffer(N * KVH * HS); v = FloatBuffer(N * KVH * HS)
-        probs = FloatBuffer(B * NH * T * T); attention = FloatBuffer(N * NH * HS)
-        middle = FloatBuffer(N * C); norm2 = FloatBuffer(N * C); rstd2 = FloatBuffer(N)
-        gate = FloatBuffer(N * I); up = FloatBuffer(N * I); act = FloatBuffer(N * I)
+        attention = FloatBuffer(N * NH * HS)
+        middle = FloatBuffer(N * C); rstd2 = FloatBuffer(N)
+        gate = FloatBuffer(N * I); up = FloatBuffer(N * I)
+        norm1 = shared?.norm1 ?? FloatBuffer(N * C)
+        norm2 = shared?.norm2 ?? FloatBuffer(N * C)
+        act = shared?.act ?? FloatBuffer(N * I)
+    }
+
+    /// Floats one layer keeps in the non-checkpointed layout (for choosing the layout).
+    static func keptFloats(B: Int, T: Int, C: Int, NH: Int, KVH: Int, HS: Int, I: Int) -> Int {
+        let N = B * T
+        return N * (3 * C + 2 * NH * HS + 2 * KVH * HS + 2 * I + 2)
     }
 }
 
@@ -88,6 +103,14 @@ final class ActivationPlan {
     /// Sublinear Memory Cost" §3, one segment per decoder layer).
     let checkpointed: Bool
 
+    /// Bytes the per-layer activations of a training step take at (B, T) in either layout (the
+    /// shared buffers and gradient scratch, about two layers' worth, not counted).
+    static func layerBytes(config c: ModelConfig, B: Int, T: Int, checkpointed: Bool) -> Int {
+        let perLayer = checkpointed ? B * T * c.hiddenSize
+            : LayerActivations.keptFloats(B: B, T: T, C: c.hiddenSize, NH: c.heads, KVH: c.kvHeads, HS: c.headDim, I: c.intermediateSize)
+        return 4 * c.layers * perLayer
+    }
+
     init(config c: ModelConfig, B: Int, T: Int, checkpointed: Bool = false) {
         self.B = B; self.T = T
         self.checkpointed = checkpointed
@@ -95,10 +118,11 @@ final class ActivationPlan {
         dims = (C, c.heads, c.kvHeads, c.headDim, c.intermediateSize)
         if checkpointed {
             let shared = LayerActivations(B: B, T: T, C: C, NH: c.heads, KVH: c.kvHeads, HS: c.headDim, I: c.intermediateSize)
-            layers = [shared] + (1..<max(c.layers, 1)).map { _ in LayerActivations(sharing: shared, input: FloatBuffer(B * T * C)) }
+            layers = [shared] + (1..<max(c.layers, 1)).map { _ in LayerActivations(sharingAll: shared, input: FloatBuffer(B * T * C)) }
         } else {
-            layers = (0..<c.layers).map { _ in
-                LayerActivations(B: B, T: T, C: C, NH: c.heads, KVH: c.kvHeads, HS: c.headDim, I: c.intermediateSize)
+            let first = LayerActivations(B: B, T: T, C: C, NH: c.heads, KVH: c.kvHeads, HS: c.headDim, I: c.intermediateSize)
+            layers = [first] + (1..<max(c.layers, 1)).map { _ in
+                LayerActivations(B: B, T: T, C: C, NH: c.heads, KVH: c.kvHeads, HS: c.headDim, I: c.intermediateSize, sharingRecomputed: first)
             }
         }
         output = FloatBuffer(B * T * C); finalNorm = FloatBuffer(B * T * C); finalRstd = FloatBuffer(B * T)

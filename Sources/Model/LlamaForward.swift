@@ -92,11 +92,11 @@ extension LlamaModel {
             Rotary.forward(a.k.p, positions: pos.baseAddress!, table: table, B: B, T: T, H: KVH, HS: HS, layout: rotLayout)
             if let mask = attentionMask {
                 mask.withUnsafeBufferPointer { m in
-                    Attention.forward(output: a.attention.p, probs: a.probs.p, q: a.q.p, k: a.k.p, v: a.v.p,
+                    Attention.forward(output: a.attention.p, probs: nil, q: a.q.p, k: a.k.p, v: a.v.p,
                                               keyMask: m.baseAddress!, B: B, T: T, NH: NH, KVH: KVH, HS: HS)
                 }
             } else {
-                Attention.forward(output: a.attention.p, probs: a.probs.p, q: a.q.p, k: a.k.p, v: a.v.p,
+                Attention.forward(output: a.attention.p, probs: nil, q: a.q.p, k: a.k.p, v: a.v.p,
                                           keyMask: nil, B: B, T: T, NH: NH, KVH: KVH, HS: HS)
             }
             layer.o.forward(input: a.attention.p, output: p.scratch.p, rows: N)
@@ -203,8 +203,10 @@ extension LlamaModel {
         p.positions.withUnsafeBufferPointer { pos in
             for l in stride(from: layers.count - 1, through: lowest, by: -1) {
                 let layer = layers[l], a = p.layers[l]
-                // Gradient checkpointing: recompute this layer's activations from its saved input.
+                // Gradient checkpointing: recompute this layer's activations from its saved input;
+                // else only the shared elementwise ones its adapters read.
                 if p.checkpointed { layerForward(l, plan: p, attentionMask: attentionMask, output: p.scratchOutput) }
+                else { recomputeShared(l, plan: p) }
                 // MLP block: residual gradient flows straight through; add the branch's contribution.
                 g.act.zero()
                 layer.down.backward(input: a.act.p, gradOutput: g.residual.p, gradInput: g.act.p, rows: N)
@@ -221,11 +223,25 @@ extension LlamaModel {
                 g.attention.zero()
                 layer.o.backward(input: a.attention.p, gradOutput: g.residual.p, gradInput: g.attention.p, rows: N)
                 g.q.zero(); g.k.zero(); g.v.zero()
-                Attention.backward(gradQ: g.q.p, gradK: g.k.p, gradV: g.v.p, gradOutput: g.attention.p, probs: a.probs.p,
-                                           q: a.q.p, k: a.k.p, v: a.v.p, 
-                                           B: B, T: T, NH: NH, KVH: KVH, HS: HS)
+                if let mask = attentionMask {
+                    mask.withUnsafeBufferPointer { m in
+                        Attention.backward(gradQ: g.q.p, gradK: g.k.p, gradV: g.v.p, gradOutput: g.attention.p, probs: nil,
+                                           q: a.q.p, k: a.k.p, v: a.v.p, keyMask: m.baseAddress!, B: B, T: T, NH: NH, KVH: KVH, HS: HS)
+                    }
+                } else {
+                    Attention.backward(gradQ: g.q.p, gradK: g.k.p, gradV: g.v.p, gradOutput: g.attention.p, probs: nil,
+                                       q: a.q.p, k: a.k.p, v: a.v.p, keyMask: nil, B: B, T: T, NH: NH, KVH: KVH, HS: HS)
+                }
                 Rotary.backward(g.q.p, positions: pos.baseAddress!, table: table, B: B, T: T, H: NH, HS: HS, layout: rotLayout)
                 Rotary.backward(g.k.p, positions: pos.baseAddress!, table: table, B: B, T: T, H: KVH, HS: HS, layout: rotLayout)
+                // The lowest adapted layer passes no gradient further down: only the q/k/v adapters'
+                // own gradients are left to take (no input gradients, no norm backward).
+                if l == lowest {
+                    for (linear, grad) in [(layer.q, g.q), (layer.k, g.k), (layer.v, g.v)] where linear.adapter != nil {
+                        linear.backward(input: a.norm1.p, gradOutput: grad.p, gradInput: nil, rows: N)
+                    }
+                    continue
+                }
                 g.norm.zero()
                 layer.q.backward(input: a.norm1.p, gradOutput: g.q.p, gradInput: g.norm.p, rows: N)
                 layer.k.backward(input: a.norm1.p, gradOutput: g.k.p, gradInput: g.norm.p, rows: N)
@@ -237,6 +253,30 @@ extension LlamaModel {
             }
         }
         return loss
+    }
+}
+
+extension LlamaModel {
+    /// Refills layer l's shared norm outputs and SwiGLU product (overwritten by later layers in the
+    /// forward) where an adapter's backward reads them as its input — the same kernels on the same
+    /// kept inputs, so the same bits as the forward.
+    func recomputeShared(_ l: Int, plan p: ActivationPlan) {
+        let c = config, layer = layers[l], a = p.layers[l]
+        let N = p.B * p.T, C = c.hiddenSize
+        let eps = Float(c.rmsNormEps)
+        if layer.q.adapter != nil || layer.k.adapter != nil || layer.v.adapter != nil {
+            layer.attentionNorm.withUnsafeBufferPointer { w in
+                RMSNorm.forward(output: a.norm1.p, rstd: a.rstd1.p, input: a.input.p, weight: w.baseAddress!, rows: N, channels: C, eps: eps)
+            }
+        }
+        if layer.gate.adapter != nil || layer.up.adapter != nil {
+            layer.mlpNorm.withUnsafeBufferPointer { w in
+                RMSNorm.forward(output: a.norm2.p, rstd: a.rstd2.p, input: a.middle.p, weight: w.baseAddress!, rows: N, channels: C, eps: eps)
+            }
+        }
+        if layer.down.adapter != nil {
+            SwiGLU.forward(output: a.act.p, gate: a.gate.p, up: a.up.p, count: N * c.intermediateSize)
+        }
     }
 }
 

@@ -16,11 +16,13 @@ final class AttentionTests: XCTestCase {
     func run(_ s: Shape, naive: Bool, q: [Float], k: [Float], v: [Float], mask: [Float]?) -> (out: [Float], probs: [Float]) {
         var out = [Float](repeating: .nan, count: s.B * s.T * s.NH * s.HS)
         var probs = [Float](repeating: .nan, count: s.B * s.NH * s.T * s.T)
-        let f = naive ? Attention.naiveForward : Attention.forward
-        if let m = mask {
-            f(&out, &probs, q, k, v, m, s.B, s.T, s.NH, s.KVH, s.HS)
-        } else {
-            f(&out, &probs, q, k, v, nil, s.B, s.T, s.NH, s.KVH, s.HS)
+        let m = mask
+        m.withOptionalPointer { mp in
+            if naive {
+                Attention.naiveForward(output: &out, probs: &probs, q: q, k: k, v: v, keyMask: mp, B: s.B, T: s.T, NH: s.NH, KVH: s.KVH, HS: s.HS)
+            } else {
+                Attention.forward(output: &out, probs: &probs, q: q, k: k, v: v, keyMask: mp, B: s.B, T: s.T, NH: s.NH, KVH: s.KVH, HS: s.HS)
+            }
         }
         return (out, probs)
     }
@@ -78,6 +80,32 @@ final class AttentionTests: XCTestCase {
         }
     }
 
+    /// Training keeps no probabilities: the forward's output is the same without them, and the
+    /// backward recomputes each row block from q, k and the mask — the same bits as with the saved ones.
+    func testRecomputedProbabilitiesGiveTheSameBitsAsSavedOnes() {
+        for s in shapes {
+            let q = randomArray(s.B * s.T * s.NH * s.HS, stream: "q"), k = randomArray(s.B * s.T * s.KVH * s.HS, stream: "k")
+            let v = randomArray(k.count, stream: "v"), m = mask(s), dO = randomArray(q.count, stream: "dO")
+            let saved = run(s, naive: false, q: q, k: k, v: v, mask: m)
+            var out = [Float](repeating: .nan, count: q.count)
+            m.withOptionalPointer { mp in
+                Attention.forward(output: &out, probs: nil, q: q, k: k, v: v, keyMask: mp, B: s.B, T: s.T, NH: s.NH, KVH: s.KVH, HS: s.HS)
+            }
+            XCTAssertEqual(out, saved.out, "\(s)")
+            var dq = [Float](repeating: 0.5, count: q.count), dk = [Float](repeating: 0.5, count: k.count), dv = dk
+            var dq0 = dq, dk0 = dk, dv0 = dv
+            m.withOptionalPointer { mp in
+                Attention.backward(gradQ: &dq, gradK: &dk, gradV: &dv, gradOutput: dO, probs: nil, q: q, k: k, v: v, keyMask: mp,
+                                   B: s.B, T: s.T, NH: s.NH, KVH: s.KVH, HS: s.HS)
+            }
+            Attention.backward(gradQ: &dq0, gradK: &dk0, gradV: &dv0, gradOutput: dO, probs: saved.probs, q: q, k: k, v: v,
+                               B: s.B, T: s.T, NH: s.NH, KVH: s.KVH, HS: s.HS)
+            XCTAssertEqual(dq, dq0, "\(s)")
+            XCTAssertEqual(dk, dk0, "\(s)")
+            XCTAssertEqual(dv, dv0, "\(s)")
+        }
+    }
+
     func testGradientFiniteDifference() {
         // One small-T (loop path) and one T ≥ 32 (BLAS path) shape, both GQA and masked.
         for s in [Shape(B: 2, T: 5, NH: 4, KVH: 2, HS: 3, masked: true),
@@ -98,6 +126,16 @@ final class AttentionTests: XCTestCase {
             XCTAssertLessThan(relativeError(dq.map { Double($0 - offset) }, nq), 1e-3, "\(s)")
             XCTAssertLessThan(relativeError(dk.map { Double($0 - offset) }, nk), 1e-3, "\(s)")
             XCTAssertLessThan(relativeError(dv.map { Double($0 - offset) }, nv), 1e-3, "\(s)")
+        }
+    }
+}
+
+extension Optional where Wrapped == [Float] {
+    /// Calls body with the array's base address, or nil.
+    func withOptionalPointer<R>(_ body: (UnsafePointer<Float>?) -> R) -> R {
+        switch self {
+        case .some(let a): return a.withUnsafeBufferPointer { body($0.baseAddress) }
+        case .none: return body(nil)
         }
     }
 }
