@@ -33,6 +33,21 @@ public final class LlamaModel {
     /// Same numbers bit for bit (the recompute repeats the same deterministic kernels).
     public var gradientCheckpointing = false
 
+    /// What `gradient_checkpointing: auto` allows the kept per-layer activations of one micro-batch
+    /// to take before it turns checkpointing on (SmolLM-135M at 1 × 512 keeps ~350 MB and stays off).
+    public static let automaticCheckpointingBudget = 1 << 30
+
+    /// Bytes the decoder layers keep for the backward of one (B, T) micro-batch.
+    public func activationBytes(batch B: Int, length T: Int, checkpointed: Bool) -> Int {
+        ActivationPlan.layerBytes(config: config, B: B, T: T, checkpointed: checkpointed)
+    }
+
+    /// `gradient_checkpointing: auto`: on only when the kept activations would exceed the budget.
+    /// Either way the numbers are the same bit for bit; only memory and speed differ.
+    public func chooseCheckpointing(batch B: Int, length T: Int) -> Bool {
+        activationBytes(batch: B, length: T, checkpointed: false) > Self.automaticCheckpointingBudget
+    }
+
     var plan: ActivationPlan?
     var rotaryCache: RotaryTable?
 

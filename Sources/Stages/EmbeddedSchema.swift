@@ -174,7 +174,7 @@ public enum EmbeddedSchema {
         "train_on_prompt": { "description": "Also put loss on system/user tokens (default: assistant content and its <|im_end|> only).", "type": "boolean", "default": false },
         "checkpoint_every": { "description": "Write a resumable checkpoint every N optimizer steps (and at every epoch end).", "type": "integer", "minimum": 1, "default": 50 },
         "log_every": { "description": "Print a progress line every N optimizer steps when not on a terminal.", "type": "integer", "minimum": 1, "default": 10 },
-        "gradient_checkpointing": { "description": "Recompute each decoder layer's activations in backward to save memory: true, false, or auto (on for deep models).", "enum": ["auto", true, false], "default": "auto" }
+        "gradient_checkpointing": { "description": "Recompute each decoder layer's activations in backward to save memory (same numbers, about a third more compute): true, false, or auto (on when the kept activations of a batch_size × max_seq_len micro-batch would exceed 1 GiB).", "enum": ["auto", true, false], "default": "auto" }
       }
     },
     "save_adapter": {

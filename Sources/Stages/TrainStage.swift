@@ -41,6 +41,14 @@ struct TrainStage: StageRunner {
         dataOptions.trainOnPrompt = f["train_on_prompt"]?.boolValue ?? false
         let dataset = try TrainingDataset.load(url: data, tokenizer: tokenizer, options: dataOptions)
         context.log(dataset.audit.line)
+        // Gradient checkpointing: true/false as asked; auto by the activation memory of the largest
+        // micro-batch (batch_size × max_seq_len). Same numbers either way.
+        let longest = min(dataOptions.maxSeqLen, model.config.maxPositionEmbeddings)
+        let checkpointingField = f["gradient_checkpointing"]
+        model.gradientCheckpointing = checkpointingField?.boolValue ?? model.chooseCheckpointing(batch: options.batchSize, length: longest)
+        let kept = Double(model.activationBytes(batch: options.batchSize, length: longest, checkpointed: model.gradientCheckpointing)) / 1e6
+        context.log("gradient checkpointing \(model.gradientCheckpointing ? "on" : "off")\(checkpointingField?.boolValue == nil ? " (auto)" : ""): "
+                    + String(format: "layer activations up to %.1f MB", kept) + " per micro-batch of \(options.batchSize) × \(longest) tokens")
         // On a terminal, a live bar beside the log lines every log_every steps.
         var bar: ((TrainingProgress) -> Void)? = nil
         if let status = context.progress {
