@@ -10,6 +10,8 @@ public enum CrossEntropy {
     /// logits (N, V), targets (N), weights (N). Returns Σ_i weight_i · CE_i (Double).
     /// If gradLogits (N, V) is given it is OVERWRITTEN with gradScale · weight_i · (softmax_i − onehot_i)
     /// (zeros on rows of weight 0). A target outside 0..<V makes that row's loss NaN (callers validate ids).
+    /// gradLogits may be the logits buffer itself (computed in place, row by row): the head's
+    /// chunk then needs one (rows, V) buffer instead of two.
     @discardableResult
     public static func forwardBackward(logits: UnsafePointer<Float>, targets: UnsafePointer<Int32>,
                                        weights: UnsafePointer<Float>, rows N: Int, vocab V: Int,
@@ -26,6 +28,8 @@ public enum CrossEntropy {
                     if let g = gradLogits { (g + n * V).initialize(repeating: 0, count: V) }
                     continue
                 }
+                let target = Int(targets[n])
+                let targetLogit = target >= 0 && target < V ? l[target] : .nan   // read before an in-place overwrite
                 let m = FastMath.max(l, count: V)
                 let sum: Float
                 if let g = gradLogits {
@@ -35,10 +39,9 @@ public enum CrossEntropy {
                 } else {
                     sum = FastMath.expSum(l, count: V, shift: m, into: nil)
                 }
-                let target = Int(targets[n])
                 guard target >= 0 && target < V else { losses[n] = .nan; continue }
                 let logSumExp = logf(sum) + m
-                losses[n] = Double(w) * Double(logSumExp - l[target])
+                losses[n] = Double(w) * Double(logSumExp - targetLogit)
                 if let g = gradLogits { g[n * V + target] -= gradScale * w }
             }
         }

@@ -98,6 +98,18 @@ final class ActivationPlan {
     lazy var gradients = GradientBuffers(B: B, T: T, C: dims.C, NH: dims.NH, KVH: dims.KVH, HS: dims.HS, I: dims.I)
     let dims: (C: Int, NH: Int, KVH: Int, HS: Int, I: Int)
 
+    /// Logits per head chunk in training (8M floats, 32 MB).
+    static let headChunkLogits = 1 << 23
+
+    /// The head's chunk buffers, allocated on first use and kept (no allocation per step).
+    private var head: (inputs: FloatBuffer, logits: FloatBuffer, inputGradients: FloatBuffer)?
+    func headScratch(rows R: Int, C: Int, V: Int) -> (inputs: FloatBuffer, logits: FloatBuffer, inputGradients: FloatBuffer) {
+        if let h = head, h.logits.count >= R * V, h.inputs.count >= R * C { return h }
+        let h = (inputs: FloatBuffer(R * C), logits: FloatBuffer(R * V), inputGradients: FloatBuffer(R * C))   // (R, C), (R, V), (R, C)
+        head = h
+        return h
+    }
+
     /// true: only each layer's input is kept per layer; the rest is one shared set, recomputed
     /// per layer in the backward (gradient checkpointing, Chen et al. 2016 "Training Deep Nets with
     /// Sublinear Memory Cost" §3, one segment per decoder layer).

@@ -161,11 +161,13 @@ extension LlamaModel {
         g.norm.zero()
         var loss: Double = 0
         if !rows.isEmpty {
-            let chunk = max(1, min(rows.count, (1 << 21) / V))   // ≤ 2M logits (8 MB) at a time
-            let xs = FloatBuffer(chunk * C)      // (R, C) gathered head inputs
-            let logits = FloatBuffer(chunk * V)  // (R, V) logits
-            let dlogits = FloatBuffer(chunk * V) // (R, V) their gradient (the kernel must not alias them)
-            let dxs = FloatBuffer(chunk * C)     // (R, C)
+            // ≤ 8M logits (32 MB) at a time: each chunk's two head products pack the whole (V, C) weight,
+            // so fewer, larger chunks (SmolLM: 170 rows) cost less than many small ones.
+            let chunk = max(1, min(rows.count, ActivationPlan.headChunkLogits / V))
+            let scratch = p.headScratch(rows: chunk, C: C, V: V)
+            let xs = scratch.inputs                 // (R, C) gathered head inputs
+            let logits = scratch.logits             // (R, V) logits, then their gradient in place
+            let dxs = scratch.inputGradients        // (R, C)
             var start = 0
             while start < rows.count {
                 let R = min(chunk, rows.count - start)
@@ -180,11 +182,11 @@ extension LlamaModel {
                 loss += targets.withUnsafeBufferPointer { tp in
                     weights.withUnsafeBufferPointer { wp in
                         CrossEntropy.forwardBackward(logits: logits.p, targets: tp.baseAddress!, weights: wp.baseAddress!,
-                                                             rows: R, vocab: V, gradLogits: dlogits.p, gradScale: gradScale)
+                                                             rows: R, vocab: V, gradLogits: logits.p, gradScale: gradScale)
                     }
                 }
                 dxs.p.update(repeating: 0, count: R * C)
-                head.backward(input: xs.p, gradOutput: dlogits.p, gradInput: dxs.p, rows: R)
+                head.backward(input: xs.p, gradOutput: logits.p, gradInput: dxs.p, rows: R)
                 // Scatter into dLoss/d(final norm output) (N, C); rows without loss stay 0.
                 for i in 0..<R { (g.norm.p + rows[start + i] * C).update(from: dxs.p + i * C, count: C) }
                 start += R

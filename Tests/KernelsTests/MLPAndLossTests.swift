@@ -78,6 +78,14 @@ final class CrossEntropyTests: XCTestCase {
         XCTAssertLessThan(maxAbsDiff(g, g0), 1e-6)
         let c = CrossEntropy.forwardBackward(logits: logits, targets: targets, weights: weights, rows: N, vocab: V, gradLogits: nil, gradScale: 0.1)
         XCTAssertEqual(a, c)   // bit-identical with and without the gradient
+        // In place (the head's chunk buffer): the same loss and gradient bits.
+        var inPlace = logits
+        let d = inPlace.withUnsafeMutableBufferPointer { p in
+            CrossEntropy.forwardBackward(logits: p.baseAddress!, targets: targets, weights: weights, rows: N, vocab: V,
+                                         gradLogits: p.baseAddress!, gradScale: 0.1)
+        }
+        XCTAssertEqual(d, a)
+        XCTAssertEqual(inPlace, g)
     }
 
     func testGradientFiniteDifference() {
