@@ -27,8 +27,8 @@ public enum Attention {
         BLAS.singleThreaded {
         Parallel.forEachChunk(B * NH, costPerItem: T * T * HS) { range in
             // (rows, T) probabilities of one row block when they are not kept.
-            let scratch = probs == nil ? UnsafeMutablePointer<Float>.allocate(capacity: rowBlock(T) * T) : nil
-            defer { scratch?.deallocate() }
+            ScratchPool.withBuffer(probs == nil ? rowBlock(T) * T : 0) { block in
+            let scratch: UnsafeMutablePointer<Float>? = probs == nil ? block : nil
             for bh in range {
                 let b = bh / NH, h = bh % NH, kvh = h / G
                 let Q = q + b * T * qs + h * HS        // (T, HS) stride qs
@@ -57,6 +57,7 @@ public enum Attention {
                     }
                     i0 = i1
                 }
+            }
             }
         }
         }
@@ -123,15 +124,15 @@ public enum Attention {
         let grouped = G > 1
         // (B, NH, T, HS) per-head dK and dV contributions when heads share a kv head.
         let scratchCount = grouped ? B * NH * T * HS : 0
-        let dKh = UnsafeMutablePointer<Float>.allocate(capacity: max(1, scratchCount))
-        let dVh = UnsafeMutablePointer<Float>.allocate(capacity: max(1, scratchCount))
-        defer { dKh.deallocate(); dVh.deallocate() }
+        ScratchPool.withBuffer(2 * scratchCount) { dKVh in
+        let dKh = dKVh, dVh = dKVh + scratchCount
         BLAS.singleThreaded {
         Parallel.forEachChunk(B * NH, costPerItem: T * T * HS * 2) { range in
-            let dS = UnsafeMutablePointer<Float>.allocate(capacity: max(1, rowBlock(T) * T))   // (rows, cols) scratch
-            // (rows, T) recomputed probabilities of one row block when they were not kept.
-            let scratch = probs == nil ? UnsafeMutablePointer<Float>.allocate(capacity: rowBlock(T) * T) : nil
-            defer { dS.deallocate(); scratch?.deallocate() }
+            // dS (rows, cols) scratch, then (rows, T) recomputed probabilities of one row block
+            // when they were not kept.
+            ScratchPool.withBuffer(2 * rowBlock(T) * T) { buffer in
+            let dS = buffer
+            let scratch: UnsafeMutablePointer<Float>? = probs == nil ? buffer + rowBlock(T) * T : nil
             for bh in range {
                 let b = bh / NH, h = bh % NH, kvh = h / G
                 let dK: UnsafeMutablePointer<Float>, dV: UnsafeMutablePointer<Float>, ld: Int
@@ -145,6 +146,7 @@ public enum Attention {
                              dO: gradOutput + b * T * qs + h * HS, P: probs.map { $0 + bh * T * T },
                              Q: q + b * T * qs + h * HS, K: k + b * T * kvs + kvh * HS, V: v + b * T * kvs + kvh * HS,
                              mask: keyMask.map { $0 + b * T }, T: T, HS: HS, qs: qs, kvs: kvs, dS: dS, scratch: scratch)
+            }
             }
         }
         }
@@ -162,6 +164,7 @@ public enum Attention {
                     }
                 }
             }
+        }
         }
     }
 
