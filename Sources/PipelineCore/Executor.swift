@@ -183,7 +183,8 @@ public struct PipelineRunner: Sendable {
             outputDirectory: scratch, workDirectory: work, pipelineDirectory: pipeline.directory, seed: pipeline.seed,
             log: { line in logFile.write(line); sink("  \(name): \(line)") },
             isInterrupted: { Interrupt.isInterrupted },
-            progress: statusLine)
+            progress: statusLine,
+            record: { line in logFile.write(line) })
         let clock = DispatchTime.now().uptimeNanoseconds
         let result: StageResult
         do {

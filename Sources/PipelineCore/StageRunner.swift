@@ -34,6 +34,9 @@ public struct StageContext: Sendable {
     public let seed: UInt64
     /// One line to the terminal and the stage log.
     public let log: @Sendable (String) -> Void
+    /// One line to the stage log only: periodic progress lines while `progress` shows a live bar
+    /// (the terminal gets the bar, the log keeps the record).
+    public let record: @Sendable (String) -> Void
     /// True after SIGINT: stop at the next safe point and throw StageInterrupted.
     public let isInterrupted: @Sendable () -> Bool
     /// A live status line (redrawn in place on a terminal), or nil when the output is not a TTY.
@@ -43,11 +46,12 @@ public struct StageContext: Sendable {
     public init(stageName: String, kind: String, fields: JSONValue, inputs: [String: URL], inputPaths: [String: URL],
                 outputDirectory: URL, workDirectory: URL, pipelineDirectory: URL, seed: UInt64,
                 log: @escaping @Sendable (String) -> Void, isInterrupted: @escaping @Sendable () -> Bool,
-                progress: (@Sendable (String) -> Void)? = nil) {
+                progress: (@Sendable (String) -> Void)? = nil, record: (@Sendable (String) -> Void)? = nil) {
         self.stageName = stageName; self.kind = kind; self.fields = fields; self.inputs = inputs
         self.inputPaths = inputPaths; self.outputDirectory = outputDirectory; self.workDirectory = workDirectory
         self.pipelineDirectory = pipelineDirectory; self.seed = seed; self.log = log; self.isInterrupted = isInterrupted
         self.progress = progress
+        self.record = record ?? log
     }
 }
 

@@ -173,7 +173,7 @@ public enum EmbeddedSchema {
         "shuffle": { "description": "Shuffle examples each epoch (seeded by the pipeline seed and epoch).", "type": "boolean", "default": true },
         "train_on_prompt": { "description": "Also put loss on system/user tokens (default: assistant content and its <|im_end|> only).", "type": "boolean", "default": false },
         "checkpoint_every": { "description": "Write a resumable checkpoint every N optimizer steps (and at every epoch end).", "type": "integer", "minimum": 1, "default": 50 },
-        "log_every": { "description": "Print a progress line every N optimizer steps when not on a terminal.", "type": "integer", "minimum": 1, "default": 10 },
+        "log_every": { "description": "A progress line every N optimizer steps, always in the stage log; printed too when not on a terminal (a terminal shows a live bar instead).", "type": "integer", "minimum": 1, "default": 10 },
         "gradient_checkpointing": { "description": "Recompute each decoder layer's activations in backward to save memory (same numbers, about a third more compute): true, false, or auto (on when the kept activations of a batch_size × max_seq_len micro-batch would exceed 1 GiB).", "enum": ["auto", true, false], "default": "auto" }
       }
     },

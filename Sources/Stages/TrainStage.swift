@@ -49,7 +49,7 @@ struct TrainStage: StageRunner {
         let kept = Double(model.activationBytes(batch: options.batchSize, length: longest, checkpointed: model.gradientCheckpointing)) / 1e6
         context.log("gradient checkpointing \(model.gradientCheckpointing ? "on" : "off")\(checkpointingField?.boolValue == nil ? " (auto)" : ""): "
                     + String(format: "layer activations up to %.1f MB", kept) + " per micro-batch of \(options.batchSize) × \(longest) tokens")
-        // On a terminal, a live bar beside the log lines every log_every steps.
+        // On a terminal, a live bar; the lines every log_every steps then go to the stage log only.
         var bar: ((TrainingProgress) -> Void)? = nil
         if let status = context.progress {
             bar = { p in
@@ -57,10 +57,13 @@ struct TrainStage: StageRunner {
                                         tokensPerSecond: p.tokensPerSecond, etaSeconds: p.etaSeconds))
             }
         }
+        let stepLog: ((String) -> Void)? = context.progress == nil ? nil : { line in context.record(line) }
         let result: TrainingResult
         do {
             result = try Trainer(options).train(model: model, dataset: dataset, workDirectory: context.workDirectory,
-                                                log: context.log, progress: bar, isInterrupted: context.isInterrupted)
+                                                log: context.log, progress: bar,
+                                                stepLog: stepLog,
+                                                isInterrupted: context.isInterrupted)
         } catch TrainingError.interrupted {
             throw StageInterrupted()
         }

@@ -103,9 +103,12 @@ public final class Trainer {
     /// Parameters in a fixed order: (A, B) of every adapted module in model order.
     static func parameters(_ model: LlamaModel) -> [LoRAAdapter] { LoRAAttacher.adapted(model).compactMap(\.adapter) }
 
+    /// Trains the model's adapters. `log` gets the run's messages and, unless `stepLog` is given
+    /// (a terminal showing `progress` as a live bar), the progress line every `logEvery` steps.
     public func train(model: LlamaModel, dataset: TrainingDataset, workDirectory: URL,
                       log: (String) -> Void = { _ in },
                       progress: ((TrainingProgress) -> Void)? = nil,
+                      stepLog: ((String) -> Void)? = nil,
                       isInterrupted: () -> Bool = { false }) throws -> TrainingResult {
         guard options.batchSize > 0, options.gradAccum > 0 else { throw TrainingError.invalidOption("batch_size and grad_accum must be positive") }
         guard !dataset.examples.isEmpty else { throw TrainingError.emptyDataset(file: dataset.source) }
@@ -174,7 +177,9 @@ public final class Trainer {
                                      tokensPerSecond: elapsed > 0 ? Double(tokensSinceStart) / elapsed : 0,
                                      etaSeconds: elapsed / Double(step - (resumed ?? 0)) * Double(total - step))
             progress?(p)
-            if options.logEvery > 0 && (step % options.logEvery == 0 || step == total) { log(p.line) }
+            if options.logEvery > 0 && (step % options.logEvery == 0 || step == total) {
+                if let stepLog { stepLog(p.line) } else { log(p.line) }
+            }
             let epochEnd = stepInEpoch >= epochSteps.count
             if (options.checkpointEvery > 0 && step % options.checkpointEvery == 0) || epochEnd || step == total {
                 try store.write(model: model, optimizer: optimizer, state: .init(step: step, epoch: epoch, stepInEpoch: stepInEpoch), metrics: metrics)
