@@ -18,7 +18,7 @@ struct AttachAdaptersStage: StageRunner {
         }
         options.rank = f["rank"]?.intValue ?? 16
         options.alpha = f["alpha"]?.doubleValue
-        options.dropout = f["dropout"]?.doubleValue ?? 0
+        options.dropout = f["dropout"]?.doubleValue   // nil: 0, or the file's lora_dropout with init.from
         options.rslora = f["rslora"]?.boolValue ?? false
         switch f["init"] ?? .string("gaussian") {
         case .string("kaiming"): options.initialization = .kaiming

@@ -115,7 +115,7 @@ public enum EmbeddedSchema {
       "description": "Attaches trainable LoRA adapters (y += scale * B(A x)) to the frozen model's linear layers.",
       "type": "object",
       "x-output": "adapted",
-      "x-implementation-version": 1,
+      "x-implementation-version": 2,
       "additionalProperties": false,
       "required": ["kind", "model"],
       "properties": {
@@ -132,7 +132,7 @@ public enum EmbeddedSchema {
         },
         "rank": { "description": "Adapter rank r.", "type": "integer", "minimum": 1, "default": 16 },
         "alpha": { "description": "LoRA alpha; scale = alpha / rank (alpha / sqrt(rank) with rslora). Default: rank (scale 1).", "type": "number", "exclusiveMinimum": 0 },
-        "dropout": { "description": "Dropout probability on the adapter input during training.", "type": "number", "minimum": 0, "exclusiveMaximum": 1, "default": 0 },
+        "dropout": { "description": "Dropout probability on the adapter input during training. Default: 0, or with init: {from: DIR} the adapter's own lora_dropout (a value written here overrides it, 0 included).", "type": "number", "minimum": 0, "exclusiveMaximum": 1 },
         "rslora": { "description": "Rank-stabilised scaling alpha / sqrt(rank).", "type": "boolean", "default": false },
         "init": {
           "description": "Initialisation: `gaussian` (A ~ N(0, init_std), B = 0), `kaiming` (PEFT's default: kaiming-uniform A, B = 0), or {from: DIR} to start from an existing PEFT adapter directory.",

@@ -58,7 +58,7 @@ public struct LoRAOptions: Equatable, Sendable {
     public var targets: LoRATargets = .square
     public var rank = 16
     public var alpha: Double? = nil          // default = rank (scale 1)
-    public var dropout: Double = 0
+    public var dropout: Double? = nil        // nil: 0, or the adapter file's lora_dropout with init.from
     public var rslora = false
     public var initialization: LoRAInit = .gaussian(std: 0.02)
     public init() {}
@@ -96,9 +96,10 @@ public enum LoRAAttacher {
     @discardableResult
     public static func attach(to model: LlamaModel, options: LoRAOptions, seed: UInt64,
                               log: (String) -> Void = { _ in }) throws -> [String] {
-        guard options.dropout >= 0 && options.dropout < 1 else {
-            throw TrainingError.invalidOption("lora dropout \(options.dropout) is out of range; use a probability with 0 <= dropout < 1")
+        if let p = options.dropout, !(p >= 0 && p < 1) {
+            throw TrainingError.invalidOption("lora dropout \(p) is out of range; use a probability with 0 <= dropout < 1")
         }
+        let dropout = options.dropout ?? 0
         guard options.rank > 0 else { throw TrainingError.invalidOption("lora rank must be positive, got \(options.rank)") }
         if case .from(let dir) = options.initialization {
             return try PEFTAdapter.load(from: dir, into: model, dropout: options.dropout, log: log)
@@ -117,8 +118,8 @@ public enum LoRAAttacher {
             case .from: break
             }
             m.adapter = LoRAAdapter(rank: r, inFeatures: m.inFeatures, outFeatures: m.outFeatures,
-                                    scale: Float(options.scale), dropout: Float(options.dropout), a: a, b: nil)
-            log(adapterLine(m.name, m.inFeatures, m.outFeatures, rank: r, dropout: options.dropout))
+                                    scale: Float(options.scale), dropout: Float(dropout), a: a, b: nil)
+            log(adapterLine(m.name, m.inFeatures, m.outFeatures, rank: r, dropout: dropout))
             done.append(m.name)
         }
         log(summary(model).line)

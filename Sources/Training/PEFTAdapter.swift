@@ -96,13 +96,13 @@ public enum PEFTAdapter {
     }
 
     /// Attaches the adapters stored in `directory` to the matching modules of `model`, with the
-    /// file's lora_dropout (used only while training), or `dropout` when that is given and > 0
-    /// (attach_adapters `dropout:` with `init: {from: DIR}`).
+    /// file's lora_dropout (used only while training), or `dropout` when given, 0 included
+    /// (attach_adapters `dropout:` written next to `init: {from: DIR}`).
     @discardableResult
     public static func load(from directory: URL, into model: LlamaModel, dropout: Double? = nil,
                             log: (String) -> Void = { _ in }) throws -> [String] {
         let config = try readConfig(directory)
-        let p = (dropout ?? 0) > 0 ? (dropout ?? 0) : config.dropout
+        let p = dropout ?? config.dropout
         guard p >= 0 && p < 1 else {
             throw TrainingError.adapterMismatch("\(directory.appendingPathComponent(configFile).path): lora_dropout \(p) is out of range; use a probability with 0 <= lora_dropout < 1")
         }

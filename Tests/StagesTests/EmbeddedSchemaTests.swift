@@ -28,11 +28,12 @@ final class EmbeddedSchemaTests: XCTestCase {
                 let s = schema as? [String: Any] ?? [:]
                 XCTAssertNotNil(s["description"], "\(kind).\(field) has no description")
                 let documentedDefault = (s["description"] as? String ?? "").contains("Default:")
-                let optionalWithoutDefault = ["path", "init", "alpha"]   // exclusive pair / default computed from rank
+                // exclusive pair / default computed from rank / from the adapter file with init.from
+                let optionalWithoutDefault = ["path", "init", "alpha", "dropout"]
                 if !required.contains(field) && !optionalWithoutDefault.contains(field) {
                     XCTAssertNotNil(s["default"], "\(kind).\(field) has no default")
                 }
-                if field == "alpha" { XCTAssertTrue(documentedDefault) }
+                if field == "alpha" || field == "dropout" { XCTAssertTrue(documentedDefault, "\(kind).\(field)") }
             }
         }
     }

@@ -160,6 +160,13 @@ final class LoRADropoutTests: XCTestCase {
         let dir2 = try makeTemporaryDirectory("dropout-adapter2"); defer { try? FileManager.default.removeItem(at: dir2) }
         try PEFTAdapter.save(overridden, to: dir2, baseModelNameOrPath: "tiny")
         XCTAssertEqual(try PEFTAdapter.readConfig(dir2).dropout, 0.25)
+        // ... 0 included (turns the file's dropout off); not given keeps the file's.
+        for (given, expected) in [(0.0, Float(0)), (nil, 0.1)] as [(Double?, Float)] {
+            let m = LlamaModel.initialized(config: LoRATests.tinyConfig(), layout: .huggingFace, seed: 1)
+            var g = LoRAOptions(); g.initialization = .from(dir); g.dropout = given
+            try LoRAAttacher.attach(to: m, options: g, seed: 1)
+            XCTAssertEqual(m.layers[0].q.adapter?.dropout, expected, "dropout \(String(describing: given))")
+        }
     }
 
     // MARK: Trainer (the data, options and adapter bytes of ResumeTests)
