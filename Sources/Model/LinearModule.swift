@@ -10,6 +10,10 @@ public struct LoRADropoutContext: Equatable {
     public var seed: UInt64
     public var step: Int       // optimizer step being computed (1-based, as in metrics.jsonl)
     public var micro: Int      // micro-batch index inside that step
+    /// Index of this call's first row among the rows the module sees in the micro-batch: the
+    /// output head runs on chunks of the supervised rows, and each chunk needs its own part of the
+    /// mask (the same mask whatever the chunk size).
+    public var rowOffset = 0
     public init(seed: UInt64, step: Int, micro: Int) { self.seed = seed; self.step = step; self.micro = micro }
 }
 
@@ -135,12 +139,13 @@ public final class LinearModule {
     func fillDroppedInput(_ ad: LoRAAdapter, input: UnsafePointer<Float>, rows N: Int) -> Bool {
         guard let stream = ad.dropoutStream(module: name) else { return false }
         let I = inFeatures, p = Double(ad.dropout), q = 1 - ad.dropout
+        let offset = UInt64((ad.dropoutContext?.rowOffset ?? 0) * I)
         LoRAAdapter.grow(&ad.scratchX, N * I)
         ad.scratchX.withUnsafeMutableBufferPointer { xp in
             let xd = xp.baseAddress!
             Parallel.forEachChunk(N, costPerItem: 8 * I) { range in
                 for e in (range.lowerBound * I)..<(range.upperBound * I) {
-                    xd[e] = stream.uniform(at: UInt64(e)) >= p ? input[e] / q : 0
+                    xd[e] = stream.uniform(at: offset + UInt64(e)) >= p ? input[e] / q : 0
                 }
             }
         }

@@ -178,6 +178,7 @@ extension LlamaModel {
                     targets[i] = max(0, min(Int32(V - 1), tokens[n + 1]))
                     weights[i] = lossWeights[n + 1]
                 }
+                head.adapter?.dropoutContext?.rowOffset = start   // this chunk's part of a head dropout mask
                 head.forward(input: xs.p, output: logits.p, rows: R)
                 loss += targets.withUnsafeBufferPointer { tp in
                     weights.withUnsafeBufferPointer { wp in
@@ -191,6 +192,7 @@ extension LlamaModel {
                 for i in 0..<R { (g.norm.p + rows[start + i] * C).update(from: dxs.p + i * C, count: C) }
                 start += R
             }
+            head.adapter?.dropoutContext?.rowOffset = 0
         }
         if rows.isEmpty { return 0 }
         // Layers below the lowest adapted one receive no parameter gradient: stop there.

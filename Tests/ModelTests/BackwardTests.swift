@@ -131,3 +131,32 @@ func checkStepOne(model: LlamaModel, params: SafeTensorsFile, data: SafeTensorsF
     }
     XCTAssertEqual(compared, 8)
 }
+
+final class HeadDropoutChunkTests: XCTestCase {
+    /// The head runs on chunks of the supervised rows; a dropout adapter on it draws each row's
+    /// mask by the row's index among them, so the chunk size changes nothing but rounding.
+    func testHeadDropoutMaskDoesNotDependOnTheChunking() {
+        let model = LlamaModel.initialized(config: BackwardTests.tinyConfig(), layout: .huggingFace, seed: 11)
+        BackwardTests.attachRandomAdapters(model, names: ["q_proj", "lm_head"])
+        let head = model.head
+        XCTAssertEqual(head.name, "lm_head")
+        head.adapter?.dropout = 0.3
+        let tokens: [Int32] = [1, 4, 9, 16, 25, 3, 8, 2, 7, 7, 30, 31, 5, 6, 12, 13]
+        let weights = [Float](repeating: 1, count: tokens.count)
+        func run(chunkLogits: Int, dropping: Bool = true) -> (Double, [Float], [Float]) {
+            let saved = ActivationPlan.headChunkLogits
+            ActivationPlan.headChunkLogits = chunkLogits
+            defer { ActivationPlan.headChunkLogits = saved }
+            for m in model.linearModules { m.adapter?.zeroGradients() }
+            head.adapter?.dropoutContext = dropping ? LoRADropoutContext(seed: 9, step: 1, micro: 0) : nil
+            defer { head.adapter?.dropoutContext = nil }
+            let loss = model.lossAndGradients(tokens: tokens, batch: 2, length: 8, lossWeights: weights, gradScale: 1)
+            return (loss, head.adapter!.gradA, head.adapter!.gradB)
+        }
+        let whole = run(chunkLogits: 1 << 23), threeRows = run(chunkLogits: 3 * 32)
+        XCTAssertEqual(whole.0, threeRows.0, accuracy: 1e-9 * abs(whole.0))
+        XCTAssertLessThan(maxAbsDiff(whole.1, threeRows.1), 1e-5)
+        XCTAssertLessThan(maxAbsDiff(whole.2, threeRows.2), 1e-5)
+        XCTAssertGreaterThan(abs(run(chunkLogits: 1 << 23, dropping: false).0 - whole.0), 1e-3, "the mask acts")
+    }
+}
