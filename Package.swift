@@ -46,7 +46,7 @@ let package = Package(
         .testTarget(name: "QuantTests", dependencies: ["Quant", "Model", "TensorIO", "TestSupport"], swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Kernels", "TensorIO", "TestSupport"], swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Model", "Quant", "Kernels", "TensorIO", "TestSupport"], swiftSettings: [.swiftLanguageMode(.v5)]),
-        .testTarget(name: "StagesTests", dependencies: ["Stages", "PipelineCore", "TestSupport"]),
+        .testTarget(name: "StagesTests", dependencies: ["Stages", "PipelineCore", "Training", "TestSupport"]),
         .testTarget(name: "EndToEndTests", dependencies: ["TestSupport"]),
     ]
 )

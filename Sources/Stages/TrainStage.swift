@@ -52,10 +52,7 @@ struct TrainStage: StageRunner {
         // On a terminal, a live bar; the lines every log_every steps then go to the stage log only.
         var bar: ((TrainingProgress) -> Void)? = nil
         if let status = context.progress {
-            bar = { p in
-                status(ProgressBar.line(step: p.step, total: p.totalSteps, epoch: p.epoch, loss: p.loss, learningRate: p.learningRate,
-                                        tokensPerSecond: p.tokensPerSecond, etaSeconds: p.etaSeconds))
-            }
+            bar = { p in status(ProgressBar.line(p)) }
         }
         let stepLog: ((String) -> Void)? = context.progress == nil ? nil : { line in context.record(line) }
         let result: TrainingResult
@@ -87,12 +84,8 @@ struct TrainStage: StageRunner {
 /// The live training bar of a terminal (the CLI redraws it in place; never in the stage log):
 /// `[######..............] 240/750 · epoch 1 · loss 2.3456 · lr 2.00e-04 · 1234 tok/s · ETA 1:23`.
 public enum ProgressBar {
-    public static func line(step: Int, total: Int, epoch: Int, loss: Double, learningRate: Double,
-                            tokensPerSecond: Double, etaSeconds: Double, width: Int = 20) -> String {
-        let done = total > 0 ? min(width, max(0, step * width / total)) : 0
-        let bar = "[" + String(repeating: "#", count: done) + String(repeating: ".", count: width - done) + "]"
-        let eta = etaSeconds.isFinite ? max(0, Int(etaSeconds)) : 0
-        return bar + String(format: " %d/%d · epoch %d · loss %.4f · lr %.2e · %.0f tok/s · ETA %d:%02d",
-                            step, total, epoch, loss, learningRate, tokensPerSecond, eta / 60, eta % 60)
+    public static func line(_ p: TrainingProgress, width: Int = 20) -> String {
+        let done = p.totalSteps > 0 ? min(width, max(0, p.step * width / p.totalSteps)) : 0
+        return "[" + String(repeating: "#", count: done) + String(repeating: ".", count: width - done) + "] " + p.fields
     }
 }

@@ -54,11 +54,19 @@ public struct StepMetrics: Equatable, Sendable {
 public struct TrainingProgress: Sendable {
     public var step: Int, totalSteps: Int, epoch: Int, loss: Double, learningRate: Double
     public var tokensPerSecond: Double, etaSeconds: Double
-    public var line: String {
-        let eta = Int(etaSeconds.isFinite ? etaSeconds : 0)
-        return String(format: "step %d/%d · epoch %d · loss %.4f · lr %.2e · %.0f tok/s · ETA %d:%02d",
+    public init(step: Int, totalSteps: Int, epoch: Int, loss: Double, learningRate: Double, tokensPerSecond: Double, etaSeconds: Double) {
+        self.step = step; self.totalSteps = totalSteps; self.epoch = epoch; self.loss = loss
+        self.learningRate = learningRate; self.tokensPerSecond = tokensPerSecond; self.etaSeconds = etaSeconds
+    }
+    /// `240/750 · epoch 1 · loss 2.3456 · lr 2.00e-04 · 1234 tok/s · ETA 1:23` (ETA ≥ 0, 0 when unknown):
+    /// the text of both the log line and the terminal bar.
+    public var fields: String {
+        let eta = etaSeconds.isFinite ? max(0, Int(etaSeconds)) : 0
+        return String(format: "%d/%d · epoch %d · loss %.4f · lr %.2e · %.0f tok/s · ETA %d:%02d",
                       step, totalSteps, epoch, loss, learningRate, tokensPerSecond, eta / 60, eta % 60)
     }
+    /// The line every `logEvery` steps: `step 240/750 · epoch 1 · …`.
+    public var line: String { "step " + fields }
 }
 
 public struct TrainingResult: Sendable {
