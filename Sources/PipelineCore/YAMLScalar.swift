@@ -143,20 +143,10 @@ extension JSONValue {
         }
     }
 
-    /// A double-quoted string with JSON escapes.
+    /// A double-quoted string with JSON escapes (the canonical JSON writer's).
     static func quoted(_ s: String) -> String {
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\t": out += "\\t"
-            case "\r": out += "\\r"
-            default:
-                if scalar.value < 0x20 { out += String(format: "\\u%04x", scalar.value) } else { out.unicodeScalars.append(scalar) }
-            }
-        }
-        return out + "\""
+        var out = ""
+        CanonicalJSON.writeString(s, into: &out)
+        return out
     }
 }

@@ -42,7 +42,8 @@ public enum ByteLevelTokenizerFile {
         return Data(s.utf8)
     }
 
-    /// JSON string literal (RFC 8259 escaping).
+    /// JSON string literal (RFC 8259 escaping). The engine targets do not import PipelineCore,
+    /// whose canonical JSON writer escapes the same way.
     static func quoted(_ text: String) -> String {
         var out = "\""
         for scalar in text.unicodeScalars {

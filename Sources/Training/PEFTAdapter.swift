@@ -44,12 +44,20 @@ public enum PEFTAdapter {
     static func configJSON(rank: Int, alpha: Double, dropout: Double, rslora: Bool, targets: [String], baseModel: String) -> String {
         func num(_ x: Double) -> String { x == x.rounded() && abs(x) < 1e15 ? String(Int(x)) : String(x) }
         func float(_ x: Double) -> String { x == x.rounded() && abs(x) < 1e15 ? String(format: "%.1f", x) : String(x) }
+        // Python json.dumps' default ensure_ascii escaping (non-ASCII as \uXXXX), as PEFT writes it.
         func str(_ s: String) -> String {
             var o = "\""
             for u in s.unicodeScalars {
                 switch u {
-                case "\"": o += "\\\""; case "\\": o += "\\\\"; case "\n": o += "\\n"
-                default: if u.value < 0x20 || u.value > 0x7e { o += String(format: "\\u%04x", u.value) } else { o.unicodeScalars.append(u) }
+                case "\"": o += "\\\""; case "\\": o += "\\\\"; case "\n": o += "\\n"; case "\r": o += "\\r"; case "\t": o += "\\t"
+                case "\u{08}": o += "\\b"; case "\u{0C}": o += "\\f"
+                default:
+                    if u.value > 0xFFFF {   // UTF-16 surrogate pair, as Python writes it
+                        let v = u.value - 0x10000
+                        o += String(format: "\\u%04x\\u%04x", 0xD800 + (v >> 10), 0xDC00 + (v & 0x3FF))
+                    } else if u.value < 0x20 || u.value > 0x7f {
+                        o += String(format: "\\u%04x", u.value)
+                    } else { o.unicodeScalars.append(u) }
                 }
             }
             return o + "\""
