@@ -134,14 +134,9 @@ public final class LlamaModel {
     /// an untied quantized copy (the embedding stays fp32). Returns the names quantized.
     @discardableResult
     public func quantize(type: QuantType, blockSize: Int, doubleQuant: Bool, skip: [String]) throws -> [String] {
-        func skipped(_ name: String) -> Bool {
-            skip.contains { name == $0 || name.hasSuffix("." + $0) }
-        }
         var done: [String] = []
-        for m in linearModules where !skipped(m.name) {
-            guard case .dense(let w) = m.weight else { continue }
-            let q = try Quantizer.quantize(w, shape: [m.outFeatures, m.inFeatures], type: type, blockSize: blockSize, doubleQuant: doubleQuant)
-            m.weight = .quantized(try Linear4bit(q))
+        for m in linearModules where !Self.skips(m.name, skip) {
+            guard try Self.quantize(m, type: type, blockSize: blockSize, doubleQuant: doubleQuant) else { continue }
             done.append(m.name)
             if m === head && headTied {
                 headTied = false
@@ -152,5 +147,21 @@ public final class LlamaModel {
                                                              skipModules: skip)
         plan = nil
         return done
+    }
+
+    /// Whether `skip` (module names or name suffixes, transformers' llm_int8_skip_modules) keeps
+    /// the module `name` in full precision.
+    public static func skips(_ name: String, _ skip: [String]) -> Bool {
+        skip.contains { name == $0 || name.hasSuffix("." + $0) }
+    }
+
+    /// Replaces a dense module's weight by its 4-bit quantization; false when it is not dense.
+    /// Used while loading (`load(directory:eachLinear:)`), one module at a time.
+    @discardableResult
+    public static func quantize(_ m: LinearModule, type: QuantType, blockSize: Int, doubleQuant: Bool) throws -> Bool {
+        guard case .dense(let w) = m.weight else { return false }
+        let q = try Quantizer.quantize(w, shape: [m.outFeatures, m.inFeatures], type: type, blockSize: blockSize, doubleQuant: doubleQuant)
+        m.weight = .quantized(try Linear4bit(q))
+        return true
     }
 }

@@ -34,16 +34,20 @@ extension LlamaModel {
 
     /// Loads `config.json` + safetensors (single file or sharded) from an HF-style directory,
     /// either layout (detected from the tensor names). F32/F16/BF16 weights become fp32.
-    public static func load(directory: URL) throws -> LlamaModel {
+    /// Linear weights are read one module at a time and handed to `eachLinear` as soon as they are
+    /// built (the quantize stage quantizes them there), so a model never needs all its fp32 linear
+    /// weights in memory at once.
+    public static func load(directory: URL, eachLinear: ((LinearModule) throws -> Void)? = nil) throws -> LlamaModel {
         let config = try ModelConfig.load(from: directory.appendingPathComponent("config.json"))
         let source: ShardedCheckpoint
         do { source = try ShardedCheckpoint(directory: directory) } catch {
             throw ModelError.checkpoint(directory: directory.path, reason: error.localizedDescription)
         }
-        return try load(config: config, source: source, directory: directory)
+        return try load(config: config, source: source, directory: directory, eachLinear: eachLinear)
     }
 
-    static func load(config c: ModelConfig, source: ShardedCheckpoint, directory: URL) throws -> LlamaModel {
+    static func load(config c: ModelConfig, source: ShardedCheckpoint, directory: URL,
+                     eachLinear: ((LinearModule) throws -> Void)? = nil) throws -> LlamaModel {
         let names = source.names
         let layout: WeightLayout = c.modelType == "minimind" && WeightLayout.detect(names: names) != .huggingFace
             ? .miniMind : (WeightLayout.detect(names: names) ?? .huggingFace)
@@ -72,7 +76,8 @@ extension LlamaModel {
                 misshaped.append("\(name) (expected \(shape), found \(s))")
                 continue
             }
-            tensors[name] = try source.floats(name)
+            // Linear weights are read when their module is built (below), not all up front.
+            if !linearNames.contains(module) { tensors[name] = try source.floats(name) }
         }
         // A tied head may still be stored (MiniMind's torch state_dict keeps `output.weight`).
         if c.tieWordEmbeddings, present.contains(layout.head + ".weight") { consumed.insert(layout.head + ".weight") }
@@ -88,10 +93,12 @@ extension LlamaModel {
             if quantizedModules.contains(module) {
                 weight = .quantized(try loadQuantized(module: module, source: source, directory: directory, out: out, in: inF))
             } else {
-                weight = .dense(tensors[module + ".weight"]!)
+                weight = .dense(try source.floats(module + ".weight"))
             }
-            return LinearModule(name: module, inFeatures: inF, outFeatures: out, weight: weight,
-                                bias: bias ? tensors[module + ".bias"] : nil)
+            let m = LinearModule(name: module, inFeatures: inF, outFeatures: out, weight: weight,
+                                 bias: bias ? tensors[module + ".bias"] : nil)
+            try eachLinear?(m)
+            return m
         }
         var layers: [DecoderLayer] = []
         for l in 0..<c.layers {

@@ -14,9 +14,16 @@ struct QuantizeStage: StageRunner {
         let blockSize = context.fields["block_size"]?.intValue ?? 64
         let doubleQuant = context.fields["double_quant"]?.boolValue ?? true
         let skip = context.fields["skip"]?.arrayValue?.compactMap(\.stringValue) ?? []
-        let model = try LlamaModel.load(directory: source)
-        let before = model.linearModules.reduce(0) { $0 + $1.inFeatures * $1.outFeatures }
-        let names = try model.quantize(type: type, blockSize: blockSize, doubleQuant: doubleQuant, skip: skip)
+        // Each linear is quantized as soon as it is read, so the fp32 weights of the whole model
+        // are never in memory together (peak ≈ one fp32 module + the 4-bit model + embeddings).
+        var streamed: [String] = []
+        let model = try LlamaModel.load(directory: source) { m in
+            if !LlamaModel.skips(m.name, skip), try LlamaModel.quantize(m, type: type, blockSize: blockSize, doubleQuant: doubleQuant) {
+                streamed.append(m.name)
+            }
+        }
+        // The rest (a head tied to the embedding) and the model's quantization config.
+        let names = streamed + (try model.quantize(type: type, blockSize: blockSize, doubleQuant: doubleQuant, skip: skip))
         var quantizedParameters = 0, bits = 0.0
         var kept: [String] = []
         for m in model.linearModules {
@@ -34,7 +41,6 @@ struct QuantizeStage: StageRunner {
         let bitsPerParam = quantizedParameters > 0 ? bits / Double(quantizedParameters) : 0
         context.log(String(format: "quantized %d linear layers: %.1f MB -> %.1f MB (%.2f bits/param)", names.count, mbBefore, mbAfter, bitsPerParam))
         if !kept.isEmpty { context.log("kept in full precision: " + kept.joined(separator: ", ")) }
-        _ = before
         return StageResult(summary: ["layers": .integer(Int64(names.count)), "bits_per_param": .number((bitsPerParam * 100).rounded() / 100)])
     }
 }

@@ -209,11 +209,24 @@ public final class SafeTensorsFile: @unchecked Sendable {  // immutable after in
     }
 
     public func bytes(_ name: String) throws -> [UInt8] {
-        try withRawBytes(name) { Array($0) }
+        defer { dropPages(of: name) }
+        return try withRawBytes(name) { Array($0) }
+    }
+
+    /// After a tensor was copied out: tells the kernel its file pages are not needed (they count in
+    /// the resident set until memory is short, doubling a model's footprint while it loads). The
+    /// mapping is private and read-only, so a later read simply faults the pages back in.
+    private func dropPages(of name: String) {
+        guard ownsMapping, let base, let i = infos[name], i.byteCount > 0 else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = (dataStart + i.dataOffsets.lowerBound) / page * page
+        let end = min(mappedSize, (dataStart + i.dataOffsets.upperBound + page - 1) / page * page)
+        if end > start { _ = madvise(UnsafeMutableRawPointer(mutating: base.advanced(by: start)), end - start, MADV_DONTNEED) }
     }
 
     /// F32/F16/BF16/F64 as Float (F64 rounded to nearest).
     public func floats(_ name: String) throws -> [Float] {
+        defer { dropPages(of: name) }
         let i = try require(name)
         guard i.dtype.isFloatingPoint else {
             throw SafeTensorsError.wrongDType(file: displayName, tensor: name, dtype: i.dtype.rawValue, expected: "a float type (F32, F16, BF16, F64)")

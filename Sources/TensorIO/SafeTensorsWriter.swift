@@ -18,7 +18,26 @@ public struct SafeTensorsWriter {
         public let name: String
         public let dtype: DType
         public let shape: [Int]
-        public let bytes: [UInt8]
+        /// F32 tensors keep the caller's array (copy-on-write: no copy of the weights until written,
+        /// so saving a model does not double its memory); other dtypes hold their bytes.
+        enum Payload { case floats([Float]), bytes([UInt8]) }
+        let payload: Payload
+        init(name: String, dtype: DType, shape: [Int], payload: Payload) {
+            self.name = name; self.dtype = dtype; self.shape = shape; self.payload = payload
+        }
+        public var byteCount: Int {
+            switch payload { case .floats(let f): return f.count * 4; case .bytes(let b): return b.count }
+        }
+        /// The little-endian bytes (a copy for F32 tensors).
+        public var bytes: [UInt8] {
+            switch payload { case .floats(let f): return f.withUnsafeBytes { Array($0) }; case .bytes(let b): return b }
+        }
+        func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+            switch payload {
+            case .floats(let f): return try f.withUnsafeBytes(body)
+            case .bytes(let b): return try b.withUnsafeBytes(body)
+            }
+        }
     }
 
     public var metadata: [String: String]?
@@ -32,13 +51,12 @@ public struct SafeTensorsWriter {
 
     /// F32 tensor.
     public mutating func add(_ name: String, floats: [Float], shape: [Int]) {
-        let bytes = floats.withUnsafeBytes { Array($0) }
-        entries[name] = Entry(name: name, dtype: .f32, shape: shape, bytes: bytes)
+        entries[name] = Entry(name: name, dtype: .f32, shape: shape, payload: .floats(floats))
     }
 
     /// Raw little-endian bytes of any dtype.
     public mutating func add(_ name: String, dtype: DType, shape: [Int], bytes: [UInt8]) {
-        entries[name] = Entry(name: name, dtype: dtype, shape: shape, bytes: bytes)
+        entries[name] = Entry(name: name, dtype: dtype, shape: shape, payload: .bytes(bytes))
     }
 
     /// Float values stored as BF16 (round to nearest even).
@@ -48,12 +66,12 @@ public struct SafeTensorsWriter {
             let h = BFloat16.fromFloat(f)
             bytes[2 * k] = UInt8(h & 0xFF); bytes[2 * k + 1] = UInt8(h >> 8)
         }
-        entries[name] = Entry(name: name, dtype: .bf16, shape: shape, bytes: bytes)
+        entries[name] = Entry(name: name, dtype: .bf16, shape: shape, payload: .bytes(bytes))
     }
 
     /// I64 tensor.
     public mutating func add(_ name: String, int64s: [Int64], shape: [Int]) {
-        entries[name] = Entry(name: name, dtype: .i64, shape: shape, bytes: int64s.withUnsafeBytes { Array($0) })
+        entries[name] = Entry(name: name, dtype: .i64, shape: shape, payload: .bytes(int64s.withUnsafeBytes { Array($0) }))
     }
 
     /// Copies every tensor and the metadata of an open file.
@@ -76,8 +94,8 @@ public struct SafeTensorsWriter {
     public func validationErrors(file: String) -> [SafeTensorsError] {
         orderedEntries.compactMap { e in
             let expected = e.shape.reduce(1, *) * e.dtype.size
-            return expected == e.bytes.count ? nil
-                : .sizeMismatch(file: file, tensor: e.name, dtype: e.dtype.rawValue, shape: e.shape, expected: expected, actual: e.bytes.count)
+            return expected == e.byteCount ? nil
+                : .sizeMismatch(file: file, tensor: e.name, dtype: e.dtype.rawValue, shape: e.shape, expected: expected, actual: e.byteCount)
         }
     }
 
@@ -109,7 +127,7 @@ public struct SafeTensorsWriter {
             h += Array("],\"data_offsets\":[".utf8)
             JSONWriter.appendInt(offset, to: &h)
             h.append(UInt8(ascii: ","))
-            offset += e.bytes.count
+            offset += e.byteCount
             JSONWriter.appendInt(offset, to: &h)
             h += Array("]}".utf8)
         }
@@ -124,8 +142,8 @@ public struct SafeTensorsWriter {
     /// The whole file in memory.
     public func serialized() -> [UInt8] {
         var out = headerBytes()
-        out.reserveCapacity(out.count + entries.values.reduce(0) { $0 + $1.bytes.count })
-        for e in orderedEntries { out += e.bytes }
+        out.reserveCapacity(out.count + entries.values.reduce(0) { $0 + $1.byteCount })
+        for e in orderedEntries { e.withBytes { out += $0 } }
         return out
     }
 
@@ -143,21 +161,19 @@ public struct SafeTensorsWriter {
         }
         do {
             defer { close(fd) }
-            func writeAll(_ bytes: [UInt8]) throws {
-                try bytes.withUnsafeBytes { raw in
-                    var done = 0
-                    while done < raw.count {
-                        let r = systemWrite(fd, raw.baseAddress!.advanced(by: done), raw.count - done)
-                        if r < 0 {
-                            if errno == EINTR { continue }
-                            throw SafeTensorsError.writeFailed(file: path, reason: String(cString: strerror(errno)))
-                        }
-                        done += r
+            func writeAll(_ raw: UnsafeRawBufferPointer) throws {
+                var done = 0
+                while done < raw.count {
+                    let r = systemWrite(fd, raw.baseAddress!.advanced(by: done), raw.count - done)
+                    if r < 0 {
+                        if errno == EINTR { continue }
+                        throw SafeTensorsError.writeFailed(file: path, reason: String(cString: strerror(errno)))
                     }
+                    done += r
                 }
             }
-            try writeAll(headerBytes())
-            for e in orderedEntries where !e.bytes.isEmpty { try writeAll(e.bytes) }
+            try headerBytes().withUnsafeBytes { try writeAll($0) }
+            for e in orderedEntries where e.byteCount > 0 { try e.withBytes { try writeAll($0) } }
             if fsync(fd) != 0 { throw SafeTensorsError.writeFailed(file: path, reason: "fsync: \(String(cString: strerror(errno)))") }
         }
         if rename(temp, path) != 0 { throw SafeTensorsError.writeFailed(file: path, reason: "rename: \(String(cString: strerror(errno)))") }
