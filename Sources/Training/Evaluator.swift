@@ -80,29 +80,17 @@ public struct EvaluationReport: Sendable {
 
 public enum Evaluator {
     /// Loss / perplexity / token accuracy over supervised tokens (mask of the target position),
-    /// the same weighting as training. Logits come from the plain forward pass.
+    /// the same weighting as training. The head runs only on supervised rows, in chunks
+    /// (`LlamaModel.evaluationSums`).
     public static func metrics(model: LlamaModel, dataset: TrainingDataset, batchSize: Int = 4) -> EvaluationMetrics {
         var lossSum = 0.0, correct = 0, count = 0
-        let V = model.config.vocabSize
         var start = 0
         while start < dataset.examples.count {
             let idx = Array(start..<min(dataset.examples.count, start + max(1, batchSize)))
             start += idx.count
             let b = dataset.batch(idx)
-            let logits = model.forward(tokens: b.tokens, batch: b.batch, length: b.length, attentionMask: nil)  // (B, T, V)
-            for r in 0..<b.batch {
-                for t in 0..<(b.length - 1) where b.lossWeights[r * b.length + t + 1] > 0 {
-                    let row = (r * b.length + t) * V
-                    let target = Int(b.tokens[r * b.length + t + 1])
-                    var mx = -Float.infinity, arg = 0
-                    for v in 0..<V where logits[row + v] > mx { mx = logits[row + v]; arg = v }
-                    var se = 0.0
-                    for v in 0..<V { se += Double(Foundation.exp(logits[row + v] - mx)) }
-                    lossSum += (Double(mx) + Foundation.log(se)) - Double(logits[row + max(0, min(V - 1, target))])
-                    if arg == target { correct += 1 }
-                    count += 1
-                }
-            }
+            let sums = model.evaluationSums(tokens: b.tokens, batch: b.batch, length: b.length, lossWeights: b.lossWeights)
+            lossSum += sums.lossSum; correct += sums.correct; count += sums.count
         }
         let loss = count > 0 ? lossSum / Double(count) : .nan
         return EvaluationMetrics(loss: loss, perplexity: Foundation.exp(loss), tokenAccuracy: count > 0 ? Double(correct) / Double(count) : 0, supervisedTokens: count)

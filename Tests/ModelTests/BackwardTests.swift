@@ -160,3 +160,35 @@ final class HeadDropoutChunkTests: XCTestCase {
         XCTAssertGreaterThan(abs(run(chunkLogits: 1 << 23, dropping: false).0 - whole.0), 1e-3, "the mask acts")
     }
 }
+
+final class EvaluationSumsTests: XCTestCase {
+    /// The evaluate stage's sums (head on supervised rows only, in chunks) against the full logits
+    /// of the plain forward, in Double; chunking changes nothing.
+    func testMatchesFullLogitsAndDoesNotDependOnChunking() {
+        let model = LlamaModel.initialized(config: BackwardTests.tinyConfig(), layout: .huggingFace, seed: 11)
+        for m in model.linearModules { if case .dense(let w) = m.weight { m.weight = .dense(w.map { $0 * 15 }) } }
+        let B = 2, T = 8, V = model.config.vocabSize
+        let tokens: [Int32] = [1, 4, 9, 16, 25, 3, 8, 2, 7, 7, 30, 31, 5, 6, 12, 13]
+        let weights: [Float] = [0, 0, 0, 1, 1, 1, 1, 0, 0, 1, 0.5, 1, 1, 1, 1, 1]
+        let logits = model.forward(tokens: tokens, batch: B, length: T, attentionMask: nil)
+        var loss = 0.0, correct = 0, count = 0
+        for b in 0..<B { for t in 0..<(T - 1) where weights[b * T + t + 1] > 0 {
+            let row = Array(logits[((b * T + t) * V)..<((b * T + t + 1) * V)]).map(Double.init)
+            let target = Int(tokens[b * T + t + 1]), m = row.max()!
+            loss += m + Foundation.log(row.reduce(0) { $0 + Foundation.exp($1 - m) }) - row[target]
+            if row.firstIndex(of: m) == target { correct += 1 }
+            count += 1
+        } }
+        XCTAssertEqual(count, 11)
+        let whole = model.evaluationSums(tokens: tokens, batch: B, length: T, lossWeights: weights)
+        XCTAssertEqual(whole.lossSum, loss, accuracy: 1e-5 * loss)
+        XCTAssertEqual(whole.correct, correct)
+        XCTAssertEqual(whole.count, count)
+        let saved = ActivationPlan.headChunkLogits
+        ActivationPlan.headChunkLogits = 3 * V
+        defer { ActivationPlan.headChunkLogits = saved }
+        let chunked = model.evaluationSums(tokens: tokens, batch: B, length: T, lossWeights: weights)
+        XCTAssertEqual(chunked.lossSum, whole.lossSum, accuracy: 1e-9 * loss)
+        XCTAssertEqual(chunked.correct, whole.correct)
+    }
+}
