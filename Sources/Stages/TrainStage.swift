@@ -64,6 +64,11 @@ struct TrainStage: StageRunner {
         } catch TrainingError.interrupted {
             throw StageInterrupted()
         }
+        // What this process did (a resumed run counts only its own steps) and the memory it took.
+        let ranSteps = result.totalSteps - (result.resumedFromStep ?? 0)
+        let ranTokens = result.metrics.filter { $0.step > (result.resumedFromStep ?? 0) }.reduce(0) { $0 + $1.tokens }
+        context.log(String(format: "%d steps in %.1f s (%.0f tokens/s), process peak RSS %.0f MB",
+                           ranSteps, result.seconds, result.seconds > 0 ? Double(ranTokens) / result.seconds : 0, Bench.peakRSSMegabytes()))
         let out = context.outputDirectory
         for name in try FileManager.default.contentsOfDirectory(atPath: source.path).sorted()
             where name != PEFTAdapter.configFile && name != PEFTAdapter.weightsFile && name != "lora.json" {

@@ -27,6 +27,9 @@ final class CheckpointingPipelineTests: XCTestCase {
     func testEachSettingIsLoggedAndGivesTheSameAdapterBytes() throws {
         let on = try run("true", to: "on")
         XCTAssertTrue(on.contains("  train: gradient checkpointing on: layer activations up to 0.1 MB per micro-batch of 2 × 64 tokens\n"), on)
+        // The run's own summary: steps, time, throughput and the process's peak memory.
+        let summary = try XCTUnwrap(on.split(separator: "\n").first { $0.hasPrefix("  train: 2 steps in ") }, on)
+        XCTAssertTrue(summary.contains(" s (") && summary.contains(" tokens/s), process peak RSS ") && summary.hasSuffix(" MB"), String(summary))
         let off = try run("false", to: "off")
         XCTAssertTrue(off.contains("  train: gradient checkpointing off: layer activations up to 0.8 MB per micro-batch of 2 × 64 tokens\n"), off)
         let auto = try run(nil, to: "auto")
