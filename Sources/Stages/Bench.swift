@@ -62,7 +62,7 @@ public enum Bench {
         return (tps, tps * (flops.linear + flops.attention) / (sgemm * 1e9))
     }
 
-    /// One training step (forward + loss + backward into the LoRA gradients) on an NF4 double-quant
+    /// One training step (forward + loss + backward into the LoRA gradients + AdamW) on an NF4 double-quant
     /// base with rank-16 adapters on the square layers (q, o), the benchmark setting, with
     /// every position supervised or (`chat`) only the second half of each sequence, as in chat data
     /// where the prompt carries no loss. Gradient checkpointing as `auto` would choose. Returns
@@ -78,10 +78,26 @@ public enum Bench {
         let tokens = randomTokens(config, count: B * T)
         let weights = (0..<(B * T)).map { i in !chat || i % T >= T / 2 ? Float(1) : 0 }
         let resetPeak = resetPeakRSS()
-        _ = model.lossAndGradients(tokens: tokens, batch: B, length: T, lossWeights: weights, gradScale: 1)  // warm-up
-        let tps = Double(B * T) / seconds(runs) {
+        // A whole optimizer step as the trainer takes it: zero, forward + backward, global-norm
+        // clipping at 1.0, AdamW update of every A and B.
+        let adapters = LoRAAttacher.adapted(model).compactMap(\.adapter)
+        let optimizer = AdamW()
+        func step() {
+            for ad in adapters { ad.zeroGradients() }
             _ = model.lossAndGradients(tokens: tokens, batch: B, length: T, lossWeights: weights, gradScale: 1)
+            let coef = Float(GradientClipping.coefficient(norm: GradientClipping.globalNorm(adapters.flatMap { [$0.gradA, $0.gradB] }), maxNorm: 1))
+            for ad in adapters {
+                for i in ad.gradA.indices { ad.gradA[i] *= coef }
+                for i in ad.gradB.indices { ad.gradB[i] *= coef }
+            }
+            optimizer.beginStep(learningRate: 2e-4)
+            for (k, ad) in adapters.enumerated() {
+                optimizer.update(index: 2 * k, value: &ad.a, grad: ad.gradA)
+                optimizer.update(index: 2 * k + 1, value: &ad.b, grad: ad.gradB)
+            }
         }
+        step()  // warm-up
+        let tps = Double(B * T) / seconds(runs) { step() }
         // forward plus the backward input gradients: linears twice, attention three times (scores, dQ/dK, dV).
         let flops = forwardFLOPs(model, length: T)
         return (tps, tps * (2 * flops.linear + 3 * flops.attention) / (sgemm * 1e9), resetPeak ? currentPeakRSSMegabytes() : nil,
