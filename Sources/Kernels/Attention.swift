@@ -288,3 +288,14 @@ public enum Attention {
         } } }
     }
 }
+
+extension Optional where Wrapped == [Float] {
+    /// Calls `body` with the array's base address, or with nil: an optional mask (B, T) handed to a
+    /// kernel that takes an optional pointer.
+    public func withOptionalPointer<R>(_ body: (UnsafePointer<Float>?) throws -> R) rethrows -> R {
+        switch self {
+        case .some(let a): return try a.withUnsafeBufferPointer { try body($0.baseAddress) }
+        case .none: return try body(nil)
+        }
+    }
+}

@@ -90,14 +90,9 @@ extension LlamaModel {
             layer.v.forward(input: a.norm1.p, output: a.v.p, rows: N)
             Rotary.forward(a.q.p, positions: pos.baseAddress!, table: table, B: B, T: T, H: NH, HS: HS, layout: rotLayout)
             Rotary.forward(a.k.p, positions: pos.baseAddress!, table: table, B: B, T: T, H: KVH, HS: HS, layout: rotLayout)
-            if let mask = attentionMask {
-                mask.withUnsafeBufferPointer { m in
-                    Attention.forward(output: a.attention.p, probs: nil, q: a.q.p, k: a.k.p, v: a.v.p,
-                                              keyMask: m.baseAddress!, B: B, T: T, NH: NH, KVH: KVH, HS: HS)
-                }
-            } else {
+            attentionMask.withOptionalPointer { mask in
                 Attention.forward(output: a.attention.p, probs: nil, q: a.q.p, k: a.k.p, v: a.v.p,
-                                          keyMask: nil, B: B, T: T, NH: NH, KVH: KVH, HS: HS)
+                                  keyMask: mask, B: B, T: T, NH: NH, KVH: KVH, HS: HS)
             }
             layer.o.forward(input: a.attention.p, output: p.scratch.p, rows: N)
             add(output: a.middle.p, a.input.p, p.scratch.p, count: N * C)
@@ -227,14 +222,9 @@ extension LlamaModel {
                 g.attention.zero()
                 layer.o.backward(input: a.attention.p, gradOutput: g.residual.p, gradInput: g.attention.p, rows: N)
                 g.q.zero(); g.k.zero(); g.v.zero()
-                if let mask = attentionMask {
-                    mask.withUnsafeBufferPointer { m in
-                        Attention.backward(gradQ: g.q.p, gradK: g.k.p, gradV: g.v.p, gradOutput: g.attention.p, probs: nil,
-                                           q: a.q.p, k: a.k.p, v: a.v.p, keyMask: m.baseAddress!, B: B, T: T, NH: NH, KVH: KVH, HS: HS)
-                    }
-                } else {
+                attentionMask.withOptionalPointer { mask in
                     Attention.backward(gradQ: g.q.p, gradK: g.k.p, gradV: g.v.p, gradOutput: g.attention.p, probs: nil,
-                                       q: a.q.p, k: a.k.p, v: a.v.p, keyMask: nil, B: B, T: T, NH: NH, KVH: KVH, HS: HS)
+                                       q: a.q.p, k: a.k.p, v: a.v.p, keyMask: mask, B: B, T: T, NH: NH, KVH: KVH, HS: HS)
                 }
                 Rotary.backward(g.q.p, positions: pos.baseAddress!, table: table, B: B, T: T, H: NH, HS: HS, layout: rotLayout)
                 Rotary.backward(g.k.p, positions: pos.baseAddress!, table: table, B: B, T: T, H: KVH, HS: HS, layout: rotLayout)

@@ -129,13 +129,3 @@ final class AttentionTests: XCTestCase {
         }
     }
 }
-
-extension Optional where Wrapped == [Float] {
-    /// Calls body with the array's base address, or nil.
-    func withOptionalPointer<R>(_ body: (UnsafePointer<Float>?) -> R) -> R {
-        switch self {
-        case .some(let a): return a.withUnsafeBufferPointer { body($0.baseAddress) }
-        case .none: return body(nil)
-        }
-    }
-}
