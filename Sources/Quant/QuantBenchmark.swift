@@ -3,7 +3,7 @@ import Kernels
 
 /// Measurements for the CLI's bench command (issue 4, "Performance"): medians of several runs.
 /// Keys: quantize_mb_per_s, dequantize_mb_per_s (MB of fp32 weights per second, NF4 block 64 +
-/// double quant), and for each linear shape "linear4bit_<in>x<out>_ms", "sgemm_<in>x<out>_ms",
+/// double quant; dequantization into a reused buffer), and for each linear shape "linear4bit_<in>x<out>_ms", "sgemm_<in>x<out>_ms",
 /// "linear4bit_<in>x<out>_ratio" (4-bit forward time / fp32 sgemm time, M = 1024 rows),
 /// plus bits_per_param.
 public enum QuantBenchmark {
@@ -29,7 +29,10 @@ public enum QuantBenchmark {
         let tq = median(max(3, runs / 2)) { q = try? Quantizer.quantize(w, shape: [4096, 4096], type: .nf4, blockSize: 64, doubleQuant: true) }
         result["quantize_mb_per_s"] = Double(n * 4) / 1e6 / tq
         if let q {
-            let td = median(max(3, runs / 2)) { _ = Quantizer.dequantize(q) }
+            // Into one reused buffer, as the 4-bit linear layer does: the kernel's rate, not the
+            // page faults of a fresh 64 MB array (which made this figure swing between 1.7 and 18 GB/s).
+            var out = [Float](repeating: 0, count: n)
+            let td = out.withUnsafeMutableBufferPointer { o in median(max(3, runs / 2)) { Quantizer.dequantize(q, into: o.baseAddress!) } }
             result["dequantize_mb_per_s"] = Double(n * 4) / 1e6 / td
             result["bits_per_param"] = q.bitsPerParameter
         }

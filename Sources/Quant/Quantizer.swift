@@ -147,15 +147,18 @@ public enum Quantizer {
     /// Full dequantization (row-major, `q.shape`).
     public static func dequantize(_ q: QuantizedTensor) -> [Float] {
         var out = [Float](repeating: 0, count: q.count)
-        out.withUnsafeMutableBufferPointer { o in
-            let perChunk = 16 * q.blockSize
-            let chunks = (q.count + perChunk - 1) / perChunk
-            Parallel.forEachChunk(chunks, costPerItem: perChunk) { range in
-                let lo = range.lowerBound * perChunk, hi = min(q.count, range.upperBound * perChunk)
-                dequantize(q, elements: lo..<hi, into: o.baseAddress! + lo)
-            }
-        }
+        out.withUnsafeMutableBufferPointer { dequantize(q, into: $0.baseAddress!) }
         return out
+    }
+
+    /// Full dequantization into `out` (q.count floats), on all cores.
+    public static func dequantize(_ q: QuantizedTensor, into out: UnsafeMutablePointer<Float>) {
+        let perChunk = 16 * q.blockSize
+        let chunks = (q.count + perChunk - 1) / perChunk
+        Parallel.forEachChunk(chunks, costPerItem: perChunk) { range in
+            let lo = range.lowerBound * perChunk, hi = min(q.count, range.upperBound * perChunk)
+            dequantize(q, elements: lo..<hi, into: out + lo)
+        }
     }
 
     /// Dequantizes flat elements `elements` into `out[0..<elements.count]`:
