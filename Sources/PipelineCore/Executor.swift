@@ -184,7 +184,8 @@ public struct PipelineRunner: Sendable {
             log: { line in logFile.write(line); sink("  \(name): \(line)") },
             isInterrupted: { Interrupt.isInterrupted },
             progress: statusLine,
-            record: { line in logFile.write(line) })
+            record: { line in logFile.write(line) },
+            logFile: store.logURL(key))
         let clock = DispatchTime.now().uptimeNanoseconds
         let result: StageResult
         do {

@@ -37,6 +37,15 @@ public struct StageContext: Sendable {
     /// One line to the stage log only: periodic progress lines while `progress` shows a live bar
     /// (the terminal gets the bar, the log keeps the record).
     public let record: @Sendable (String) -> Void
+    /// The stage log's file in the cache (nil outside the executor).
+    public let logFile: URL?
+
+    /// A file beside the stage log (`logs/<key>.<name>`) for run facts that must not enter the
+    /// artifact because they differ between runs (wall-clock timings): the artifact stays
+    /// byte-identical, so its digest and everything downstream do too.
+    public func sideFile(_ name: String) -> URL? {
+        logFile.map { $0.deletingPathExtension().appendingPathExtension(name) }
+    }
     /// True after SIGINT: stop at the next safe point and throw StageInterrupted.
     public let isInterrupted: @Sendable () -> Bool
     /// A live status line (redrawn in place on a terminal), or nil when the output is not a TTY.
@@ -46,12 +55,14 @@ public struct StageContext: Sendable {
     public init(stageName: String, kind: String, fields: JSONValue, inputs: [String: URL], inputPaths: [String: URL],
                 outputDirectory: URL, workDirectory: URL, pipelineDirectory: URL, seed: UInt64,
                 log: @escaping @Sendable (String) -> Void, isInterrupted: @escaping @Sendable () -> Bool,
-                progress: (@Sendable (String) -> Void)? = nil, record: (@Sendable (String) -> Void)? = nil) {
+                progress: (@Sendable (String) -> Void)? = nil, record: (@Sendable (String) -> Void)? = nil,
+                logFile: URL? = nil) {
         self.stageName = stageName; self.kind = kind; self.fields = fields; self.inputs = inputs
         self.inputPaths = inputPaths; self.outputDirectory = outputDirectory; self.workDirectory = workDirectory
         self.pipelineDirectory = pipelineDirectory; self.seed = seed; self.log = log; self.isInterrupted = isInterrupted
         self.progress = progress
         self.record = record ?? log
+        self.logFile = logFile
     }
 }
 

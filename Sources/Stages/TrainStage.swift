@@ -79,6 +79,11 @@ struct TrainStage: StageRunner {
         lora.rank = config.rank; lora.alpha = config.alpha; lora.rslora = config.rslora
         try PEFTAdapter.save(model, to: out, baseModelNameOrPath: config.baseModel ?? "", options: lora)
         try result.writeArtifacts(to: out)
+        // Per-step wall-clock seconds beside the stage log, not in the artifact (they differ per run).
+        if let timing = context.sideFile("timing.jsonl") {
+            try Data(result.timingJSONL.utf8).write(to: timing, options: .atomic)
+            context.record("per-step timing: \(timing.path)")
+        }
         var summary: [String: JSONValue] = ["steps": .integer(Int64(result.totalSteps))]
         if let first = result.metrics.first?.loss { summary["loss_first"] = .number(first) }
         if let last = result.finalLoss { summary["loss_final"] = .number(last) }

@@ -80,13 +80,15 @@ public struct TrainingResult: Sendable {
     public var finalLoss: Double? { metrics.last?.loss }
     public var metricsJSONL: String { metrics.map { $0.jsonLine + "\n" }.joined() }
 
-    /// metrics.jsonl (deterministic) and loss.svg.
+    /// One `{"step":N,"seconds":S}` line per step of this process: wall-clock seconds since it
+    /// started, kept out of the artifact (it differs between runs).
+    public var timingJSONL: String { stepSeconds.map { "{\"step\":\($0.step),\"seconds\":\($0.seconds)}\n" }.joined() }
+
+    /// metrics.jsonl and loss.svg: deterministic, byte-identical between runs and after a resume.
     public func writeArtifacts(to directory: URL) throws {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         try AtomicWrite.write(Array(metricsJSONL.utf8), to: directory.appendingPathComponent("metrics.jsonl"))
         try AtomicWrite.write(Array(LossPlot.svg(metrics).utf8), to: directory.appendingPathComponent("loss.svg"))
-        let timing = stepSeconds.map { "{\"step\":\($0.step),\"seconds\":\($0.seconds)}\n" }.joined()
-        try AtomicWrite.write(Array(timing.utf8), to: directory.appendingPathComponent("timing.jsonl"))
     }
 }
 

@@ -27,4 +27,26 @@ final class ToyPipelineTests: XCTestCase {
         XCTAssertEqual(artifacts.count, 1, run.stdout)
         XCTAssertTrue(FileManager.default.fileExists(atPath: out.appendingPathComponent("adapter/adapter_model.safetensors").path))
     }
+
+    /// Two cold runs of the same pipeline publish the same bytes: every stage's artifact digest is
+    /// equal (train included: its wall-clock timing goes beside the stage log, not into the artifact).
+    func testTwoColdRunsGiveTheSameArtifacts() throws {
+        var digests: [[String]] = []
+        for run in 0..<2 {
+            let cache = try makeTemporaryDirectory("qlora-e2e-repro"), out = try makeTemporaryDirectory("qlora-e2e-repro-out")
+            defer { try? FileManager.default.removeItem(at: cache); try? FileManager.default.removeItem(at: out) }
+            let r = try CLI.run(["run", "pipelines/toy.yaml", "--cache", cache.path, "--set", "stages.save.to=\(out.path)/adapter",
+                                 "--set", "stages.train.max_steps=20"])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            // "  train      ran        0.12s  /…/artifacts/<digest>": stage name and digest.
+            digests.append(r.stdout.split(separator: "\n").filter { $0.contains("/artifacts/") }
+                .map { line in String(line.split(separator: " ")[0]) + " " + String(line.split(separator: "/").last ?? "") })
+            XCTAssertEqual(digests[run].count, 5, r.stdout)   // save publishes outside the cache
+            let logs = try FileManager.default.contentsOfDirectory(atPath: cache.appendingPathComponent("logs").path)
+            let timing = try XCTUnwrap(logs.first { $0.hasSuffix(".timing.jsonl") }, "\(logs)")
+            let lines = try String(contentsOf: cache.appendingPathComponent("logs/\(timing)"), encoding: .utf8).split(separator: "\n")
+            XCTAssertEqual(lines.count, 20)
+        }
+        XCTAssertEqual(digests[0], digests[1])
+    }
 }
