@@ -50,10 +50,14 @@ public final class LoRAAdapter {
         for i in gradB.indices { gradB[i] = 0 }
     }
 
-    /// The mask's random stream for `module`, or nil when no dropout applies (p = 0 or eval).
-    func dropoutStream(module: String) -> RandomStream? {
+    /// The mask for `module` as a function of the element index e of this call's (N, in) input —
+    /// true where the element is kept (u ≥ p, u the uniform at e + the context's row offset) — or
+    /// nil when no dropout applies (p = 0 or evaluation). Forward and backward both use it.
+    func dropoutKeeps(module: String, inFeatures: Int) -> (@Sendable (Int) -> Bool)? {
         guard dropout > 0, let c = dropoutContext else { return nil }
-        return RandomStream(seed: c.seed, stream: "lora-dropout/\(module)/step-\(c.step)/micro-\(c.micro)")
+        let stream = RandomStream(seed: c.seed, stream: "lora-dropout/\(module)/step-\(c.step)/micro-\(c.micro)")
+        let offset = UInt64(c.rowOffset * inFeatures), p = Double(dropout)
+        return { e in stream.uniform(at: offset + UInt64(e)) >= p }
     }
 
     static func grow(_ buffer: inout [Float], _ n: Int) {
@@ -137,15 +141,14 @@ public final class LinearModule {
     /// (scratch untouched) when no dropout applies. Chunked in parallel; each element depends
     /// only on its index, so the partitioning cannot change the result.
     func fillDroppedInput(_ ad: LoRAAdapter, input: UnsafePointer<Float>, rows N: Int) -> Bool {
-        guard let stream = ad.dropoutStream(module: name) else { return false }
-        let I = inFeatures, p = Double(ad.dropout), q = 1 - ad.dropout
-        let offset = UInt64((ad.dropoutContext?.rowOffset ?? 0) * I)
+        guard let keeps = ad.dropoutKeeps(module: name, inFeatures: inFeatures) else { return false }
+        let I = inFeatures, q = 1 - ad.dropout
         LoRAAdapter.grow(&ad.scratchX, N * I)
         ad.scratchX.withUnsafeMutableBufferPointer { xp in
             let xd = xp.baseAddress!
             Parallel.forEachChunk(N, costPerItem: 8 * I) { range in
                 for e in (range.lowerBound * I)..<(range.upperBound * I) {
-                    xd[e] = stream.uniform(at: offset + UInt64(e)) >= p ? input[e] / q : 0
+                    xd[e] = keeps(e) ? input[e] / q : 0
                 }
             }
         }
@@ -213,10 +216,10 @@ public final class LinearModule {
                         let t = xp.baseAddress!
                         BLAS.sgemm(transposeA: false, transposeB: false, m: N, n: I, k: r, alpha: 1,
                                    a: dhp.baseAddress!, lda: r, b: ap.baseAddress!, ldb: I, beta: 0, c: t, ldc: I)
-                        guard let stream = ad.dropoutStream(module: name) else { return }
-                        let p = Double(ad.dropout), q = 1 - ad.dropout
+                        guard let keeps = ad.dropoutKeeps(module: name, inFeatures: I) else { return }
+                        let q = 1 - ad.dropout
                         Parallel.forEachChunk(N, costPerItem: 8 * I) { range in
-                            for e in (range.lowerBound * I)..<(range.upperBound * I) where stream.uniform(at: UInt64(e)) >= p {
+                            for e in (range.lowerBound * I)..<(range.upperBound * I) where keeps(e) {
                                 gradInput[e] += t[e] / q
                             }
                         }

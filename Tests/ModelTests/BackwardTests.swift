@@ -143,7 +143,7 @@ final class HeadDropoutChunkTests: XCTestCase {
         head.adapter?.dropout = 0.3
         let tokens: [Int32] = [1, 4, 9, 16, 25, 3, 8, 2, 7, 7, 30, 31, 5, 6, 12, 13]
         let weights = [Float](repeating: 1, count: tokens.count)
-        func run(chunkLogits: Int, dropping: Bool = true) -> (Double, [Float], [Float]) {
+        func run(chunkLogits: Int, dropping: Bool = true) -> (Double, [Float], [Float], [Float]) {
             let saved = ActivationPlan.headChunkLogits
             ActivationPlan.headChunkLogits = chunkLogits
             defer { ActivationPlan.headChunkLogits = saved }
@@ -151,12 +151,15 @@ final class HeadDropoutChunkTests: XCTestCase {
             head.adapter?.dropoutContext = dropping ? LoRADropoutContext(seed: 9, step: 1, micro: 0) : nil
             defer { head.adapter?.dropoutContext = nil }
             let loss = model.lossAndGradients(tokens: tokens, batch: 2, length: 8, lossWeights: weights, gradScale: 1)
-            return (loss, head.adapter!.gradA, head.adapter!.gradB)
+            // q_proj's gradients come through the head's input gradient (the mask again, in backward).
+            let q = model.layers[1].q.adapter!
+            return (loss, head.adapter!.gradA, head.adapter!.gradB, q.gradA + q.gradB)
         }
         let whole = run(chunkLogits: 1 << 23), threeRows = run(chunkLogits: 3 * 32)
         XCTAssertEqual(whole.0, threeRows.0, accuracy: 1e-9 * abs(whole.0))
         XCTAssertLessThan(maxAbsDiff(whole.1, threeRows.1), 1e-5)
         XCTAssertLessThan(maxAbsDiff(whole.2, threeRows.2), 1e-5)
+        XCTAssertLessThan(maxAbsDiff(whole.3, threeRows.3), 1e-5)
         XCTAssertGreaterThan(abs(run(chunkLogits: 1 << 23, dropping: false).0 - whole.0), 1e-3, "the mask acts")
     }
 }
