@@ -17,6 +17,15 @@ public struct LoRADropoutContext: Equatable {
     public init(seed: UInt64, step: Int, micro: Int) { self.seed = seed; self.step = step; self.micro = micro }
 }
 
+/// One call's dropout mask: `keeps(e)` for element e of its (N, in) input (a value, so the
+/// per-element test inlines into the loops that use it).
+struct DropoutMask: Sendable {
+    let stream: RandomStream
+    let offset: UInt64
+    let p: Double
+    @inline(__always) func keeps(_ e: Int) -> Bool { stream.uniform(at: offset + UInt64(e)) >= p }
+}
+
 /// A LoRA adapter on one linear layer: y += scale · B(A dropout(x)). A (r, in), B (out, r).
 /// Gradients accumulate (+=) into gradA/gradB; the optimizer zeroes them.
 public final class LoRAAdapter {
@@ -53,11 +62,10 @@ public final class LoRAAdapter {
     /// The mask for `module` as a function of the element index e of this call's (N, in) input —
     /// true where the element is kept (u ≥ p, u the uniform at e + the context's row offset) — or
     /// nil when no dropout applies (p = 0 or evaluation). Forward and backward both use it.
-    func dropoutKeeps(module: String, inFeatures: Int) -> (@Sendable (Int) -> Bool)? {
+    func dropoutKeeps(module: String, inFeatures: Int) -> DropoutMask? {
         guard dropout > 0, let c = dropoutContext else { return nil }
-        let stream = RandomStream(seed: c.seed, stream: "lora-dropout/\(module)/step-\(c.step)/micro-\(c.micro)")
-        let offset = UInt64(c.rowOffset * inFeatures), p = Double(dropout)
-        return { e in stream.uniform(at: offset + UInt64(e)) >= p }
+        return DropoutMask(stream: RandomStream(seed: c.seed, stream: "lora-dropout/\(module)/step-\(c.step)/micro-\(c.micro)"),
+                           offset: UInt64(c.rowOffset * inFeatures), p: Double(dropout))
     }
 
     static func grow(_ buffer: inout [Float], _ n: Int) {
@@ -141,14 +149,14 @@ public final class LinearModule {
     /// (scratch untouched) when no dropout applies. Chunked in parallel; each element depends
     /// only on its index, so the partitioning cannot change the result.
     func fillDroppedInput(_ ad: LoRAAdapter, input: UnsafePointer<Float>, rows N: Int) -> Bool {
-        guard let keeps = ad.dropoutKeeps(module: name, inFeatures: inFeatures) else { return false }
+        guard let mask = ad.dropoutKeeps(module: name, inFeatures: inFeatures) else { return false }
         let I = inFeatures, q = 1 - ad.dropout
         LoRAAdapter.grow(&ad.scratchX, N * I)
         ad.scratchX.withUnsafeMutableBufferPointer { xp in
             let xd = xp.baseAddress!
             Parallel.forEachChunk(N, costPerItem: 8 * I) { range in
                 for e in (range.lowerBound * I)..<(range.upperBound * I) {
-                    xd[e] = keeps(e) ? input[e] / q : 0
+                    xd[e] = mask.keeps(e) ? input[e] / q : 0
                 }
             }
         }
@@ -216,10 +224,10 @@ public final class LinearModule {
                         let t = xp.baseAddress!
                         BLAS.sgemm(transposeA: false, transposeB: false, m: N, n: I, k: r, alpha: 1,
                                    a: dhp.baseAddress!, lda: r, b: ap.baseAddress!, ldb: I, beta: 0, c: t, ldc: I)
-                        guard let keeps = ad.dropoutKeeps(module: name, inFeatures: I) else { return }
+                        guard let mask = ad.dropoutKeeps(module: name, inFeatures: I) else { return }
                         let q = 1 - ad.dropout
                         Parallel.forEachChunk(N, costPerItem: 8 * I) { range in
-                            for e in (range.lowerBound * I)..<(range.upperBound * I) where keeps(e) {
+                            for e in (range.lowerBound * I)..<(range.upperBound * I) where mask.keeps(e) {
                                 gradInput[e] += t[e] / q
                             }
                         }
