@@ -101,6 +101,11 @@ final class ActivationPlan {
     /// Logits per head chunk in training (8M floats, 32 MB).
     nonisolated(unsafe) static var headChunkLogits = 1 << 23   // var: tests force several chunks
 
+    /// Rows per head chunk for `rows` supervised rows: ≤ `headChunkLogits` logits at a time. Each
+    /// chunk's head products pack the whole (V, C) weight, so fewer, larger chunks (SmolLM: 170
+    /// rows) cost less than many small ones.
+    static func headChunkRows(_ rows: Int, vocab V: Int) -> Int { max(1, min(rows, headChunkLogits / V)) }
+
     /// The head's chunk buffers, allocated on first use and kept (no allocation per step).
     private var head: (inputs: FloatBuffer, logits: FloatBuffer, inputGradients: FloatBuffer)?
     func headScratch(rows R: Int, C: Int, V: Int) -> (inputs: FloatBuffer, logits: FloatBuffer, inputGradients: FloatBuffer) {

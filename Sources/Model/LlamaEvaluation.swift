@@ -11,24 +11,19 @@ extension LlamaModel {
     public func evaluationSums(tokens: [Int32], batch B: Int, length T: Int, lossWeights: [Float]) -> (lossSum: Double, correct: Int, count: Int) {
         guard B > 0, T > 0, tokens.count == B * T, lossWeights.count == B * T else { return (.nan, 0, 0) }
         let C = config.hiddenSize, V = config.vocabSize
-        var rows: [Int] = []
-        for b in 0..<B { for t in 0..<(T - 1) where lossWeights[b * T + t + 1] > 0 { rows.append(b * T + t) } }
+        let rows = Self.lossRows(B: B, T: T, lossWeights: lossWeights)
         if rows.isEmpty { return (0, 0, 0) }
         let p = forwardTrunk(tokens: tokens, B: B, T: T, attentionMask: nil, forTraining: false)
-        let chunk = max(1, min(rows.count, ActivationPlan.headChunkLogits / V))
+        let chunk = ActivationPlan.headChunkRows(rows.count, vocab: V)
         let scratch = p.headScratch(rows: chunk, C: C, V: V)
         let xs = scratch.inputs, logits = scratch.logits   // (R, C), (R, V)
         var lossSum = 0.0, correct = 0
-        var targets = [Int32](repeating: 0, count: chunk), predicted = [Int32](repeating: 0, count: chunk)
+        var predicted = [Int32](repeating: 0, count: chunk)
         let ones = [Float](repeating: 1, count: chunk)
         var start = 0
         while start < rows.count {
             let R = min(chunk, rows.count - start)
-            for i in 0..<R {
-                let n = rows[start + i]
-                (xs.p + i * C).update(from: p.finalNorm.p + n * C, count: C)
-                targets[i] = max(0, min(Int32(V - 1), tokens[n + 1]))
-            }
+            let targets = gatherHeadInputs(rows[start..<(start + R)], plan: p, into: xs, tokens: tokens)
             head.forward(input: xs.p, output: logits.p, rows: R)
             predicted.withUnsafeMutableBufferPointer { pp in
                 Parallel.forEachChunk(R, costPerItem: V) { range in

@@ -149,16 +149,12 @@ extension LlamaModel {
         let p = forwardTrunk(tokens: tokens, B: B, T: T, attentionMask: attentionMask, forTraining: true)
         let g = p.gradients
 
-        // Rows (b, t) whose next token carries loss.
-        var rows: [Int] = []
-        for b in 0..<B { for t in 0..<(T - 1) where lossWeights[b * T + t + 1] > 0 { rows.append(b * T + t) } }
+        let rows = Self.lossRows(B: B, T: T, lossWeights: lossWeights)
         g.residual.zero()
         g.norm.zero()
         var loss: Double = 0
         if !rows.isEmpty {
-            // ≤ 8M logits (32 MB) at a time: each chunk's two head products pack the whole (V, C) weight,
-            // so fewer, larger chunks (SmolLM: 170 rows) cost less than many small ones.
-            let chunk = max(1, min(rows.count, ActivationPlan.headChunkLogits / V))
+            let chunk = ActivationPlan.headChunkRows(rows.count, vocab: V)
             let scratch = p.headScratch(rows: chunk, C: C, V: V)
             let xs = scratch.inputs                 // (R, C) gathered head inputs
             let logits = scratch.logits             // (R, V) logits, then their gradient in place
@@ -166,13 +162,8 @@ extension LlamaModel {
             var start = 0
             while start < rows.count {
                 let R = min(chunk, rows.count - start)
-                var targets = [Int32](repeating: 0, count: R), weights = [Float](repeating: 0, count: R)
-                for i in 0..<R {
-                    let n = rows[start + i]
-                    (xs.p + i * C).update(from: p.finalNorm.p + n * C, count: C)
-                    targets[i] = max(0, min(Int32(V - 1), tokens[n + 1]))
-                    weights[i] = lossWeights[n + 1]
-                }
+                let targets = gatherHeadInputs(rows[start..<(start + R)], plan: p, into: xs, tokens: tokens)
+                let weights = rows[start..<(start + R)].map { lossWeights[$0 + 1] }
                 head.adapter?.dropoutContext?.rowOffset = start   // this chunk's part of a head dropout mask
                 head.forward(input: xs.p, output: logits.p, rows: R)
                 loss += targets.withUnsafeBufferPointer { tp in
@@ -270,6 +261,26 @@ extension LlamaModel {
         }
         if layer.down.adapter != nil {
             SwiGLU.forward(output: a.act.p, gate: a.gate.p, up: a.up.p, count: N * c.intermediateSize)
+        }
+    }
+}
+
+extension LlamaModel {
+    /// Rows (b, t) whose next token carries loss (lossWeights[b, t+1] > 0), in order: where the
+    /// head runs, in training and in evaluation.
+    static func lossRows(B: Int, T: Int, lossWeights: [Float]) -> [Int] {
+        var rows: [Int] = []
+        for b in 0..<B { for t in 0..<(T - 1) where lossWeights[b * T + t + 1] > 0 { rows.append(b * T + t) } }
+        return rows
+    }
+
+    /// Copies the final-norm outputs of `rows` into xs (R, C) and returns their next-token targets
+    /// (R), clamped into the vocabulary.
+    func gatherHeadInputs(_ rows: ArraySlice<Int>, plan p: ActivationPlan, into xs: FloatBuffer, tokens: [Int32]) -> [Int32] {
+        let C = config.hiddenSize, V = config.vocabSize
+        return rows.enumerated().map { i, n in
+            (xs.p + i * C).update(from: p.finalNorm.p + n * C, count: C)
+            return max(0, min(Int32(V - 1), tokens[n + 1]))
         }
     }
 }
