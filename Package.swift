@@ -13,7 +13,6 @@ let numeric: [SwiftSetting] = [
 
 let package = Package(
     name: "qlora-run",
-    platforms: [.macOS(.v13)],
     products: [
         .executable(name: "qlora-run", targets: ["qlora-run"]),
     ],
@@ -34,7 +33,11 @@ let package = Package(
         .target(name: "Training", dependencies: ["Model", "Quant", "Kernels", "TensorIO", "Tokenizer"], swiftSettings: numeric),
 
         // Stage plug-ins bind the pipeline spine to the engine.
-        .target(name: "Stages", dependencies: ["PipelineCore", "Model", "Quant", "Training", "TensorIO", "Kernels", "Tokenizer"]),
+        // The schema file is embedded at build time (Plugins/EmbedSchemaPlugin): it exists once.
+        .executableTarget(name: "embed-schema"),
+        .plugin(name: "EmbedSchemaPlugin", capability: .buildTool(), dependencies: ["embed-schema"]),
+        .target(name: "Stages", dependencies: ["PipelineCore", "Model", "Quant", "Training", "TensorIO", "Kernels", "Tokenizer"],
+                plugins: ["EmbedSchemaPlugin"]),
         .executableTarget(name: "qlora-run", dependencies: ["Stages", "PipelineCore"]),
 
         // Tests.
