@@ -22,7 +22,9 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
 
         // Pipeline spine: YAML, JSON Schema, DAG, executor, cache. Knows nothing about ML.
-        .target(name: "PipelineCore", dependencies: ["CYAML"]),
+        .target(name: "PipelineCore", dependencies: ["CYAML", "CSHA256"]),
+        // SHA-256 block compression with the CPU's SHA extensions, detected at run time.
+        .target(name: "CSHA256", cSettings: [.unsafeFlags(["-O3"])]),
 
         // Numerics, bottom-up. Kernels is the only importer of OpenBLAS.
         .target(name: "Kernels", dependencies: ["COpenBLAS"], swiftSettings: numeric),

@@ -1,4 +1,5 @@
 import Foundation
+import CSHA256
 
 /// SHA-256 as specified in FIPS 180-4 (Secure Hash Standard), section 6.2.
 ///
@@ -7,7 +8,17 @@ import Foundation
 /// with `loadUnaligned`, so large files are hashed without per-byte copies. The 64 rounds are
 /// unrolled in steps of 8 with rotating variable roles (the usual trick that removes the
 /// eight-register shuffle of the naive loop body); constants and schedule live in raw memory.
+///
+/// Where the CPU has the SHA extensions (SHA-NI), whole blocks go to the C kernel in
+/// Sources/CSHA256 instead (~8x faster); this Swift code is the fallback and the test oracle.
+/// `QLORA_SHA256=portable` forces the Swift path.
 public struct SHA256: Sendable {
+    /// True when blocks are compressed by SHA-NI on this machine.
+    public static let usesHardware: Bool =
+        qlora_sha256_hardware_available() == 1 && ProcessInfo.processInfo.environment["QLORA_SHA256"] != "portable"
+
+    /// Which compressor this hasher uses (tests compare both on the same input).
+    private let hardware: Bool
     /// FIPS 180-4 §4.2.2: first 32 bits of the fractional parts of the cube roots of the first 64 primes.
     static let k: [UInt32] = [
         0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
@@ -28,7 +39,10 @@ public struct SHA256: Sendable {
     private var buffered = 0
     private var totalBytes: UInt64 = 0
 
-    public init() {}
+    public init() { hardware = Self.usesHardware }
+
+    /// A hasher that never uses SHA-NI: the portable reference.
+    public init(portable: Bool) { hardware = portable ? false : Self.usesHardware }
 
     /// Hashes `data` in one call and returns the 32-byte digest.
     public static func hash<D: DataProtocol>(_ data: D) -> [UInt8] {
@@ -119,6 +133,15 @@ public struct SHA256: Sendable {
     /// Compresses `blocks` consecutive 64-byte blocks (FIPS 180-4 §6.2.2).
     private mutating func compress(_ data: UnsafeRawBufferPointer, blocks: Int) {
         guard let base = data.baseAddress else { return }
+        if hardware {
+            var state = (h0, h1, h2, h3, h4, h5, h6, h7)
+            withUnsafeMutableBytes(of: &state) { raw in
+                qlora_sha256_compress_hardware(raw.baseAddress!.assumingMemoryBound(to: UInt32.self),
+                                               base.assumingMemoryBound(to: UInt8.self), blocks)
+            }
+            (h0, h1, h2, h3, h4, h5, h6, h7) = state
+            return
+        }
         let K = Self.kTable
         // Message schedule W[0..<64] (§6.2.2 step 1), expanded fully before the rounds.
         let W = UnsafeMutablePointer<UInt32>.allocate(capacity: 64)

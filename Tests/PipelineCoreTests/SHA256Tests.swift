@@ -42,3 +42,28 @@ final class SHA256Tests: XCTestCase {
         XCTAssertEqual(SHA256.hex(Data(repeating: 0x61, count: 64)), "ffe054fe7ae0cb6dc65c3af9b61d5209f439851db43d0ba5997337df154668eb")
     }
 }
+
+/// The SHA-NI kernel (Sources/CSHA256) against the portable Swift compressor, and the FIPS vectors
+/// through the portable path, so both implementations are checked on machines that have SHA-NI.
+final class SHA256HardwareTests: XCTestCase {
+    func testPortablePathMatchesFIPSVectors() {
+        var h = SHA256(portable: true)
+        h.update(Data("abc".utf8))
+        XCTAssertEqual(h.finalize().hexString, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        var two = SHA256(portable: true)
+        two.update(Data("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8))
+        XCTAssertEqual(two.finalize().hexString, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
+    }
+
+    func testHardwareAgreesWithPortableOnEveryLengthUpTo300AndLargeInputs() throws {
+        try XCTSkipUnless(SHA256.usesHardware, "this CPU has no SHA extensions (sha_ni): only the portable path exists here")
+        var state: UInt64 = 0x9e3779b97f4a7c15
+        func next() -> UInt8 { state = state &* 6364136223846793005 &+ 1442695040888963407; return UInt8(truncatingIfNeeded: state >> 56) }
+        let bytes = (0..<(1 << 20) + 17).map { _ in next() }
+        for length in Array(0...300) + [4096, 65_537, bytes.count] {
+            var hardware = SHA256(), portable = SHA256(portable: true)
+            hardware.update(bytes[0..<length]); portable.update(bytes[0..<length])
+            XCTAssertEqual(hardware.finalize(), portable.finalize(), "length \(length)")
+        }
+    }
+}
