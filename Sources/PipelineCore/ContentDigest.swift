@@ -13,14 +13,21 @@ import Darwin
 ///   directories contribute nothing: only file contents and names matter.
 ///
 /// File digests are memoized under `<cache>/digests/` keyed by the stat identity
-/// (device, inode, size, mtime ns, ctime ns), in the spirit of git's index and DVC's state db,
-/// so a multi-GB checkpoint is hashed once. Any write to the file changes mtime/ctime and
-/// therefore the memo key.
+/// (device, inode, size, mtime ns), in the spirit of git's index and DVC's state db, so a
+/// multi-GB checkpoint is hashed once. A write to the file changes mtime and therefore the key.
+/// ctime is left out on purpose: a stage hard-linking the checkpoint into its artifact (and the
+/// link going away) changes ctime without touching the bytes, which made the first cached re-run
+/// hash everything again. Racy writes (git's "racy clean" problem): the kernel's file clock is
+/// coarse, so two writes a few ms apart can leave the same mtime; a digest is therefore memoized
+/// only once the file's mtime is at least `racyWindow` seconds in the past.
 public struct ContentDigest: Sendable {
     /// Where memo files live; nil disables memoization.
     public let memoDirectory: URL?
 
     public init(memoDirectory: URL?) { self.memoDirectory = memoDirectory }
+
+    /// Files modified more recently than this are hashed but not memoized (see the type comment).
+    public static let racyWindow: Int64 = 2_000_000_000
 
     public struct Entry: Sendable, Hashable {
         public var path: String   // relative, "/"-separated
@@ -66,18 +73,15 @@ public struct ContentDigest: Sendable {
         let size = Int64(st.st_size)
         var memoFile: URL?
         if let memoDirectory {
-            #if os(Linux)
-            let (mt, ct) = (Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec),
-                            Int64(st.st_ctim.tv_sec) * 1_000_000_000 + Int64(st.st_ctim.tv_nsec))
-            #else
-            let (mt, ct) = (Int64(st.st_mtimespec.tv_sec) * 1_000_000_000 + Int64(st.st_mtimespec.tv_nsec),
-                            Int64(st.st_ctimespec.tv_sec) * 1_000_000_000 + Int64(st.st_ctimespec.tv_nsec))
-            #endif
-            let identity = "\(st.st_dev) \(st.st_ino) \(size) \(mt) \(ct)"
+            let mt = Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec)
+            let identity = "\(st.st_dev) \(st.st_ino) \(size) \(mt)"
             let name = SHA256.hex(Data(identity.utf8))
             let file = memoDirectory.appendingPathComponent(String(name.prefix(2))).appendingPathComponent(name)
             if let text = try? String(contentsOf: file, encoding: .utf8), text.count == 64 { return (size, text) }
-            memoFile = file
+            var now = timespec()
+            clock_gettime(CLOCK_REALTIME, &now)
+            let nowNanoseconds = Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
+            if nowNanoseconds - mt >= Self.racyWindow { memoFile = file }
         }
         let digest = try Self.hashFile(url)
         if let memoFile {

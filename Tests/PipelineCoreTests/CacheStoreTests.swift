@@ -1,4 +1,5 @@
 import XCTest
+import Glibc
 @testable import PipelineCore
 
 final class CacheStoreTests: XCTestCase {
@@ -93,6 +94,31 @@ final class CacheStoreTests: XCTestCase {
         try Data("z".utf8).write(to: tree.appendingPathComponent("b.txt"))
         XCTAssertEqual(try digests.digest(of: tree.appendingPathComponent("b.txt")), SHA256.hex(Data("z".utf8)))
         XCTAssertThrowsError(try digests.digest(of: dir.appendingPathComponent("missing")))
+    }
+
+    /// The memo survives what does not change the bytes (a hard link made and removed, as stages do
+    /// when they link a checkpoint into an artifact), and never memoizes a file written just now.
+    func testDigestMemoIgnoresLinksAndSkipsRacyFiles() throws {
+        let file = dir.appendingPathComponent("weights.bin")
+        let memo = dir.appendingPathComponent("memo2")
+        let digests = ContentDigest(memoDirectory: memo)
+        func memoCount() -> Int {
+            (FileManager.default.enumerator(atPath: memo.path)?.allObjects as? [String] ?? [])
+                .filter { $0.split(separator: "/").count == 2 }.count
+        }
+        try Data("fresh".utf8).write(to: file)
+        XCTAssertEqual(try digests.digest(of: file), SHA256.hex(Data("fresh".utf8)))
+        XCTAssertEqual(memoCount(), 0, "a file modified within the racy window is not memoized")
+        // Age the file by ten seconds, as any file written before the run is.
+        var times = [timeval(tv_sec: time(nil) - 10, tv_usec: 0), timeval(tv_sec: time(nil) - 10, tv_usec: 0)]
+        XCTAssertEqual(utimes(file.path, &times), 0)
+        XCTAssertEqual(try digests.digest(of: file), SHA256.hex(Data("fresh".utf8)))
+        XCTAssertEqual(memoCount(), 1)
+        let link = dir.appendingPathComponent("weights-link.bin")
+        XCTAssertEqual(Glibc.link(file.path, link.path), 0)
+        XCTAssertEqual(unlink(link.path), 0)  // ctime changed, bytes and mtime did not
+        XCTAssertEqual(try digests.digest(of: file), SHA256.hex(Data("fresh".utf8)))
+        XCTAssertEqual(memoCount(), 1, "the link changed ctime only: the memo entry is reused")
     }
 
     func testRecordsRoundTripThroughCanonicalJSON() throws {
