@@ -30,12 +30,12 @@ struct AttachAdaptersStage: StageRunner {
         default: options.initialization = .gaussian(std: f["init_std"]?.doubleValue ?? 0.02)
         }
         let model = try LlamaModel.load(directory: source)
-        let names = try LoRAAttacher.attach(to: model, options: options, seed: context.seed, log: context.log)
+        let names = try LoRAAttacher.attach(to: model, options: options, seed: context.seed, log: context.log, detail: context.record)
         let out = context.outputDirectory
         for name in try FileManager.default.contentsOfDirectory(atPath: source.path).sorted() {
             try ArtifactFiles.linkOrCopy(name, from: source, to: out)
         }
-        try PEFTAdapter.save(model, to: out, baseModelNameOrPath: "", options: options)
+        try PEFTAdapter.save(model, to: out, baseModelNameOrPath: ArtifactFiles.baseModelName(source), options: options)
         try ArtifactFiles.writeJSON(.object([
             "targets": .array(names.map(JSONValue.string)), "rank": .integer(Int64(options.rank)), "scale": .number(options.scale),
         ]), to: out.appendingPathComponent("lora.json"))

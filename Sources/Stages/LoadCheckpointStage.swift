@@ -25,6 +25,8 @@ struct LoadCheckpointStage: StageRunner {
             for name in weights + ArtifactFiles.companions.filter(names.contains) {
                 try ArtifactFiles.linkOrCopy(name, from: source, to: out)
             }
+            try ArtifactFiles.writeJSON(.object(["name_or_path": .string(Self.nameOrPath(source, asWritten: context.fields["path"]?.stringValue))]),
+                                        to: out.appendingPathComponent(ArtifactFiles.sourceFile))
             context.log("loaded \(source.lastPathComponent): \(model.config.modelType), \(model.config.layers) layers, hidden \(model.config.hiddenSize), vocab \(model.config.vocabSize)")
             return StageResult(summary: ["parameters": .integer(Int64(Self.parameterCount(model)))])
         }
@@ -53,6 +55,18 @@ struct LoadCheckpointStage: StageRunner {
         let count = Self.parameterCount(model)
         context.log("initialised \(arch): \(config.layers) layers, hidden \(config.hiddenSize), vocab \(config.vocabSize), \(count) parameters (seed \(context.seed))")
         return StageResult(summary: ["parameters": .integer(Int64(count))])
+    }
+
+    /// What PEFT's `base_model_name_or_path` should say: the checkpoint's own `_name_or_path`
+    /// (a Hub id such as "HuggingFaceTB/SmolLM2-135M-Instruct") when it has one, else the directory
+    /// as the pipeline wrote it, so `AutoPeftModelForCausalLM.from_pretrained(adapter)` finds a base.
+    static func nameOrPath(_ source: URL, asWritten: String?) -> String {
+        if let data = FileManager.default.contents(atPath: source.appendingPathComponent("config.json").path),
+           let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+           let name = object["_name_or_path"] as? String, !name.isEmpty {
+            return name
+        }
+        return asWritten ?? source.path
     }
 
     /// Linear-layer parameters (the part quantization and adapters act on).

@@ -29,7 +29,17 @@ struct EngineUnavailableStage: StageRunner {
 enum ArtifactFiles {
     /// Files of a checkpoint directory that travel with the model (not the weights).
     static let companions = ["config.json", "tokenizer.json", "tokenizer_config.json", "generation_config.json",
-                             "special_tokens_map.json"]
+                             "special_tokens_map.json", sourceFile]
+
+    /// `{"name_or_path": ...}`: where the base model came from, for the adapter's base_model_name_or_path.
+    static let sourceFile = "qlora_source.json"
+
+    /// The base model's name or path recorded by load_checkpoint, or "" for an `init:` model.
+    static func baseModelName(_ directory: URL) -> String {
+        guard let data = FileManager.default.contents(atPath: directory.appendingPathComponent(sourceFile).path),
+              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return "" }
+        return object["name_or_path"] as? String ?? ""
+    }
 
     /// Hard-links `from/name` to `to/name` (cache objects are read-only and immutable), copying when
     /// linking fails (another filesystem).

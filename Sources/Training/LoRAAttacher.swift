@@ -93,16 +93,20 @@ public enum LoRAAttacher {
 
     /// Attaches adapters and returns the adapted module names (model order). Random init uses the
     /// counter-based stream "lora/<module>/A" of `seed`, so modules never shift each other's numbers.
+    /// `log` gets one summary line (modules by name x count, trainable parameters); `detail` gets
+    /// one line per adapted module (the stage log keeps them: 210 lines on SmolLM2).
     @discardableResult
     public static func attach(to model: LlamaModel, options: LoRAOptions, seed: UInt64,
-                              log: (String) -> Void = { _ in }) throws -> [String] {
+                              log: (String) -> Void = { _ in }, detail: (String) -> Void = { _ in }) throws -> [String] {
         if let p = options.dropout, !(p >= 0 && p < 1) {
             throw TrainingError.invalidOption("lora dropout \(p) is out of range; use a probability with 0 <= dropout < 1")
         }
         let dropout = options.dropout ?? 0
         guard options.rank > 0 else { throw TrainingError.invalidOption("lora rank must be positive, got \(options.rank)") }
         if case .from(let dir) = options.initialization {
-            return try PEFTAdapter.load(from: dir, into: model, dropout: options.dropout, log: log)
+            let names = try PEFTAdapter.load(from: dir, into: model, dropout: options.dropout, log: detail)
+            log(groupedLine(names, rank: adapted(model).first?.adapter?.rank ?? options.rank, dropout: Double(String(adapted(model).first?.adapter?.dropout ?? 0)) ?? 0))
+            return names
         }
         let names = Set(try options.targets.select(descriptors(model)))
         var done: [String] = []
@@ -119,11 +123,25 @@ public enum LoRAAttacher {
             }
             m.adapter = LoRAAdapter(rank: r, inFeatures: m.inFeatures, outFeatures: m.outFeatures,
                                     scale: Float(options.scale), dropout: Float(dropout), a: a, b: nil)
-            log(adapterLine(m.name, m.inFeatures, m.outFeatures, rank: r, dropout: dropout))
+            detail(adapterLine(m.name, m.inFeatures, m.outFeatures, rank: r, dropout: dropout))
             done.append(m.name)
         }
+        log(groupedLine(done, rank: options.rank, dropout: dropout))
         log(summary(model).line)
         return done
+    }
+
+    /// `adapters (rank 16) on q_proj x30, o_proj x30`: modules grouped by their last name component,
+    /// in model order, with `, dropout 0.1` when > 0.
+    static func groupedLine(_ names: [String], rank: Int, dropout: Double) -> String {
+        var order: [String] = [], counts: [String: Int] = [:]
+        for name in names {
+            let leaf = String(name.split(separator: ".").last ?? Substring(name))
+            if counts[leaf] == nil { order.append(leaf) }
+            counts[leaf, default: 0] += 1
+        }
+        let groups = order.map { "\($0) x\(counts[$0] ?? 0)" }.joined(separator: ", ")
+        return "adapters (rank \(rank)\(dropout > 0 ? ", dropout \(dropout)" : "")) on \(names.count) modules: \(groups)"
     }
 
     /// `adapter on layers.0.attention.wq (512x512, rank 16)`, with `, dropout 0.1` when > 0.

@@ -19,10 +19,7 @@ final class MiniMindPipelineTests: XCTestCase {
         XCTAssertEqual(run.status, 0, run.stderr)
         // The notebook's module list and parameter summary, exactly.
         XCTAssertTrue(run.stdout.contains("""
-              adapted: adapter on layers.0.attention.wq (512x512, rank 16)
-              adapted: adapter on layers.0.attention.wo (512x512, rank 16)
-              adapted: adapter on layers.1.attention.wq (512x512, rank 16)
-              adapted: adapter on layers.1.attention.wo (512x512, rank 16)
+              adapted: adapters (rank 16) on 4 modules: wq x2, wo x2
               adapted: trainable params: 65,536 || all params: 7,801,344 || trainable%: 0.84
 
             """), run.stdout)
