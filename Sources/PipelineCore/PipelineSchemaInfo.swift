@@ -1,7 +1,7 @@
 import Foundation
 
 /// What the executor needs from the schema about one stage kind, read from the `x-` annotations
-/// of `$defs/<kind>` (see CONTRACTS.md): output type, implementation version, which fields are
+/// of `$defs/<kind>` in schemas/pipeline.schema.json: output type, implementation version, which fields are
 /// stage references, external inputs, or external outputs, and the fields' defaults.
 public struct StageKindInfo: Sendable, Equatable {
     public var kind: String

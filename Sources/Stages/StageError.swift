@@ -7,7 +7,6 @@ public enum StageError: LocalizedError, Equatable {
     case unsupported(field: String, value: String, hint: String)
     case gateFailed(String)
     case missingFile(String)
-    case engineUnavailable(kind: String, needs: String)
     case invalidCheckpoint(directory: String, reason: String)
 
     public var errorDescription: String? {
@@ -18,8 +17,6 @@ public enum StageError: LocalizedError, Equatable {
         case .unsupported(let f, let v, let hint): return "\(f): \(v) is not supported yet; \(hint)"
         case .gateFailed(let m): return "evaluation gate failed: \(m)"
         case .missingFile(let p): return "\(p): no such file or directory"
-        case .engineUnavailable(let kind, let needs):
-            return "stage kind '\(kind)' cannot run in this build: it needs \(needs), which is not integrated yet"
         case .invalidCheckpoint(let dir, let reason): return "checkpoint \(dir): \(reason)"
         }
     }

@@ -16,15 +16,6 @@ public enum StageKinds {
     }
 }
 
-/// A kind whose engine is not in this build: fails the stage (exit 1) saying exactly what is missing.
-struct EngineUnavailableStage: StageRunner {
-    let kind: String
-    let needs: String
-    func run(_ context: StageContext) throws -> StageResult {
-        throw StageError.engineUnavailable(kind: kind, needs: needs)
-    }
-}
-
 /// File helpers shared by the stage kinds.
 enum ArtifactFiles {
     /// Files of a checkpoint directory that travel with the model (not the weights).
