@@ -84,21 +84,32 @@ public struct RunRecord: Sendable, Equatable {
     public var toolVersion: String
     public var startedAt: String
     public var stages: [Stage]
+    /// The stage that failed or was interrupted, with its key: its `work/<key>` checkpoints are
+    /// what the next run resumes from, so `cache gc` keeps them while this record is kept.
+    public var incomplete: (stage: String, key: String)?
+
+    public static func == (a: RunRecord, b: RunRecord) -> Bool {
+        a.pipeline == b.pipeline && a.pipelineDigest == b.pipelineDigest && a.toolVersion == b.toolVersion
+            && a.startedAt == b.startedAt && a.stages == b.stages && a.incomplete?.stage == b.incomplete?.stage && a.incomplete?.key == b.incomplete?.key
+    }
 
     public var json: JSONValue {
-        .object([
+        var fields: [String: JSONValue] = [
             "pipeline": .string(pipeline), "pipeline_digest": .string(pipelineDigest), "tool_version": .string(toolVersion),
             "started_at": .string(startedAt),
             "stages": .array(stages.map {
                 .object(["name": .string($0.name), "key": .string($0.key), "output_digest": .string($0.outputDigest),
                          "cached": .bool($0.cached), "seconds": .number($0.seconds)])
             }),
-        ])
+        ]
+        if let incomplete { fields["incomplete"] = .object(["stage": .string(incomplete.stage), "key": .string(incomplete.key)]) }
+        return .object(fields)
     }
 
-    public init(pipeline: String, pipelineDigest: String, toolVersion: String, startedAt: String, stages: [Stage]) {
+    public init(pipeline: String, pipelineDigest: String, toolVersion: String, startedAt: String, stages: [Stage],
+                incomplete: (stage: String, key: String)? = nil) {
         self.pipeline = pipeline; self.pipelineDigest = pipelineDigest; self.toolVersion = toolVersion
-        self.startedAt = startedAt; self.stages = stages
+        self.startedAt = startedAt; self.stages = stages; self.incomplete = incomplete
     }
 
     public init?(json: JSONValue) {
@@ -110,5 +121,8 @@ public struct RunRecord: Sendable, Equatable {
                       return Stage(name: name, key: key, outputDigest: s["output_digest"]?.stringValue ?? "",
                                    cached: s["cached"]?.boolValue ?? false, seconds: s["seconds"]?.doubleValue ?? 0)
                   })
+        if let stage = json["incomplete"]?["stage"]?.stringValue, let key = json["incomplete"]?["key"]?.stringValue {
+            incomplete = (stage, key)
+        }
     }
 }

@@ -29,6 +29,10 @@ extension CacheStore {
         public var removedActions: [String] = []
         public var removedObjects = 0
         public var removedRuns = 0
+        /// `work/<key>` directories removed: checkpoints no kept run can resume from.
+        public var removedWork = 0
+        /// Run records that could not be read: left in place, and not counted as kept runs.
+        public var unreadableRuns: [String] = []
         public var freedBytes: Int64 = 0
     }
 
@@ -81,7 +85,9 @@ extension CacheStore {
     }
 
     /// Keeps the action records (and their objects and artifacts) referenced by the last
-    /// `keepRuns` run records; removes everything else, including older run records.
+    /// `keepRuns` readable run records, and the `work/` checkpoints of the stage each of them left
+    /// incomplete; removes everything else, including older run records. Unreadable run records
+    /// are reported and left alone (a damaged record must not make everything look unreferenced).
     public func gc(keepRuns: Int, dryRun: Bool) throws -> GCReport {
         try prepare()
         let lock = try lockStore(exclusive: true)
@@ -89,12 +95,19 @@ extension CacheStore {
         var report = GCReport()
         let runNames = ((try? FileManager.default.contentsOfDirectory(atPath: runs.path)) ?? [])
             .filter { $0.hasSuffix(".json") && !$0.hasPrefix(".") }.sorted()
-        let kept = runNames.suffix(max(0, keepRuns))
-        var keepKeys = Set<String>()
-        for name in kept {
+        var readable: [(name: String, run: RunRecord)] = []
+        for name in runNames {
             if let json = try? AtomicFile.readJSON(runs.appendingPathComponent(name)), let run = RunRecord(json: json) {
-                keepKeys.formUnion(run.stages.map(\.key))
+                readable.append((name, run))
+            } else {
+                report.unreadableRuns.append(name)
             }
+        }
+        let kept = readable.suffix(max(0, keepRuns))
+        var keepKeys = Set<String>(), keepWork = Set<String>()
+        for (_, run) in kept {
+            keepKeys.formUnion(run.stages.map(\.key))
+            if let incomplete = run.incomplete { keepWork.insert(incomplete.key) }
         }
         var keepObjects = Set<String>(), keepArtifacts = Set<String>()
         for entry in try list() {
@@ -114,9 +127,13 @@ extension CacheStore {
         for name in (try? FileManager.default.contentsOfDirectory(atPath: artifacts.path)) ?? [] where !keepArtifacts.contains(name) {
             if !dryRun { Self.removeTree(artifacts.appendingPathComponent(name)) }
         }
-        for name in runNames.dropLast(max(0, keepRuns)) {
+        for (name, _) in readable.dropLast(max(0, keepRuns)) {
             report.removedRuns += 1
             if !dryRun { try? FileManager.default.removeItem(at: runs.appendingPathComponent(name)) }
+        }
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: work.path)) ?? [] where !keepWork.contains(name) {
+            report.removedWork += 1
+            if !dryRun { Self.removeTree(work.appendingPathComponent(name)) }
         }
         return report
     }

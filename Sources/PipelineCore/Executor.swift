@@ -109,23 +109,34 @@ public struct PipelineRunner: Sendable {
     /// Runs what `plan` says, in order; throws `CacheError.stageFailed` / `.interrupted` on the
     /// first failing stage (which publishes nothing). A run record is written either way.
     public func run() throws -> RunSummary {
+        // `load` refuses unsafe destinations; checked again for the cache this runner really uses.
+        if let issue = PublishSafety.issues(stages: pipeline.stages, pipelineDirectory: pipeline.directory,
+                                            cacheDirectory: store.root, shownDirectory: Publisher.shown(pipeline.directory) + "/").first {
+            throw CacheError.unsafeDestination(field: issue.path.joined(separator: "."), message: issue.message)
+        }
         try store.prepare()
         let storeLock = try store.lockStore(exclusive: false)
         defer { withExtendedLifetime(storeLock) {} }
         store.sweepScratch()
+        recoverPublishLeftovers()
         let stages = try selectedStages()
         let forced = forcedStages()
         let started = Date()
         var outputs: [String: String] = [:]
         var directories: [String: URL] = [:]
         var outcomes: [StageOutcome] = []
+        var running: (stage: String, key: String)? = nil
         let recordURL = store.runs.appendingPathComponent(String(format: "%013lld-%d.json", Int64(started.timeIntervalSince1970 * 1000), getpid()))
-        defer {
+        // Written before each stage runs (naming it incomplete, so even a kill -9 leaves a record
+        // that keeps its work/ checkpoints from `cache gc`) and once more at the end, either way.
+        func writeRecord() {
             let record = RunRecord(pipeline: pipeline.name, pipelineDigest: pipeline.digest, toolVersion: options.toolVersion,
                                    startedAt: ISO8601DateFormatter().string(from: started),
-                                   stages: outcomes.map { .init(name: $0.name, key: $0.key, outputDigest: $0.outputDigest, cached: $0.cached, seconds: $0.seconds) })
+                                   stages: outcomes.map { .init(name: $0.name, key: $0.key, outputDigest: $0.outputDigest, cached: $0.cached, seconds: $0.seconds) },
+                                   incomplete: running)
             try? AtomicFile.write(json: record.json, to: recordURL)
         }
+        defer { writeRecord() }
         for (i, stage) in stages.enumerated() {
             let clock = DispatchTime.now().uptimeNanoseconds
             let decision = try decide(stage, outputs: outputs, pending: [], forced: forced)
@@ -143,7 +154,10 @@ public struct PipelineRunner: Sendable {
                     record = done
                     log("\(prefix): finished by another process")
                 } else {
+                    running = (stage.name, key)
+                    writeRecord()
                     record = try execute(stage, key: key, flat: decision.flat, directories: directories, prefix: prefix)
+                    running = nil
                 }
                 withExtendedLifetime(keyLock) {}
             }
@@ -151,7 +165,7 @@ public struct PipelineRunner: Sendable {
             let cached = decision.record != nil
             try store.write(StageRecord(stage: stage.name, key: key, material: decision.flat))
             let directory = try store.materialize(record)
-            let published = try publish(stage, record: record, artifact: directory)
+            let published = try publish(stage, key: key, record: record)
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - clock) / 1e9
             outputs[stage.name] = record.outputDigest
             directories[stage.name] = directory
@@ -208,34 +222,29 @@ public struct PipelineRunner: Sendable {
         return record
     }
 
-    /// Copies the artifact to each x-output-path destination (temp sibling, then rename),
-    /// unless the destination already holds exactly these bytes.
-    func publish(_ stage: PipelineStage, record: ActionRecord, artifact: URL) throws -> [URL] {
+    /// Publishes the artifact to each x-output-path destination (see `Publisher`), unless the
+    /// destination already holds exactly these bytes.
+    func publish(_ stage: PipelineStage, key: String, record: ActionRecord) throws -> [URL] {
+        let publisher = Publisher(store: store, pipelineName: pipeline.name)
         var published: [URL] = []
         for field in stage.outputPaths.keys.sorted() {
             guard let text = stage.outputPaths[field] else { continue }
             let destination = URL(fileURLWithPath: text, relativeTo: pipeline.directory).standardizedFileURL
             published.append(destination)
-            if let existing = try? store.digests.digest(of: destination), existing == record.outputDigest { continue }
-            let parent = destination.deletingLastPathComponent()
-            try FileManager.default.createDirectory(at: parent, withIntermediateDirectories: true)
-            let temp = parent.appendingPathComponent(".\(destination.lastPathComponent).tmp-\(getpid())")
-            CacheStore.removeTree(temp)
-            try FileManager.default.createDirectory(at: temp, withIntermediateDirectories: true)
-            for entry in record.files {
-                let target = temp.appendingPathComponent(entry.path)
-                try FileManager.default.createDirectory(at: target.deletingLastPathComponent(), withIntermediateDirectories: true)
-                try FileManager.default.copyItem(at: store.objectURL(entry.digest), to: target)
-                chmod(target.path, 0o644)
+            if try publisher.publish(stage: stage.name, key: key, record: record, to: destination) {
+                log("  \(stage.name): published \(Publisher.shown(destination))")
             }
-            let old = parent.appendingPathComponent(".\(destination.lastPathComponent).old-\(getpid())")
-            if FileManager.default.fileExists(atPath: destination.path) {
-                guard rename(destination.path, old.path) == 0 else { throw CacheError.io("cannot replace \(destination.path)") }
-            }
-            guard rename(temp.path, destination.path) == 0 else { throw CacheError.io("cannot publish to \(destination.path)") }
-            CacheStore.removeTree(old)
-            log("  \(stage.name): published \(destination.path)")
         }
         return published
+    }
+
+    /// Repairs what killed publishes of this pipeline left beside its destinations.
+    func recoverPublishLeftovers() {
+        for stage in pipeline.stages {
+            for text in stage.outputPaths.values.sorted() {
+                let destination = URL(fileURLWithPath: text, relativeTo: pipeline.directory).standardizedFileURL
+                for line in PublishSafety.recoverLeftovers(of: destination) { log("note: \(stage.name): \(line)") }
+            }
+        }
     }
 }

@@ -47,6 +47,12 @@ public enum CacheError: Error, LocalizedError, Equatable {
     case stageFailed(stage: String, message: String)
     case interrupted(stage: String)
     case unknownStage(String)
+    /// Publishing found something at the destination it must not replace.
+    case publishRefused(stage: String, path: String, reason: String)
+    /// A destination the pipeline must not publish to (found by `run` itself; `load` reports it first).
+    case unsafeDestination(field: String, message: String)
+    /// Publishing failed on a system call (permission, space, …).
+    case publishFailed(stage: String, path: String, reason: String)
 
     public var errorDescription: String? {
         switch self {
@@ -56,6 +62,9 @@ public enum CacheError: Error, LocalizedError, Equatable {
         case .stageFailed(let stage, let message): return "stage '\(stage)' failed: \(message)"
         case .interrupted(let stage): return "stage '\(stage)' was interrupted; its work directory is kept so the next run can resume"
         case .unknownStage(let name): return "no stage named '\(name)' in the pipeline"
+        case .publishRefused(let stage, let path, let reason): return "stage '\(stage)': not publishing to \(path): \(reason)"
+        case .unsafeDestination(let field, let message): return "\(field): \(message)"
+        case .publishFailed(let stage, let path, let reason): return "stage '\(stage)': cannot write \(path): \(reason)"
         }
     }
 }

@@ -50,7 +50,7 @@ public struct Pipeline: Sendable {
     /// names (YAML mappings keep it, JSON objects do not); names not listed follow sorted.
     /// `displayName` is the pipeline path as the user wrote it (for messages).
     public static func load(value: JSONValue, schema: JSONValue, file: URL, displayName: String? = nil,
-                            stageOrder: [String] = []) -> (pipeline: Pipeline?, issues: [PipelineIssue]) {
+                            stageOrder: [String] = [], cacheOverride: URL? = nil) -> (pipeline: Pipeline?, issues: [PipelineIssue]) {
         let kinds = StageKindInfo.all(in: schema)
         let stagesValue = value["stages"]?.objectValue ?? [:]
         let declared = stageOrder.filter { stagesValue[$0] != nil } + stagesValue.keys.sorted().filter { !stageOrder.contains($0) }
@@ -130,11 +130,16 @@ public struct Pipeline: Sendable {
 
         let cacheText = value["cache"]?.stringValue ?? ".qlora"
         let seed: UInt64 = value["seed"]?.intValue.map { UInt64(truncatingIfNeeded: $0) } ?? 0
+        let cacheDirectory = cacheOverride?.standardizedFileURL ?? URL(fileURLWithPath: cacheText, relativeTo: directory).standardizedFileURL
+        let ordered = order.compactMap { stages[$0] }
+        let unsafe = PublishSafety.issues(stages: ordered, pipelineDirectory: directory, cacheDirectory: cacheDirectory,
+                                          shownDirectory: shownDirectory)
+        guard unsafe.isEmpty else { return (nil, unsafe) }
         let pipeline = Pipeline(
             name: value["name"]?.stringValue ?? pipelineFile.deletingPathExtension().lastPathComponent,
             seed: seed, file: pipelineFile,
-            cacheDirectory: URL(fileURLWithPath: cacheText, relativeTo: directory).standardizedFileURL,
-            stages: order.compactMap { stages[$0] },
+            cacheDirectory: cacheDirectory,
+            stages: ordered,
             digest: SHA256.hex(CanonicalJSON.data(value)))
         return (pipeline, issues)
     }

@@ -36,6 +36,7 @@ struct PipelineCommands {
             return .invalidInput
         } catch let error as CacheError {
             if case .unknownStage = error { console.error(error.localizedDescription); return .invalidInput }
+            if case .unsafeDestination = error { console.error(error.localizedDescription); return .invalidInput }
             if case .interrupted = error { console.error(error.localizedDescription); return .interrupted }
             console.error(error.localizedDescription)
             return .stageFailed
@@ -71,7 +72,8 @@ struct PipelineCommands {
         let (value, diagnostics) = schema.validate(document)
         let order = document.root.child("stages")?.entries?.map(\.key) ?? []
         let (pipeline, issues) = Pipeline.load(value: value, schema: schemaValue, file: URL(fileURLWithPath: file),
-                                               displayName: file, stageOrder: order)
+                                               displayName: file, stageOrder: order,
+                                               cacheOverride: invocation.cacheDirectory.map { URL(fileURLWithPath: $0) })
         if !issues.isEmpty || !diagnostics.isEmpty {
             // Schema and graph problems together, sorted by position, like a compiler.
             var diagnostics = diagnostics.map(explained)
@@ -186,7 +188,10 @@ struct PipelineCommands {
             return report.isClean ? .ok : .stageFailed
         case .gc:
             let report = try store.gc(keepRuns: invocation.keep, dryRun: invocation.dryRun)
-            console.print("\(invocation.dryRun ? "would remove" : "removed") \(report.removedActions.count) actions, \(report.removedObjects) objects, \(report.removedRuns) run records (\(Self.bytes(report.freedBytes)))")
+            for name in report.unreadableRuns {
+                console.print("warning: run record \(name) is unreadable; kept, and not counted as a kept run (delete it by hand if it is garbage)")
+            }
+            console.print("\(invocation.dryRun ? "would remove" : "removed") \(report.removedActions.count) actions, \(report.removedObjects) objects, \(report.removedRuns) run records, \(report.removedWork) abandoned work directories (\(Self.bytes(report.freedBytes)))")
         }
         return .ok
     }

@@ -83,3 +83,41 @@ final class CommandLineTests: XCTestCase {
         XCTAssertTrue(r.stderr.hasSuffix("error: 1 problem found; nothing was run\n"), r.stderr)
     }
 }
+
+/// Issue 11 §1 reproducers: a `to:` that would replace data, the pipeline's directory, the project
+/// or the cache is refused before anything runs (exit 2, located), and nothing is touched.
+final class PublishRefusalTests: XCTestCase {
+    func testUnsafeDestinationsAreRefusedBeforeAnythingRuns() throws {
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let manager = FileManager.default
+        for folder in ["pipelines", "toydata"] {
+            try manager.copyItem(at: Reference.projectRoot.appendingPathComponent(folder), to: dir.appendingPathComponent(folder))
+        }
+        let before = try manager.contentsOfDirectory(atPath: dir.appendingPathComponent("toydata").path).sorted()
+        let cases: [(String, String)] = [
+            ("../toydata", "'../toydata' (relative to pipelines/) contains an input of the pipeline (stages.train.data: '../toydata/lora_data.jsonl'); publishing there would overwrite it. Choose another path"),
+            (".", "'.' (relative to pipelines/) is or contains the pipeline file's directory; publishing there would delete it. Choose a path below or beside it"),
+            ("..", "'..' (relative to pipelines/) is or contains the pipeline file's directory; publishing there would delete it. Choose a path below or beside it"),
+            ("../.qlora", "'../.qlora' (relative to pipelines/) is or contains the cache directory; publishing there would delete the cache. Choose a path outside it"),
+            ("../.qlora/objects", "'../.qlora/objects' (relative to pipelines/) is inside the cache directory, which only qlora-run may write. Choose a path outside it"),
+            ("../toydata/eval.jsonl", "'../toydata/eval.jsonl' (relative to pipelines/) is an input of the pipeline (stages.evaluate.data: '../toydata/eval.jsonl'); publishing there would overwrite it. Choose another path"),
+        ]
+        for (destination, message) in cases {
+            let r = try CLI.run(["run", "pipelines/toy.yaml", "--set", "stages.save.to=\(destination)"], in: dir)
+            XCTAssertEqual(r.status, 2, destination)
+            XCTAssertEqual(r.stderr, "--set stages.save.to=\(destination): error: stages.save.to: \(message)\nerror: 1 problem found; nothing was run\n")
+            XCTAssertEqual(r.stdout, "")
+        }
+        // Written in the file, the error points at the field.
+        let file = dir.appendingPathComponent("pipelines/toy.yaml")
+        let text = try String(contentsOf: file, encoding: .utf8)
+        try text.replacingOccurrences(of: "to: ../out/toy-adapter", with: "to: ../toydata").write(to: file, atomically: true, encoding: .utf8)
+        let line = text.components(separatedBy: "\n").firstIndex { $0.contains("to: ../out/toy-adapter") }.map { $0 + 1 } ?? 0
+        let r = try CLI.run(["run", "pipelines/toy.yaml"], in: dir)
+        XCTAssertEqual(r.status, 2)
+        XCTAssertTrue(r.stderr.hasPrefix("pipelines/toy.yaml:\(line):9: error: stages.save.to: '../toydata' (relative to pipelines/) contains an input"), r.stderr)
+        XCTAssertEqual(try manager.contentsOfDirectory(atPath: dir.appendingPathComponent("toydata").path).sorted(), before)
+        XCTAssertFalse(manager.fileExists(atPath: dir.appendingPathComponent(".qlora").path), "nothing may run")
+    }
+}

@@ -31,7 +31,7 @@ final class MiniMindPipelineTests: XCTestCase {
         XCTAssertTrue(run.stdout.contains("/artifacts/4843f92cc4e688be2285aa738f8b13c550557330ebddef8ddc02f11c94dd4731\n"), run.stdout)
         let adapter = out.appendingPathComponent("adapter")
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: adapter.path).sorted(),
-                       ["adapter_config.json", "adapter_model.safetensors"])
+                       [".qlora-published", "adapter_config.json", "adapter_model.safetensors"])
         let config = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: adapter.appendingPathComponent("adapter_config.json"))) as? [String: Any])
         XCTAssertEqual(config["peft_type"] as? String, "LORA")
         XCTAssertEqual(config["r"] as? Int, 16)

@@ -75,7 +75,7 @@ final class TrainingRunTests: XCTestCase {
         }
         let adapter = out.appendingPathComponent("adapter")
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: adapter.path).sorted(),
-                       ["adapter_config.json", "adapter_model.safetensors"])
+                       [".qlora-published", "adapter_config.json", "adapter_model.safetensors"])
 
         // Second run: nothing executes; the published adapter is still there.
         let second = try CLI.run(["run"] + args())

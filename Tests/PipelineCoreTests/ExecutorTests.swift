@@ -151,7 +151,8 @@ final class ExecutorTests: XCTestCase {
         _ = try runner(lines: lines).run()
         XCTAssertEqual(recorder.executed, [])
         XCTAssertEqual(try String(contentsOf: published, encoding: .utf8), "hidata-v1\n!+lora")
-        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("out/adapter").path), ["out.txt"])
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("out/adapter").path).sorted(),
+                       [".qlora-published", "out.txt"])
         XCTAssertTrue(lines.all.contains("  save: published \(dir.appendingPathComponent("out/adapter").standardizedFileURL.path)"), "\(lines.all)")
     }
 
