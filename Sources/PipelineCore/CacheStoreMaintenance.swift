@@ -22,7 +22,9 @@ extension CacheStore {
         public var quarantined: [String] = []
         /// Action keys referring to an object that is missing (they will re-run).
         public var incompleteActions: [String] = []
-        public var isClean: Bool { quarantined.isEmpty && incompleteActions.isEmpty }
+        /// Action records built on an output that had to be repaired: removed, so they re-run.
+        public var staleActions: [String] = []
+        public var isClean: Bool { quarantined.isEmpty && incompleteActions.isEmpty && staleActions.isEmpty }
     }
 
     public struct GCReport: Sendable, Equatable {
@@ -67,19 +69,17 @@ extension CacheStore {
         for (digest, url) in allObjects() {
             report.objectsChecked += 1
             if (try? ContentDigest.hashFile(url)) == digest { continue }
-            try FileManager.default.createDirectory(at: quarantine, withIntermediateDirectories: true)
-            let target = quarantine.appendingPathComponent("\(digest).\(getpid()).\(UInt32.random(in: 0...UInt32.max))")
-            guard rename(url.path, target.path) == 0 else { throw CacheError.io("cannot quarantine \(url.path)") }
+            try quarantine(digest)
             report.quarantined.append(digest)
         }
-        if !report.quarantined.isEmpty {
-            // Materialised artifacts are hard links to the same inodes: drop them all; they are rebuilt on demand.
-            Self.removeTree(artifacts)
-            try prepare()
-        }
-        for entry in try list() {
-            guard let record = try actionRecord(entry.key), !objectsPresent(record) else { continue }
-            report.incompleteActions.append(entry.key)
+        var records: [ActionRecord] = []
+        for entry in try list() { if let record = try actionRecord(entry.key) { records.append(record) } }
+        // An output with a repaired object re-runs; so must every result that may have been built on it.
+        let damaged = records.filter { !objectsPresent($0) }
+        report.incompleteActions = damaged.map(\.key)
+        for record in downstream(ofOutputs: Set(damaged.map(\.outputDigest)), in: records) where objectsPresent(record) {
+            try? FileManager.default.removeItem(at: actionURL(record.key))
+            report.staleActions.append(record.key)
         }
         return report
     }

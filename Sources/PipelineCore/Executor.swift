@@ -124,7 +124,10 @@ public struct PipelineRunner: Sendable {
         let started = Date()
         var outputs: [String: String] = [:]
         var directories: [String: URL] = [:]
+        var records: [String: ActionRecord] = [:]
+        var made: [String: (key: String, flat: [String: String], prefix: String)] = [:]
         var outcomes: [StageOutcome] = []
+        var repaired = false  // a quarantine drops materialised artifacts: earlier outcomes' directories are rebuilt at the end
         var running: (stage: String, key: String)? = nil
         let recordURL = store.runs.appendingPathComponent(String(format: "%013lld-%d.json", Int64(started.timeIntervalSince1970 * 1000), getpid()))
         // Written before each stage runs (naming it incomplete, so even a kill -9 leaves a record
@@ -137,6 +140,22 @@ public struct PipelineRunner: Sendable {
             try? AtomicFile.write(json: record.json, to: recordURL)
         }
         defer { writeRecord() }
+        /// Re-hashes a finished stage's output; when damaged, repairs its inputs first, then
+        /// recomputes it (its damaged objects are quarantined by `verifyObjects`).
+        func repairIfDamaged(_ name: String) throws {
+            guard let record = records[name], let how = made[name], let stage = pipeline.stage(named: name) else { return }
+            let bad = try store.verifyObjects(record)
+            guard let first = bad.first else { return }
+            log("warning: \(name): cached object \(first.prefix(12))… is missing or does not match its SHA-256 (quarantined); running '\(name)' again")
+            for upstream in Set(stage.references.values).sorted() {
+                try repairIfDamaged(upstream)
+                if let input = records[upstream] { directories[upstream] = try store.materialize(input) }
+            }
+            let redone = try recompute(stage, key: how.key, flat: how.flat, expected: record.outputDigest, directories: directories, prefix: how.prefix)
+            records[name] = redone
+            directories[name] = try store.materialize(redone)
+            repaired = true
+        }
         for (i, stage) in stages.enumerated() {
             let clock = DispatchTime.now().uptimeNanoseconds
             let decision = try decide(stage, outputs: outputs, pending: [], forced: forced)
@@ -154,6 +173,11 @@ public struct PipelineRunner: Sendable {
                     record = done
                     log("\(prefix): finished by another process")
                 } else {
+                    // The stage is about to read its inputs: check them against their content address.
+                    for upstream in Set(stage.references.values).sorted() {
+                        try repairIfDamaged(upstream)
+                        if let input = records[upstream] { directories[upstream] = try store.materialize(input) }
+                    }
                     running = (stage.name, key)
                     writeRecord()
                     record = try execute(stage, key: key, flat: decision.flat, directories: directories, prefix: prefix)
@@ -161,11 +185,23 @@ public struct PipelineRunner: Sendable {
                 }
                 withExtendedLifetime(keyLock) {}
             }
-            guard let record else { continue }
+            guard var record else { continue }
             let cached = decision.record != nil
             try store.write(StageRecord(stage: stage.name, key: key, material: decision.flat))
+            var published: [URL]
+            do {
+                published = try publish(stage, key: key, record: record)
+            } catch CacheError.corruptObject {
+                // Publishing hashes what it copies; a damaged object is never published.
+                records[stage.name] = record
+                made[stage.name] = (key, decision.flat, prefix)
+                try repairIfDamaged(stage.name)
+                record = records[stage.name] ?? record
+                published = try publish(stage, key: key, record: record)
+            }
             let directory = try store.materialize(record)
-            let published = try publish(stage, key: key, record: record)
+            records[stage.name] = record
+            made[stage.name] = (key, decision.flat, prefix)
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - clock) / 1e9
             outputs[stage.name] = record.outputDigest
             directories[stage.name] = directory
@@ -174,7 +210,25 @@ public struct PipelineRunner: Sendable {
                                          key: key, outputDigest: record.outputDigest, outputDirectory: directory,
                                          published: published, summary: record.summary, reasons: decision.reasons))
         }
+        if repaired {
+            for i in outcomes.indices { if let record = records[outcomes[i].name] { outcomes[i].outputDirectory = try store.materialize(record) } }
+        }
         return RunSummary(stages: outcomes, runRecord: recordURL)
+    }
+
+    /// Runs a stage again whose cached output was found damaged. Stages are deterministic, so the
+    /// output must have the same digest (downstream keys were computed from it); if not, the new
+    /// record is committed and the user is asked to run again, which then sees consistent keys.
+    func recompute(_ stage: PipelineStage, key: String, flat: [String: String], expected: String,
+                   directories: [String: URL], prefix: String) throws -> ActionRecord {
+        let keyLock = try store.lockKey(key)
+        defer { withExtendedLifetime(keyLock) {} }
+        let redone = try execute(stage, key: key, flat: flat, directories: directories, prefix: prefix)
+        guard redone.outputDigest == expected else {
+            throw CacheError.stageFailed(stage: stage.name, message:
+                "re-running it after repairing its cached output gave different bytes (\(redone.outputDigest.prefix(12))… instead of \(expected.prefix(12))…); run the pipeline again")
+        }
+        return redone
     }
 
     /// Runs one stage in scratch; on success ingests the output and commits the action record.

@@ -51,6 +51,8 @@ public enum CacheError: Error, LocalizedError, Equatable {
     case publishRefused(stage: String, path: String, reason: String)
     /// A destination the pipeline must not publish to (found by `run` itself; `load` reports it first).
     case unsafeDestination(field: String, message: String)
+    /// A cached object's content does not match its name (found while using it).
+    case corruptObject(stage: String, digest: String)
     /// Publishing failed on a system call (permission, space, …).
     case publishFailed(stage: String, path: String, reason: String)
 
@@ -63,6 +65,8 @@ public enum CacheError: Error, LocalizedError, Equatable {
         case .interrupted(let stage): return "stage '\(stage)' was interrupted; its work directory is kept so the next run can resume"
         case .unknownStage(let name): return "no stage named '\(name)' in the pipeline"
         case .publishRefused(let stage, let path, let reason): return "stage '\(stage)': not publishing to \(path): \(reason)"
+        case .corruptObject(let stage, let digest):
+            return "stage '\(stage)': cached object \(digest.prefix(12))… does not match its SHA-256; it was quarantined. Run again to recompute it"
         case .unsafeDestination(let field, let message): return "\(field): \(message)"
         case .publishFailed(let stage, let path, let reason): return "stage '\(stage)': cannot write \(path): \(reason)"
         }

@@ -38,7 +38,9 @@ struct Publisher {
             for entry in record.files {
                 let target = temp.appendingPathComponent(entry.path)
                 try makeDirectories(target.deletingLastPathComponent(), stage: stage, shownAs: destination)
-                try copy(store.objectURL(entry.digest), to: target, shownAs: destination.appendingPathComponent(entry.path), stage: stage)
+                let digest = try copy(store.objectURL(entry.digest), to: target, shownAs: destination.appendingPathComponent(entry.path), stage: stage)
+                // The object's name is its SHA-256: a mismatch means the cache is damaged; never publish it.
+                guard digest == entry.digest else { throw CacheError.corruptObject(stage: stage, digest: entry.digest) }
             }
             try writeMarker(marker, to: temp.appendingPathComponent(PublishSafety.markerName), stage: stage)
         } catch {
@@ -88,14 +90,15 @@ struct Publisher {
     }
 
     /// A plain read/write copy (not a hard link: published files are the user's to change,
-    /// objects must stay read-only).
-    func copy(_ source: URL, to target: URL, shownAs: URL, stage: String) throws {
+    /// objects must stay read-only); returns the SHA-256 of the bytes copied.
+    func copy(_ source: URL, to target: URL, shownAs: URL, stage: String) throws -> String {
         let input = open(source.path, O_RDONLY | O_CLOEXEC)
         guard input >= 0 else { throw CacheError.publishFailed(stage: stage, path: Self.shown(source), reason: Self.reason(errno)) }
         defer { close(input) }
         let output = open(target.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard output >= 0 else { throw CacheError.publishFailed(stage: stage, path: Self.shown(shownAs), reason: Self.reason(errno)) }
         var failure: Int32 = 0
+        var hasher = SHA256()
         let size = 1 << 20
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 16)
         defer { buffer.deallocate() }
@@ -103,6 +106,7 @@ struct Publisher {
             let n = read(input, buffer, size)
             if n < 0 { if errno == EINTR { continue }; failure = errno; break }
             if n == 0 { break }
+            hasher.update(bytes: UnsafeRawBufferPointer(start: buffer, count: n))
             var offset = 0
             while offset < n {
                 let w = write(output, buffer + offset, n - offset)
@@ -112,6 +116,7 @@ struct Publisher {
         }
         if close(output) != 0 && failure == 0 { failure = errno }
         if failure != 0 { throw CacheError.publishFailed(stage: stage, path: Self.shown(shownAs), reason: Self.reason(failure)) }
+        return hasher.finalize().hexString
     }
 
     /// strerror in the lower case of a sentence fragment ("permission denied").

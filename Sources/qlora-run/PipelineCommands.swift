@@ -184,6 +184,7 @@ struct PipelineCommands {
             let report = try store.verify()
             for q in report.quarantined { console.warning("corrupt object quarantined: \(q) (its stage will re-run)") }
             for a in report.incompleteActions { console.warning("incomplete action record: \(a)") }
+            for a in report.staleActions { console.warning("action record \(a) was built on a repaired output: removed, its stage will re-run") }
             console.print("checked \(report.objectsChecked) objects: " + (report.isClean ? "all good" : "problems found"))
             return report.isClean ? .ok : .stageFailed
         case .gc:
