@@ -6,7 +6,12 @@ import TensorIO
 /// adapters.safetensors (A/B of every adapter), optimizer.bin, state.json (step, epoch, position in
 /// the epoch — the data order is a pure function of (seed, epoch), so that is the whole data cursor
 /// and RNG state) and metrics.jsonl up to that step. Written into a temporary directory, then renamed.
+/// `manifest.json`, written last, holds each file's size and FNV-1a 64 checksum: a checkpoint that
+/// does not match it (a torn copy, a flipped bit, an edited step) is discarded with a warning and
+/// the previous one is used. The newest two are kept, so one bad checkpoint costs one interval.
 struct CheckpointStore {
+    static let files = ["adapters.safetensors", "optimizer.bin", "state.json", "metrics.jsonl"]
+    static let kept = 2
     struct State: Codable, Equatable { var step: Int; var epoch: Int; var stepInEpoch: Int }
     struct Loaded {
         let url: URL; let state: State; let metrics: [StepMetrics]
@@ -30,23 +35,61 @@ struct CheckpointStore {
 
     init(directory: URL) { self.directory = directory }
 
-    func latest() throws -> Loaded? {
+    /// The newest checkpoint that verifies. Ones that do not are removed, each with a warning.
+    func latest(warn: (String) -> Void = { _ in }) throws -> Loaded? {
         let fm = FileManager.default
         guard let items = try? fm.contentsOfDirectory(atPath: directory.path) else { return nil }
         let steps = items.compactMap { $0.hasPrefix("checkpoint-") ? Int($0.dropFirst("checkpoint-".count)) : nil }.sorted()
-        guard let s = steps.last else { return nil }
-        let url = directory.appendingPathComponent("checkpoint-\(s)")
+        for s in steps.reversed() {
+            let url = directory.appendingPathComponent("checkpoint-\(s)")
+            do {
+                return try load(url, step: s)
+            } catch {
+                let detail = (error as? TrainingError).map { if case let .corruptCheckpoint(_, d) = $0 { return d }; return $0.localizedDescription } ?? error.localizedDescription
+                warn("warning: checkpoint at step \(s) does not verify (\(detail)); discarded" +
+                     (s == steps.first ? ", training starts from the beginning" : ", using the previous one"))
+                try? fm.removeItem(at: url)
+            }
+        }
+        return nil
+    }
+
+    func load(_ url: URL, step: Int) throws -> Loaded {
+        func bad(_ detail: String) -> TrainingError { .corruptCheckpoint(path: url.path, detail: detail) }
+        guard let manifestData = FileManager.default.contents(atPath: url.appendingPathComponent("manifest.json").path),
+              let manifest = try? JSONDecoder().decode([String: FileCheck].self, from: manifestData) else { throw bad("no readable manifest.json") }
+        for name in Self.files {
+            guard let expected = manifest[name] else { throw bad("manifest.json does not list \(name)") }
+            guard let bytes = FileManager.default.contents(atPath: url.appendingPathComponent(name).path) else { throw bad("\(name) is missing") }
+            let actual = FileCheck(bytes: [UInt8](bytes))
+            guard actual == expected else {
+                throw bad("\(name) has \(actual.size) bytes, checksum \(actual.fnv1a64); manifest.json says \(expected.size), \(expected.fnv1a64)")
+            }
+        }
         do {
             let state = try JSONDecoder().decode(State.self, from: Data(contentsOf: url.appendingPathComponent("state.json")))
+            guard state.step == step else { throw bad("state.json says step \(state.step)") }
             let text = try String(contentsOf: url.appendingPathComponent("metrics.jsonl"), encoding: .utf8)
             var metrics: [StepMetrics] = []
             for line in text.split(separator: "\n") {
-                guard let m = StepMetrics.parse(String(line)) else { throw TrainingError.corruptCheckpoint(path: url.path, detail: "bad metrics line") }
+                guard let m = StepMetrics.parse(String(line)) else { throw bad("bad metrics line") }
                 metrics.append(m)
             }
             return Loaded(url: url, state: state, metrics: metrics)
         } catch let e as TrainingError { throw e } catch {
-            throw TrainingError.corruptCheckpoint(path: url.path, detail: error.localizedDescription)
+            throw bad(error.localizedDescription)
+        }
+    }
+
+    /// Size and FNV-1a 64 of a file: a cheap integrity check (not a defence against tampering).
+    struct FileCheck: Codable, Equatable {
+        var size: Int
+        var fnv1a64: String
+        init(bytes: [UInt8]) {
+            var h: UInt64 = 0xcbf2_9ce4_8422_2325
+            for b in bytes { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01b3 }
+            size = bytes.count
+            fnv1a64 = String(h, radix: 16)
         }
     }
 
@@ -68,11 +111,17 @@ struct CheckpointStore {
         let enc = JSONEncoder(); enc.outputFormatting = [.sortedKeys]
         try AtomicWrite.write([UInt8](try enc.encode(state)), to: tmp.appendingPathComponent("state.json"))
         try AtomicWrite.write(Array(metrics.map { $0.jsonLine + "\n" }.joined().utf8), to: tmp.appendingPathComponent("metrics.jsonl"))
+        var manifest: [String: FileCheck] = [:]
+        for name in Self.files {
+            manifest[name] = FileCheck(bytes: [UInt8](try Data(contentsOf: tmp.appendingPathComponent(name))))
+        }
+        try AtomicWrite.write([UInt8](try enc.encode(manifest)), to: tmp.appendingPathComponent("manifest.json"))  // last
         try? fm.removeItem(at: final)
         try fm.moveItem(at: tmp, to: final)
-        // keep only the newest checkpoint
+        // keep the newest `kept` checkpoints: if the newest turns out damaged, the one before is there
         if let items = try? fm.contentsOfDirectory(atPath: directory.path) {
-            for it in items where it.hasPrefix("checkpoint-") && it != final.lastPathComponent { try? fm.removeItem(at: directory.appendingPathComponent(it)) }
+            let steps = items.compactMap { $0.hasPrefix("checkpoint-") ? Int($0.dropFirst("checkpoint-".count)) : nil }.sorted()
+            for old in steps.dropLast(Self.kept) { try? fm.removeItem(at: directory.appendingPathComponent("checkpoint-\(old)")) }
         }
         lastStep = state.step
     }

@@ -133,7 +133,7 @@ public final class Trainer {
         var step = 0, epoch = 0, stepInEpoch = 0
         var store = CheckpointStore(directory: workDirectory)
         var resumed: Int? = nil
-        if let ck = try store.latest() {
+        if let ck = try store.latest(warn: log) {
             try ck.restore(into: model, optimizer: optimizer)
             step = ck.state.step; epoch = ck.state.epoch; stepInEpoch = ck.state.stepInEpoch
             metrics = ck.metrics; resumed = step

@@ -80,6 +80,56 @@ final class ResumeTests: XCTestCase {
         XCTAssertTrue(first.hasPrefix("{\"step\":1,\"epoch\":1,\"loss\":"), String(first))
     }
 
+    /// Issue 11 §2: a checkpoint that does not match its manifest (a flipped byte, an edited step)
+    /// is discarded with a warning; training resumes from the previous one (two are kept) and still
+    /// ends byte-identical; with no good checkpoint it starts over.
+    func testDamagedCheckpointFallsBackToThePreviousOne() throws {
+        let data = Self.makeData()
+        let trainer = Trainer(Self.options())
+        let w1 = try makeTemporaryDirectory("w1"), w2 = try makeTemporaryDirectory("w2")
+        defer { try? FileManager.default.removeItem(at: w1); try? FileManager.default.removeItem(at: w2) }
+        let straight = try makeModel()
+        let r1 = try trainer.train(model: straight, dataset: data, workDirectory: w1)
+        var calls = 0
+        XCTAssertThrowsError(try trainer.train(model: try makeModel(), dataset: data, workDirectory: w2, isInterrupted: {
+            calls += 1; return calls > 3 }))
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: w2.path).filter { $0.hasPrefix("checkpoint-") }.sorted(),
+                       ["checkpoint-2", "checkpoint-3"])
+        // Flip one byte of the newest adapters (same size: only the checksum can tell).
+        let adapters = w2.appendingPathComponent("checkpoint-3/adapters.safetensors")
+        var bytes = [UInt8](try Data(contentsOf: adapters))
+        bytes[bytes.count - 1] ^= 1
+        try Data(bytes).write(to: adapters)
+        var lines: [String] = []
+        let resumed = try makeModel()
+        let r2 = try trainer.train(model: resumed, dataset: data, workDirectory: w2, log: { lines.append($0) })
+        XCTAssertEqual(r2.resumedFromStep, 2)
+        XCTAssertEqual(lines.filter { $0.hasPrefix("warning") }.count, 1, "\(lines)")
+        let warning = try XCTUnwrap(lines.first { $0.hasPrefix("warning") })
+        XCTAssertTrue(warning.hasPrefix("warning: checkpoint at step 3 does not verify (adapters.safetensors has \(bytes.count) bytes, checksum "), warning)
+        XCTAssertTrue(warning.hasSuffix("; discarded, using the previous one"), warning)
+        XCTAssertEqual(r2.metricsJSONL, r1.metricsJSONL)
+        XCTAssertEqual(try Self.adapterBytes(resumed), try Self.adapterBytes(straight))
+
+        // Both damaged: start from the beginning, same result.
+        try? FileManager.default.removeItem(at: w2)
+        calls = 0
+        XCTAssertThrowsError(try trainer.train(model: try makeModel(), dataset: data, workDirectory: w2, isInterrupted: {
+            calls += 1; return calls > 2 }))
+        for step in [1, 2] {
+            let state = w2.appendingPathComponent("checkpoint-\(step)/state.json")
+            let text = try String(contentsOf: state, encoding: .utf8)
+            try text.replacingOccurrences(of: "\"step\":\(step)", with: "\"step\":9").write(to: state, atomically: true, encoding: .utf8)
+        }
+        lines = []
+        let fresh = try makeModel()
+        let r3 = try trainer.train(model: fresh, dataset: data, workDirectory: w2, log: { lines.append($0) })
+        XCTAssertNil(r3.resumedFromStep)
+        XCTAssertEqual(lines.filter { $0.hasPrefix("warning") }.count, 2, "\(lines)")
+        XCTAssertTrue(lines.contains { $0.hasPrefix("warning: checkpoint at step 1 does not verify (state.json has ") && $0.hasSuffix("; discarded, training starts from the beginning") }, "\(lines)")
+        XCTAssertEqual(try Self.adapterBytes(fresh), try Self.adapterBytes(straight))
+    }
+
     /// With grad_accum the loss is normalised by all micro-batches' supervised tokens together:
     /// one step over batch 4 equals one step over 2 micro-batches of 2.
     func testGradAccumEqualsLargeBatch() throws {
