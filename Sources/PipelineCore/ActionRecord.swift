@@ -46,7 +46,7 @@ public struct ActionRecord: Sendable, Equatable {
     }
 }
 
-/// What was last recorded for a stage NAME (`stages/<name>.json`): the key and its flattened
+/// What was last recorded for a stage of a pipeline (`stages/<pipeline>/<stage>.json`): the key and its flattened
 /// material, so `plan` can explain why a stage's key changed.
 public struct StageRecord: Sendable, Equatable {
     public var stage: String

@@ -13,7 +13,7 @@ import Darwin
 /// actions/<key>.json      action record of one stage key: output manifest (path -> digest, size),
 ///                         output digest, fields summary, duration. Written LAST: its presence
 ///                         is the commit point of a stage run.
-/// stages/<name>.json      last key + key material recorded for a stage name (plan reasons)
+/// stages/<pipeline>/<stage>.json  last key + key material of that pipeline's stage (plan reasons)
 /// artifacts/<digest>/     an output materialised as hard links to objects (read-only files),
 ///                         handed to downstream stages; recreated when missing
 /// scratch/<key>.<pid>/    output directory of a running stage; swept at the next run start
@@ -52,7 +52,24 @@ public struct CacheStore: Sendable {
         objects.appendingPathComponent(String(digest.prefix(2))).appendingPathComponent(digest)
     }
     public func actionURL(_ key: String) -> URL { actions.appendingPathComponent("\(key).json") }
-    public func stageURL(_ name: String) -> URL { stages.appendingPathComponent("\(name).json") }
+    /// The last key of a stage *of this pipeline* (a shared cache holds many pipelines whose
+    /// stages may share names): `stages/<pipeline>/<stage>.json`, names percent-escaped.
+    public func stageURL(pipeline: String, stage: String) -> URL {
+        stages.appendingPathComponent(Self.fileName(pipeline)).appendingPathComponent(Self.fileName(stage) + ".json")
+    }
+
+    /// A name as one safe path component: [A-Za-z0-9_-] kept, every other byte %XX.
+    static func fileName(_ name: String) -> String {
+        var out = ""
+        for byte in name.utf8 {
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                 UInt8(ascii: "_"), UInt8(ascii: "-"): out.append(Character(UnicodeScalar(byte)))
+            default: out += String(format: "%%%02X", byte)
+            }
+        }
+        return out.isEmpty ? "%" : out
+    }
     public func artifactURL(_ outputDigest: String) -> URL { artifacts.appendingPathComponent(outputDigest) }
     public func workURL(_ key: String) -> URL { work.appendingPathComponent(key) }
     public func logURL(_ key: String) -> URL { logs.appendingPathComponent("\(key).log") }
@@ -153,12 +170,14 @@ public struct CacheStore: Sendable {
 
     public func write(_ record: ActionRecord) throws { try AtomicFile.write(json: record.json, to: actionURL(record.key)) }
 
-    public func stageRecord(_ name: String) -> StageRecord? {
-        guard let json = try? AtomicFile.readJSON(stageURL(name)) else { return nil }
+    public func stageRecord(pipeline: String, stage name: String) -> StageRecord? {
+        guard let json = try? AtomicFile.readJSON(stageURL(pipeline: pipeline, stage: name)) else { return nil }
         return StageRecord(json: json)
     }
 
-    public func write(_ record: StageRecord) throws { try AtomicFile.write(json: record.json, to: stageURL(record.stage)) }
+    public func write(_ record: StageRecord, pipeline: String) throws {
+        try AtomicFile.write(json: record.json, to: stageURL(pipeline: pipeline, stage: record.stage))
+    }
 
     /// Deletes a tree even when it contains read-only files or directories.
     static func removeTree(_ url: URL) {

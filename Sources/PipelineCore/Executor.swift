@@ -76,7 +76,7 @@ public struct PipelineRunner: Sendable {
             reasons.append("cache record corrupt")
         }
         if reasons.isEmpty {
-            if let previous = store.stageRecord(stage.name) {
+            if let previous = store.stageRecord(pipeline: pipeline.name, stage: stage.name) {
                 reasons = previous.key == key ? ["cache entry missing"] : StageKey.reasons(current: flat, previous: previous.material, stage: stage)
                 if reasons.isEmpty { reasons = ["key format changed"] }
             } else {
@@ -110,7 +110,7 @@ public struct PipelineRunner: Sendable {
     /// first failing stage (which publishes nothing). A run record is written either way.
     public func run() throws -> RunSummary {
         // `load` refuses unsafe destinations; checked again for the cache this runner really uses.
-        if let issue = PublishSafety.issues(stages: pipeline.stages, pipelineDirectory: pipeline.directory,
+        if let issue = PublishSafety.issues(pipelineName: pipeline.name, stages: pipeline.stages, pipelineDirectory: pipeline.directory,
                                             cacheDirectory: store.root, shownDirectory: Publisher.shown(pipeline.directory) + "/").first {
             throw CacheError.unsafeDestination(field: issue.path.joined(separator: "."), message: issue.message)
         }
@@ -187,7 +187,7 @@ public struct PipelineRunner: Sendable {
             }
             guard var record else { continue }
             let cached = decision.record != nil
-            try store.write(StageRecord(stage: stage.name, key: key, material: decision.flat))
+            try store.write(StageRecord(stage: stage.name, key: key, material: decision.flat), pipeline: pipeline.name)
             var published: [URL]
             do {
                 published = try publish(stage, key: key, record: record)

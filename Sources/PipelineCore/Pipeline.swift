@@ -132,11 +132,12 @@ public struct Pipeline: Sendable {
         let seed: UInt64 = value["seed"]?.intValue.map { UInt64(truncatingIfNeeded: $0) } ?? 0
         let cacheDirectory = cacheOverride?.standardizedFileURL ?? URL(fileURLWithPath: cacheText, relativeTo: directory).standardizedFileURL
         let ordered = order.compactMap { stages[$0] }
-        let unsafe = PublishSafety.issues(stages: ordered, pipelineDirectory: directory, cacheDirectory: cacheDirectory,
+        let name = value["name"]?.stringValue ?? pipelineFile.deletingPathExtension().lastPathComponent
+        let unsafe = PublishSafety.issues(pipelineName: name, stages: ordered, pipelineDirectory: directory, cacheDirectory: cacheDirectory,
                                           shownDirectory: shownDirectory)
         guard unsafe.isEmpty else { return (nil, unsafe) }
         let pipeline = Pipeline(
-            name: value["name"]?.stringValue ?? pipelineFile.deletingPathExtension().lastPathComponent,
+            name: name,
             seed: seed, file: pipelineFile,
             cacheDirectory: cacheDirectory,
             stages: ordered,

@@ -60,10 +60,21 @@ public struct StageKindInfo: Sendable, Equatable {
     /// so an omitted default and the same value written out give the same key.
     public func fillingDefaults(_ fields: [String: JSONValue]) -> [String: JSONValue] {
         var filled = fields
-        for (field, property) in properties where filled[field] == nil {
-            if let value = property["default"] { filled[field] = value }
+        for (field, property) in properties {
+            guard let value = filled[field] ?? property["default"] else { continue }
+            filled[field] = Self.canonicalNumber(value, type: property["type"]?.stringValue)
         }
         return filled
+    }
+
+    /// A number spelled as the field's schema type (as SchemaValidator does for written values):
+    /// `0` on a number field is 0.0 and `2.0` on an integer field is 2, so spellings share a key.
+    static func canonicalNumber(_ value: JSONValue, type: String?) -> JSONValue {
+        switch (value, type) {
+        case (.integer(let i), "number"): return .number(Double(i))
+        case (.number(let d), "integer"): return Int64(exactly: d).map { .integer($0) } ?? value
+        default: return value
+        }
     }
 }
 

@@ -85,7 +85,8 @@ public enum PublishSafety {
 
     /// Every reason the pipeline's destinations are unsafe, as issues at the `to:` fields.
     /// `shownDirectory` is the pipeline directory as the user wrote it (for messages).
-    public static func issues(stages: [PipelineStage], pipelineDirectory: URL, cacheDirectory: URL, shownDirectory: String) -> [PipelineIssue] {
+    public static func issues(pipelineName: String, stages: [PipelineStage], pipelineDirectory: URL, cacheDirectory: URL,
+                              shownDirectory: String) -> [PipelineIssue] {
         let cache = canonicalComponents(cacheDirectory)
         let home = canonicalComponents(pipelineDirectory)
         var inputs: [(stage: String, field: String, text: String, path: [String])] = []
@@ -117,7 +118,7 @@ public enum PublishSafety {
                 problem = "\(shown) overlaps the destination of stages.\(other.stage).\(other.field) ('\(other.text)'); give each its own path"
             } else {
                 let url = URL(fileURLWithPath: output.text, relativeTo: pipelineDirectory).standardizedFileURL
-                if let occupied = occupantProblem(url), !holdsLastPublish(url, stage: output.stage, cache: cacheDirectory) {
+                if let occupied = occupantProblem(url), !holdsLastPublish(url, pipeline: pipelineName, stage: output.stage, cache: cacheDirectory) {
                     problem = "cannot publish to \(shown): " + occupied
                 }
             }
@@ -128,10 +129,10 @@ public enum PublishSafety {
 
     /// A directory published by a version that wrote no marker is still recognised: its files
     /// are exactly the output of the stage's last cached run.
-    static func holdsLastPublish(_ url: URL, stage: String, cache: URL) -> Bool {
+    static func holdsLastPublish(_ url: URL, pipeline: String, stage: String, cache: URL) -> Bool {
         guard case .foreignDirectory = occupant(url) else { return false }
         let store = CacheStore(root: cache)
-        guard let last = store.stageRecord(stage), let record = try? store.actionRecord(last.key),
+        guard let last = store.stageRecord(pipeline: pipeline, stage: stage), let record = try? store.actionRecord(last.key),
               let entries = try? ContentDigest(memoDirectory: nil).manifest(of: url) else { return false }
         return ContentDigest.manifestDigest(entries.filter { $0.path != markerName }) == record.outputDigest
     }

@@ -49,12 +49,17 @@ final class SchemaValidator {
            let i = Int64(exactly: d) {
             value = .integer(i)
         }
+        // Likewise an integer where only numbers are allowed is a float: `weight_decay: 0` and
+        // `weight_decay: 0.0` are one configuration and one cache key.
+        if case .integer(let i) = instance, let type = s["type"], SchemaValidator.typeNames(type) == ["number"] {
+            value = .number(Double(i))
+        }
         if let ref = s["$ref"]?.stringValue, let target = references[ref] {
             value = validate(value, against: target, at: path, into: &failures)
         }
         checkConstAndEnum(value, s, path, &failures)
         switch value {
-        case .integer, .number: checkNumber(value, s, path, &failures)
+        case .integer, .number: checkNumber(instance, s, path, &failures)  // bounds quote the number as written
         case .string(let text): checkString(text, value, s, path, &failures)
         case .array(let items): value = checkArray(items, s, path, &failures)
         case .object(let object): value = checkObject(object, s, path, &failures)
@@ -265,7 +270,11 @@ final class SchemaValidator {
         var current = schema
         for _ in 0..<32 {
             guard let s = current?.objectValue else { return nil }
-            if let value = s["default"] { return value }
+            if let value = s["default"] {
+                // Canonicalised like a written value: `"default": 0` on a number is 0.0.
+                if case .integer(let i) = value, let type = s["type"], SchemaValidator.typeNames(type) == ["number"] { return .number(Double(i)) }
+                return value
+            }
             guard let ref = s["$ref"]?.stringValue else { return nil }
             current = references[ref]
         }

@@ -49,12 +49,35 @@ struct LoadCheckpointStage: StageRunner {
             throw StageError.invalidCheckpoint(directory: context.stageName,
                 reason: "init: num_attention_heads (\(config.heads)) must divide hidden_size (\(config.hiddenSize)) and num_key_value_heads (\(config.kvHeads)) must divide num_attention_heads")
         }
+        // Refuse before allocating what the machine cannot hold (the schema bounds each size, not their product).
+        let estimate = Self.estimatedParameters(config)
+        let physical = Self.physicalMemoryBytes()
+        if physical > 0, estimate.multipliedReportingOverflow(by: 4).overflow || estimate * 4 > physical {
+            throw StageError.invalidCheckpoint(directory: context.stageName, reason: String(format:
+                "init: this model has about %.3g parameters, %.1f GB as fp32, more than this machine's %.1f GB of memory; reduce hidden_size, intermediate_size, num_hidden_layers or vocab_size",
+                Double(estimate), Double(estimate) * 4 / 1e9, Double(physical) / 1e9))
+        }
         let model = LlamaModel.initialized(config: config, layout: arch == "minimind" ? .miniMind : .huggingFace, seed: context.seed)
         try model.save(to: out)
         try ByteLevelTokenizerFiles.write(to: out)
         let count = Self.parameterCount(model)
         context.log("initialised \(arch): \(config.layers) layers, hidden \(config.hiddenSize), vocab \(config.vocabSize), \(count) parameters (seed \(context.seed))")
         return StageResult(summary: ["parameters": .integer(Int64(count))])
+    }
+
+    /// Parameters of a Llama-family model of this shape (embeddings, attention, MLP, norms, head).
+    static func estimatedParameters(_ c: ModelConfig) -> Int {
+        let kv = c.hiddenSize / max(c.heads, 1) * c.kvHeads
+        let perLayer = 2 * c.hiddenSize * c.hiddenSize + 2 * c.hiddenSize * kv + 3 * c.hiddenSize * c.intermediateSize + 2 * c.hiddenSize
+        let (layers, o1) = perLayer.multipliedReportingOverflow(by: c.layers)
+        let (embeddings, o2) = (c.vocabSize * c.hiddenSize).multipliedReportingOverflow(by: c.tieWordEmbeddings ? 1 : 2)
+        let (total, o3) = layers.addingReportingOverflow(embeddings + c.hiddenSize)
+        return o1 || o2 || o3 ? Int.max : total
+    }
+
+    static func physicalMemoryBytes() -> Int {
+        let pages = sysconf(Int32(_SC_PHYS_PAGES)), size = sysconf(Int32(_SC_PAGESIZE))
+        return pages > 0 && size > 0 ? pages * size : 0
     }
 
     /// What PEFT's `base_model_name_or_path` should say: the checkpoint's own `_name_or_path`

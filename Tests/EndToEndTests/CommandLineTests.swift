@@ -121,3 +121,41 @@ final class PublishRefusalTests: XCTestCase {
         XCTAssertFalse(manager.fileExists(atPath: dir.appendingPathComponent(".qlora").path), "nothing may run")
     }
 }
+
+/// Issue 11 §3 reproducers: numbers that do not fit are validation errors, not silent defaults,
+/// and a model larger than the machine is refused before it is allocated.
+final class NumberValidationTests: XCTestCase {
+    func testOutOfRangeNumbersAreErrorsWithLocations() throws {
+        let cases: [(String, String)] = [
+            ("stages.train.epochs=99999999999999999999", "stages.train.epochs: must be <= 1000000 (found 1e+20)"),
+            ("seed=1e30", "seed: must be <= 9007199254740991 (found 1e+30)"),
+            ("stages.train.max_steps=9223372036854775807", "stages.train.max_steps: must be <= 1000000000 (found 9223372036854775807)"),
+            ("stages.adapted.rank=4611686018427387904", "stages.adapted.rank: must be <= 4096 (found 4611686018427387904)"),
+            ("stages.base.init.hidden_size=4611686018427387904", "stages.base.init.hidden_size: must be <= 65536 (found 4611686018427387904)"),
+            ("stages.train.batch_size=1e12", "stages.train.batch_size: must be <= 65536 (found 1000000000000.0)"),
+        ]
+        for (set, message) in cases {
+            let r = try CLI.run(["validate", "pipelines/toy.yaml", "--set", set])
+            XCTAssertEqual(r.status, 2, set)
+            XCTAssertEqual(r.stderr, "--set \(set): error: \(message)\nerror: 1 problem found; nothing was run\n")
+        }
+    }
+
+    func testAModelLargerThanTheMachineIsRefusedBeforeAllocating() throws {
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try """
+        version: 1
+        name: huge
+        stages:
+          base:
+            kind: load_checkpoint
+            init: {hidden_size: 65536, intermediate_size: 262144, num_hidden_layers: 1024, num_attention_heads: 512, num_key_value_heads: 512}
+
+        """.write(to: dir.appendingPathComponent("huge.yaml"), atomically: true, encoding: .utf8)
+        let r = try CLI.run(["run", "huge.yaml"], in: dir)
+        XCTAssertEqual(r.status, 1)
+        XCTAssertTrue(r.stderr.contains("error: stage 'base' failed: checkpoint base: init: this model has about 7.04e+13 parameters, 281475.6 GB as fp32, more than this machine's "), r.stderr)
+        XCTAssertTrue(r.stderr.contains("GB of memory; reduce hidden_size, intermediate_size, num_hidden_layers or vocab_size"), r.stderr)
+    }
+}

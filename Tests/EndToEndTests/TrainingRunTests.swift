@@ -133,7 +133,7 @@ final class TrainingRunTests: XCTestCase {
 
         // Nothing of the killed stage was committed or published: no action/stage record for train or
         // save (only the three upstream stages that finished), no adapter, not even a temporary one.
-        XCTAssertEqual(names(cache.appendingPathComponent("stages")), ["adapted.json", "base.json", "quantized.json"])
+        XCTAssertEqual(names(cache.appendingPathComponent("stages/toy")), ["adapted.json", "base.json", "quantized.json"])
         XCTAssertEqual(names(cache.appendingPathComponent("actions")).count, 3)
         XCTAssertEqual(names(out), [])
 

@@ -55,8 +55,10 @@ final class CacheStoreTests: XCTestCase {
         XCTAssertEqual(report.objectsChecked, 3)  // adapt and save output the same bytes: one object
         XCTAssertEqual(report.quarantined, [SHA256.hex(Data("hidata-v1\n".utf8))])
         XCTAssertEqual(report.incompleteActions, [try XCTUnwrap(try store.list().first { $0.stage == "base" }?.key)])
+        // Everything downstream may have been computed from the damaged bytes: removed, re-run.
+        XCTAssertEqual(report.staleActions.count, 3)
         let summary = try runner().run()
-        XCTAssertEqual(recorder.executed, ["base"])
+        XCTAssertEqual(recorder.executed, ["base", "quantize", "adapt", "save"])
         XCTAssertEqual(try String(contentsOf: summary.stages[0].outputDirectory.appendingPathComponent("out.txt"), encoding: .utf8), "hidata-v1\n")
         XCTAssertTrue(try store.verify().isClean)
     }

@@ -200,3 +200,46 @@ final class PublishSafetyTests: XCTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: store.runs.appendingPathComponent("9999999999999-1.json").path))
     }
 }
+
+/// Issue 11 §3: the same number spelled differently is one configuration; plan reasons compare
+/// with this pipeline's own previous run of a stage, not another pipeline's in a shared cache.
+final class KeyCanonicalisationTests: XCTestCase {
+    var dir: URL!
+    let recorder = TestStages.Recorder()
+
+    override func setUpWithError() throws { dir = try TestStages.makeDirectory() }
+    override func tearDownWithError() throws { CacheStore.removeTree(dir) }
+
+    /// The chain validated like a user's file (defaults and canonicalisation by the validator).
+    func runner(_ json: String, lines: LineSink = LineSink()) throws -> PipelineRunner {
+        let schema = try JSONSchema(TestStages.schema)
+        let (value, failures) = schema.validate(try CanonicalJSONParser.parse(Data(json.utf8)))
+        XCTAssertEqual(failures.count, 0, "\(failures)")
+        let (pipeline, issues) = Pipeline.load(value: value, schema: TestStages.schema, file: dir.appendingPathComponent("pipeline.yaml"),
+                                               stageOrder: TestStages.chainOrder)
+        guard let pipeline else { throw CacheError.io("invalid: \(issues)") }
+        return PipelineRunner(pipeline: pipeline, registry: TestStages.registry(recorder), log: { lines.append($0) })
+    }
+
+    func testIntegerAndFloatSpellingsOfANumberGiveOneKey() throws {
+        func key(_ lr: String?) throws -> String {
+            let fields = lr.map { #""model": "base", "lr": \#($0)}"# } ?? #""model": "base"}"#
+            return try runner(TestStages.chain.replacingOccurrences(of: #""model": "base"}"#, with: fields)).run().stages[1].key
+        }
+        XCTAssertEqual(try key("1"), try key("1.0"))
+        XCTAssertEqual(try key("0.0005"), try key(nil))  // the default, as written or left out
+        XCTAssertNotEqual(try key("1"), try key("2"))
+    }
+
+    func testPlanReasonsComeFromThisPipelinesOwnHistory() throws {
+        _ = try runner(TestStages.chain).run()
+        // Another pipeline in the same cache, with a stage of the same name configured differently.
+        let other = TestStages.chain.replacingOccurrences(of: #""name": "chain""#, with: #""name": "other""#)
+            .replacingOccurrences(of: #""model": "base"}"#, with: #""model": "base", "suffix": "?"}"#)
+        XCTAssertEqual(try runner(other).plan()[1].line, "[2/4] quantize: will run — new")
+        _ = try runner(other).run()
+        // The first pipeline's own previous run is still what its reasons compare with.
+        let changed = TestStages.chain.replacingOccurrences(of: #""model": "base"}"#, with: #""model": "base", "suffix": "%"}"#)
+        XCTAssertEqual(try runner(changed).plan()[1].line, "[2/4] quantize: will run — config: suffix \"!\" -> \"%\"")
+    }
+}
