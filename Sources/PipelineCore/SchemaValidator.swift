@@ -111,8 +111,23 @@ final class SchemaValidator {
     }
 
     /// JSON equality with mathematical numbers (1 == 1.0).
+    /// JSON equality for const/enum/uniqueItems: numbers by value, strings (and member names) by
+    /// Unicode scalars. Swift's String == uses canonical equivalence ("é" precomposed equals
+    /// "e" + combining accent), which JSON Schema does not.
     static func equal(_ a: JSONValue, _ b: JSONValue) -> Bool {
-        canonical(a) == canonical(b)
+        switch (canonical(a), canonical(b)) {
+        case (.string(let x), .string(let y)): return x.unicodeScalars.elementsEqual(y.unicodeScalars)
+        case (.array(let x), .array(let y)): return x.count == y.count && zip(x, y).allSatisfy { equal($0, $1) }
+        case (.object(let x), .object(let y)):
+            guard x.count == y.count else { return false }
+            let order = { (p: (key: String, value: JSONValue), q: (key: String, value: JSONValue)) in
+                p.key.unicodeScalars.lexicographicallyPrecedes(q.key.unicodeScalars)
+            }
+            return zip(x.sorted(by: order), y.sorted(by: order)).allSatisfy {
+                $0.key.unicodeScalars.elementsEqual($1.key.unicodeScalars) && equal($0.value, $1.value)
+            }
+        case (let x, let y): return x == y
+        }
     }
 
     /// Integral floats become integers so that Hashable equality is numeric equality.

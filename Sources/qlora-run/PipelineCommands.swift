@@ -47,8 +47,12 @@ struct PipelineCommands {
 
     func read(_ file: String) throws -> Document {
         let url = URL(fileURLWithPath: file)
-        guard FileManager.default.fileExists(atPath: url.path) else {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) else {
             throw Invalid(diagnostics: [Diagnostic(location: nil, message: "\(file): no such file")])
+        }
+        guard !isDirectory.boolValue else {
+            throw Invalid(diagnostics: [Diagnostic(location: nil, message: "\(file): is a directory; give the pipeline's YAML or JSON file")])
         }
         do {
             if file.hasSuffix(".json") {

@@ -39,6 +39,9 @@ final class CommandLineTests: XCTestCase {
         let r = try CLI.run(["validate", "no/such.yaml"])
         XCTAssertEqual(r.status, 2)
         XCTAssertEqual(r.stderr, "error: no/such.yaml: no such file\nerror: 1 problem found; nothing was run\n")
+        let directory = try CLI.run(["run", "pipelines"])
+        XCTAssertEqual(directory.status, 2)
+        XCTAssertEqual(directory.stderr, "error: pipelines: is a directory; give the pipeline's YAML or JSON file\nerror: 1 problem found; nothing was run\n")
     }
 
     func testEveryPipelineValidates() throws {

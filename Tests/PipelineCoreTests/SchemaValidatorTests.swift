@@ -126,6 +126,19 @@ final class SchemaValidatorTests: XCTestCase {
                        ["x.yaml:6:20: error: stages.t.learning_rate: expected a number, found the string \"1e-4\""])
     }
 
+    /// JSON Schema compares strings by code point: "é" (U+00E9) is not "e" + U+0301, although
+    /// Swift's String == says they are equal (the official suite's const/enum case).
+    func testConstAndEnumCompareStringsByUnicodeScalars() {
+        let precomposed = JSONValue.string("\u{E9}"), decomposed = JSONValue.string("e\u{301}")
+        XCTAssertEqual(precomposed, decomposed, "Swift's canonical equivalence, the trap")
+        XCTAssertFalse(SchemaValidator.equal(precomposed, decomposed))
+        XCTAssertTrue(SchemaValidator.equal(.array([precomposed, .integer(1)]), .array([.string("\u{E9}"), .number(1.0)])))
+        XCTAssertFalse(SchemaValidator.equal(.object(["\u{E9}": .integer(1)]), .object(["e\u{301}": .integer(1)])))
+        let schema = try? JSONSchema(.object(["enum": .array([precomposed])]))
+        XCTAssertEqual(schema?.validate(decomposed).diagnostics.count, 1)
+        XCTAssertEqual(schema?.validate(precomposed).diagnostics.count, 0)
+    }
+
     func testUnknownFieldPointsAtKeyWithSuggestion() {
         let text = """
         version: 1
