@@ -62,6 +62,13 @@ extension LlamaModel {
         let linearNames = Set((0..<c.layers).flatMap { l in Projection.allCases.map { layout.projection($0, layer: l) } } + [layout.head])
         quantizedModules.formIntersection(linearNames)
         var tensors: [String: [Float]] = [:]
+        /// NaN or Inf in a weight would be quantized into an absmax of Inf and poison every later stage.
+        func finite(_ values: [Float], _ name: String) throws -> [Float] {
+            if let i = values.firstIndex(where: { !$0.isFinite }) {
+                throw ModelError.nonFiniteWeight(directory: directory.path, tensor: name, index: i, value: values[i])
+            }
+            return values
+        }
         for (name, shape) in expectedTensors(config: c, layout: layout) {
             let module = name.hasSuffix(".weight") ? String(name.dropLast(".weight".count)) : ""
             if quantizedModules.contains(module) {
@@ -77,7 +84,7 @@ extension LlamaModel {
                 continue
             }
             // Linear weights are read when their module is built (below), not all up front.
-            if !linearNames.contains(module) { tensors[name] = try source.floats(name) }
+            if !linearNames.contains(module) { tensors[name] = try finite(try source.floats(name), name) }
         }
         // A tied head may still be stored (MiniMind's torch state_dict keeps `output.weight`).
         if c.tieWordEmbeddings, present.contains(layout.head + ".weight") { consumed.insert(layout.head + ".weight") }
@@ -93,7 +100,7 @@ extension LlamaModel {
             if quantizedModules.contains(module) {
                 weight = .quantized(try loadQuantized(module: module, source: source, directory: directory, out: out, in: inF))
             } else {
-                weight = .dense(try source.floats(module + ".weight"))
+                weight = .dense(try finite(try source.floats(module + ".weight"), module + ".weight"))
             }
             let m = LinearModule(name: module, inFeatures: inF, outFeatures: out, weight: weight,
                                  bias: bias ? tensors[module + ".bias"] : nil)

@@ -16,6 +16,8 @@ public enum ModelError: LocalizedError, Equatable {
     case checkpoint(directory: String, reason: String)
     /// Bad arguments to forward/backward/generation (shapes, token ids).
     case invalidInput(String)
+    /// A weight that is NaN or infinite: the file is damaged or was exported from a diverged run.
+    case nonFiniteWeight(directory: String, tensor: String, index: Int, value: Float)
 
     public var errorDescription: String? {
         switch self {
@@ -38,6 +40,9 @@ public enum ModelError: LocalizedError, Equatable {
             return "cannot load checkpoint \(directory): \(reason)"
         case let .invalidInput(message):
             return message
+        case let .nonFiniteWeight(directory, tensor, index, value):
+            return "checkpoint \(directory): tensor '\(tensor)' holds \(value) at element \(index); weights must be finite " +
+                "(the file is damaged, or was saved from a run that diverged): re-download or re-export it"
         }
     }
 }

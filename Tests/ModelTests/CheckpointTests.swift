@@ -59,6 +59,29 @@ final class CheckpointTests: XCTestCase {
                 + "(expected [12, 8], found [8, 12])); check that config.json belongs to these weights")
         }
     }
+
+    /// Issue 11 §4: NaN or Inf in any weight (linear or not) fails the load naming the tensor,
+    /// instead of becoming an absmax of Inf in a cached quantized model.
+    func testNonFiniteWeightsFailNamingTheTensor() throws {
+        let config = ModelConfig(vocabSize: 10, hiddenSize: 8, intermediateSize: 12, layers: 1, heads: 2)
+        let model = LlamaModel.initialized(config: config, layout: .huggingFace, seed: 1)
+        let dir = try makeTemporaryDirectory(); defer { try? FileManager.default.removeItem(at: dir) }
+        try model.save(to: dir)
+        let file = try SafeTensorsFile(url: dir.appendingPathComponent("model.safetensors"))
+        for (tensor, value) in [("model.layers.0.self_attn.v_proj.weight", Float.nan), ("model.norm.weight", -Float.infinity)] {
+            var w = SafeTensorsWriter()
+            for n in file.names {
+                var floats = try file.floats(n)
+                if n == tensor { floats[5] = value }
+                w.add(n, floats: floats, shape: file.info(n)!.shape)
+            }
+            try w.write(to: dir.appendingPathComponent("model.safetensors"))
+            XCTAssertThrowsError(try LlamaModel.load(directory: dir)) { e in
+                XCTAssertEqual(e.localizedDescription, "checkpoint \(dir.path): tensor '\(tensor)' holds \(value) at element 5; weights must be finite "
+                    + "(the file is damaged, or was saved from a run that diverged): re-download or re-export it")
+            }
+        }
+    }
 }
 
 final class InputValidationTests: XCTestCase {
