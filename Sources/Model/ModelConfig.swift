@@ -109,7 +109,7 @@ public struct ModelConfig: Codable, Sendable, Equatable {
         try positive(vocabSize, "vocab_size"); try positive(hiddenSize, "hidden_size")
         try positive(intermediateSize, "intermediate_size"); try positive(layers, "num_hidden_layers")
         try positive(heads, "num_attention_heads"); try positive(kvHeads, "num_key_value_heads")
-        try positive(headDim, "head_dim")
+        try positive(headDim, "head_dim"); try positive(maxPositionEmbeddings, "max_position_embeddings")
         if heads % kvHeads != 0 {
             throw ModelError.invalidConfig(field: "num_key_value_heads",
                                            reason: "\(kvHeads) does not divide num_attention_heads \(heads)")

@@ -8,6 +8,7 @@ public enum Inference {
     public struct TokenizerSession {
         let tokenizer: Tokenizer
         public func encode(_ text: String) -> [Int] { tokenizer.encode(text).map(Int.init) }
+        public var vocabularySize: Int { tokenizer.vocabularySize }
         public func decode(_ ids: [Int]) -> String { tokenizer.decode(ids.map { Int32(truncatingIfNeeded: $0) }) }
     }
 

@@ -1,6 +1,7 @@
 import Foundation
 import PipelineCore
 import Model
+import Tokenizer
 
 /// `load_checkpoint`: the artifact is a self-contained checkpoint directory
 /// (config.json + safetensors weights + tokenizer files).
@@ -22,6 +23,21 @@ struct LoadCheckpointStage: StageRunner {
                 throw StageError.invalidCheckpoint(directory: source.path, reason: "no *.safetensors weights (PyTorch .bin files are not supported; convert them with safetensors)")
             }
             let model = try LlamaModel.load(directory: source)   // fails early, naming the bad tensor
+            // The tokenizer is checked here, where an error can name the user's file (later stages
+            // read it from the cache).
+            if names.contains("tokenizer.json") {
+                let file = source.appendingPathComponent("tokenizer.json")
+                let tokenizer: Tokenizer
+                do { tokenizer = try Tokenizer(contentsOf: file) } catch {
+                    throw StageError.invalidCheckpoint(directory: source.path, reason: "tokenizer.json: \((error as? LocalizedError)?.errorDescription ?? "\(error)")")
+                }
+                guard tokenizer.vocabularySize <= model.config.vocabSize else {
+                    throw StageError.invalidCheckpoint(directory: source.path, reason:
+                        "tokenizer.json defines \(tokenizer.vocabularySize) token ids but config.json has vocab_size \(model.config.vocabSize); the tokenizer does not belong to these weights")
+                }
+            } else {
+                context.log("warning: \(source.path) has no tokenizer.json; train, evaluate and generate need it (save it with tokenizer.save_pretrained)")
+            }
             for name in weights + ArtifactFiles.companions.filter(names.contains) {
                 try ArtifactFiles.linkOrCopy(name, from: source, to: out)
             }

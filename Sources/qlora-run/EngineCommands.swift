@@ -14,10 +14,18 @@ struct EngineCommands {
             return .ok
         case .tokenize(let directory, let decode):
             let session = try Inference.tokenizer(directory: URL(fileURLWithPath: directory))
+            var lineNumber = 0
             while let line = readLine(strippingNewline: true) {
+                lineNumber += 1
                 if decode {
-                    guard let value = try? JSONReader.read(text: line, displayName: "stdin"), let ids = value.arrayValue?.compactMap(\.intValue) else {
-                        console.error("stdin: expected a JSON array of token ids per line, found: \(line.prefix(60))")
+                    guard let value = try? JSONReader.read(text: line, displayName: "stdin"), let items = value.arrayValue,
+                          case let ids = items.compactMap(\.intValue), ids.count == items.count else {
+                        console.error("stdin:\(lineNumber): expected a JSON array of integer token ids, found: \(line.prefix(60))")
+                        return .invalidInput
+                    }
+                    let size = session.vocabularySize
+                    if let bad = ids.first(where: { $0 < 0 || $0 >= size }) {
+                        console.error("stdin:\(lineNumber): token id \(bad) is out of range; this tokenizer has ids 0...\(size - 1)")
                         return .invalidInput
                     }
                     console.print(session.decode(ids))

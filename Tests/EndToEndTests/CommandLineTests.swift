@@ -162,3 +162,71 @@ final class NumberValidationTests: XCTestCase {
         XCTAssertTrue(r.stderr.contains("GB of memory; reduce hidden_size, intermediate_size, num_hidden_layers or vocab_size"), r.stderr)
     }
 }
+
+/// Issue 11 §4 reproducers: a bad tokenizer or config fails in load_checkpoint naming the user's
+/// file, and out-of-range token ids are errors.
+final class BadModelFileTests: XCTestCase {
+    func testBadTokenizerConfigAndTokenIdsFailClearly() throws {
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let manager = FileManager.default
+        try """
+        version: 1
+        name: tiny
+        stages:
+          base:
+            kind: load_checkpoint
+            init: {hidden_size: 16, intermediate_size: 32, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 1}
+
+        """.write(to: dir.appendingPathComponent("init.yaml"), atomically: true, encoding: .utf8)
+        XCTAssertEqual(try CLI.run(["run", "init.yaml"], in: dir).status, 0)
+        let artifacts = dir.appendingPathComponent(".qlora/artifacts")
+        let built = artifacts.appendingPathComponent(try XCTUnwrap(try manager.contentsOfDirectory(atPath: artifacts.path).first { !$0.hasPrefix(".") }))
+        let checkpoint = dir.appendingPathComponent("ckpt")
+        try manager.createDirectory(at: checkpoint, withIntermediateDirectories: true)
+        for name in try manager.contentsOfDirectory(atPath: built.path) {
+            try Data(contentsOf: built.appendingPathComponent(name)).write(to: checkpoint.appendingPathComponent(name))
+        }
+
+        let decode = try CLI.run(["tokenize", "ckpt", "--decode"], in: dir, input: "[75,108]\n[1, 999]\n")
+        XCTAssertEqual(decode.status, 2)
+        XCTAssertEqual(decode.stdout, "Hi\n")
+        XCTAssertEqual(decode.stderr, "error: stdin:2: token id 999 is out of range; this tokenizer has ids 0...258\n")
+        let notIds = try CLI.run(["tokenize", "ckpt", "--decode"], in: dir, input: "[1, \"a\"]\n")
+        XCTAssertEqual(notIds.stderr, "error: stdin:1: expected a JSON array of integer token ids, found: [1, \"a\"]\n")
+
+        try """
+        version: 1
+        name: load
+        stages:
+          base: {kind: load_checkpoint, path: ckpt}
+
+        """.write(to: dir.appendingPathComponent("load.yaml"), atomically: true, encoding: .utf8)
+        XCTAssertEqual(try CLI.run(["run", "load.yaml"], in: dir).status, 0)
+        let tokenizerFile = checkpoint.appendingPathComponent("tokenizer.json")
+        let original = try Data(contentsOf: tokenizerFile)
+        // A tokenizer with more ids than the model's embedding rows.
+        var json = try XCTUnwrap(try JSONSerialization.jsonObject(with: original) as? [String: Any])
+        var added = json["added_tokens"] as? [[String: Any]] ?? []
+        added.append(["id": 400, "content": "<|extra|>", "special": true, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false])
+        json["added_tokens"] = added
+        try JSONSerialization.data(withJSONObject: json).write(to: tokenizerFile)
+        let mismatch = try CLI.run(["run", "load.yaml"], in: dir)
+        XCTAssertEqual(mismatch.status, 1)
+        XCTAssertTrue(mismatch.stderr.contains("error: stage 'base' failed: checkpoint \(checkpoint.path): tokenizer.json defines 401 token ids but config.json has vocab_size 259; the tokenizer does not belong to these weights"), mismatch.stderr)
+        try Data("{\"model\": ".utf8).write(to: tokenizerFile)
+        let broken = try CLI.run(["run", "load.yaml"], in: dir)
+        XCTAssertEqual(broken.status, 1)
+        XCTAssertTrue(broken.stderr.contains("error: stage 'base' failed: checkpoint \(checkpoint.path): tokenizer.json: "), broken.stderr)
+        XCTAssertFalse(broken.stderr.contains(".qlora"), "the message names the user's file, not the cache: \(broken.stderr)")
+        try original.write(to: tokenizerFile)
+
+        let configFile = checkpoint.appendingPathComponent("config.json")
+        let config = try String(contentsOf: configFile, encoding: .utf8)
+        try config.replacingOccurrences(of: "\"max_position_embeddings\" : 512", with: "\"max_position_embeddings\" : 0")
+            .write(to: configFile, atomically: true, encoding: .utf8)
+        let zero = try CLI.run(["run", "load.yaml"], in: dir)
+        XCTAssertEqual(zero.status, 1)
+        XCTAssertTrue(zero.stderr.contains("config.json: invalid field 'max_position_embeddings': must be positive, found 0"), zero.stderr)
+    }
+}
