@@ -29,7 +29,9 @@ let package = Package(
         // Numerics, bottom-up. Kernels is the only importer of OpenBLAS.
         .target(name: "Kernels", dependencies: ["COpenBLAS"], swiftSettings: numeric),
         .target(name: "TensorIO", swiftSettings: numeric),  // safetensors reader/writer
-        .target(name: "Tokenizer", swiftSettings: numeric),  // tokenizer.json: BPE, byte-level, added tokens
+        // Chat templates: a Jinja2 subset with transformers' environment, rendered byte-exactly.
+        .target(name: "Jinja", swiftSettings: [.swiftLanguageMode(.v5)]),
+        .target(name: "Tokenizer", dependencies: ["Jinja"], swiftSettings: numeric),  // tokenizer.json: BPE, byte-level, added tokens; chat templates
         .target(name: "Quant", dependencies: ["Kernels", "TensorIO"], swiftSettings: numeric),
         .target(name: "Model", dependencies: ["Kernels", "Quant", "TensorIO", "Tokenizer"], swiftSettings: numeric),
         .target(name: "Training", dependencies: ["Model", "Quant", "Kernels", "TensorIO", "Tokenizer"], swiftSettings: numeric),
@@ -47,6 +49,7 @@ let package = Package(
         .testTarget(name: "PipelineCoreTests", dependencies: ["PipelineCore", "TestSupport"]),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "TestSupport"], swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "TensorIOTests", dependencies: ["TensorIO", "TestSupport"], swiftSettings: [.swiftLanguageMode(.v5)]),
+        .testTarget(name: "JinjaTests", dependencies: ["Jinja", "TestSupport"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "TestSupport"], swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "QuantTests", dependencies: ["Quant", "Model", "TensorIO", "TestSupport"], swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Kernels", "TensorIO", "TestSupport"], swiftSettings: [.swiftLanguageMode(.v5)]),
