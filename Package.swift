@@ -34,13 +34,13 @@ let package = Package(
         .target(name: "Tokenizer", dependencies: ["Jinja"], swiftSettings: numeric),  // tokenizer.json: BPE, byte-level, added tokens; chat templates
         .target(name: "Quant", dependencies: ["Kernels", "TensorIO"], swiftSettings: numeric),
         .target(name: "Model", dependencies: ["Kernels", "Quant", "TensorIO", "Tokenizer"], swiftSettings: numeric),
-        .target(name: "Training", dependencies: ["Model", "Quant", "Kernels", "TensorIO", "Tokenizer"], swiftSettings: numeric),
+        .target(name: "Training", dependencies: ["Model", "Quant", "Kernels", "TensorIO", "Tokenizer", "Jinja"], swiftSettings: numeric),
 
         // Stage plug-ins bind the pipeline spine to the engine.
         // The schema file is embedded at build time (Plugins/EmbedSchemaPlugin): it exists once.
         .executableTarget(name: "embed-schema"),
         .plugin(name: "EmbedSchemaPlugin", capability: .buildTool(), dependencies: ["embed-schema"]),
-        .target(name: "Stages", dependencies: ["PipelineCore", "Model", "Quant", "Training", "TensorIO", "Kernels", "Tokenizer"],
+        .target(name: "Stages", dependencies: ["PipelineCore", "Model", "Quant", "Training", "TensorIO", "Kernels", "Tokenizer", "Jinja"],
                 plugins: ["EmbedSchemaPlugin"]),
         .executableTarget(name: "qlora-run", dependencies: ["Stages", "PipelineCore"]),
 
@@ -50,7 +50,7 @@ let package = Package(
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "TestSupport"], swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "TensorIOTests", dependencies: ["TensorIO", "TestSupport"], swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "JinjaTests", dependencies: ["Jinja", "TestSupport"]),
-        .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "TestSupport"], swiftSettings: [.swiftLanguageMode(.v5)]),
+        .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "Jinja", "TestSupport"], swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "QuantTests", dependencies: ["Quant", "Model", "TensorIO", "TestSupport"], swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Kernels", "TensorIO", "TestSupport"], swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Model", "Quant", "Kernels", "TensorIO", "TestSupport"], swiftSettings: [.swiftLanguageMode(.v5)]),

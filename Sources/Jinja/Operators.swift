@@ -214,5 +214,5 @@ enum Builtins {
 import Foundation
 
 extension Value {
-    var isNone: Bool { if case .none = self { return true }; return false }
+    public var isNone: Bool { if case .none = self { return true }; return false }
 }

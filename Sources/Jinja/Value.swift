@@ -159,7 +159,7 @@ extension Value {
         }
     }
 
-    var integer: Int? {
+    public var integer: Int? {
         switch self {
         case .bool(let b): return b ? 1 : 0
         case .int(let i): return i

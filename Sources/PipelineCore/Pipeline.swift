@@ -100,6 +100,9 @@ public struct Pipeline: Sendable {
                             atKey: false))
                     }
                 } else if let mode = info.inputPaths[field] {
+                    // x-path-keywords: words the field takes instead of a path (chat_template: model).
+                    let keywords = info.properties[field]?["x-path-keywords"]?.arrayValue?.compactMap(\.stringValue) ?? []
+                    if keywords.contains(text) { continue }
                     inputPaths[field] = text
                     checkInput(text, mode: mode, path: path)
                 } else if info.outputPaths.contains(field) {

@@ -6,6 +6,7 @@ import Foundation
 /// Grammar:
 ///   qlora-run [run] FILE | plan FILE | validate FILE [--schema S.json] | help [KIND]
 ///           | cache ls|verify|gc [FILE] [--dry-run] [--keep N] | tokenize DIR [--decode]
+///           | chat render (DIR | --template FILE) [--add-generation-prompt] [--bos-token S] [--eos-token S] [--now ISO-8601]
 ///           | generate --model DIR [--adapter DIR] --prompt TEXT [--chat] [--max-new-tokens N]
 ///                      [--temperature T] [--top-k K] [--top-p P] [--seed S]
 ///           | bench [--quick] | --version | --help
@@ -18,11 +19,23 @@ public struct Invocation: Equatable, Sendable {
         case help(kind: String?)
         case cache(CacheAction, file: String?)
         case tokenize(directory: String, decode: Bool)
+        case chatRender(ChatRenderOptions)
         case generate(GenerateOptions)
         case bench(quick: Bool)
         case version
     }
     public enum CacheAction: String, Equatable, Sendable { case ls, verify, gc }
+
+    /// `chat render`: one JSON object on stdin (messages, tools, extra template variables) -> the rendering.
+    public struct ChatRenderOptions: Equatable, Sendable {
+        public var directory: String?
+        public var template: String?
+        public var addGenerationPrompt = false
+        public var bosToken: String?
+        public var eosToken: String?
+        public var now: String?
+        public init() {}
+    }
 
     public struct GenerateOptions: Equatable, Sendable {
         public var model: String = ""
@@ -78,10 +91,11 @@ public enum ArgumentError: LocalizedError, Equatable {
 }
 
 public enum ArgumentParser {
-    public static let commands = ["run", "plan", "validate", "help", "cache", "tokenize", "generate", "bench"]
+    public static let commands = ["run", "plan", "validate", "help", "cache", "tokenize", "chat", "generate", "bench"]
     static let valueOptions = ["--set", "--force", "--only", "--cache", "--schema", "--keep", "--model", "--adapter",
-                               "--prompt", "--max-new-tokens", "--temperature", "--top-k", "--top-p", "--seed"]
-    static let flagOptions = ["--decode", "--dry-run", "--quick", "--chat", "--help", "-h", "--version"]
+                               "--prompt", "--max-new-tokens", "--temperature", "--top-k", "--top-p", "--seed",
+                               "--template", "--bos-token", "--eos-token", "--now"]
+    static let flagOptions = ["--decode", "--dry-run", "--quick", "--chat", "--add-generation-prompt", "--help", "-h", "--version"]
 
     /// Parses the arguments after the program name.
     public static func parse(_ arguments: [String]) throws(ArgumentError) -> Invocation {
@@ -161,6 +175,22 @@ public enum ArgumentParser {
         case "tokenize":
             invocation = Invocation(command: .tokenize(directory: try one("a model or tokenizer DIR"), decode: flags.contains("--decode")))
             allowed = ["--decode"]
+        case "chat":
+            guard rest.first == "render" else {
+                throw .invalidValue(option: "chat", value: rest.first ?? "", expected: "the action 'render'")
+            }
+            rest.removeFirst()
+            var c = Invocation.ChatRenderOptions()
+            c.directory = try atMostOne()
+            c.template = values.last { $0.0 == "--template" }?.1
+            if c.directory == nil && c.template == nil { throw .missingArgument(command: "chat render", what: "a checkpoint DIR or --template FILE") }
+            if let directory = c.directory, c.template != nil { throw .unexpectedArgument(command: "chat render --template", argument: directory) }
+            c.addGenerationPrompt = flags.contains("--add-generation-prompt")
+            c.bosToken = values.last { $0.0 == "--bos-token" }?.1
+            c.eosToken = values.last { $0.0 == "--eos-token" }?.1
+            c.now = values.last { $0.0 == "--now" }?.1
+            invocation = Invocation(command: .chatRender(c))
+            allowed = ["--template", "--add-generation-prompt", "--bos-token", "--eos-token", "--now"]
         case "generate":
             if let extra = rest.first { throw .unexpectedArgument(command: name, argument: extra) }
             var g = Invocation.GenerateOptions()

@@ -18,8 +18,15 @@ struct EvaluateStage: StageRunner {
         var dataOptions = DatasetOptions()
         dataOptions.maxSeqLen = f["max_seq_len"]?.intValue ?? 512
         dataOptions.trainOnPrompt = false
-        let dataset = try TrainingDataset.load(url: data, tokenizer: tokenizer, options: dataOptions)
+        dataOptions.systemPrompt = f["system_prompt"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 }
+        let chat = try ChatFormat.load(directory: source, tokenizer: tokenizer,
+                                       choice: context.inputPaths["chat_template"]?.path ?? f["chat_template"]?.stringValue ?? "model")
+        context.log("chat template: \(chat.origin)")
+        let dataset = try TrainingDataset.load(url: data, tokenizer: tokenizer, options: dataOptions, chat: chat)
         context.log(dataset.audit.line)
+        if let sample = dataset.audit.sample {
+            context.record("first example as the model sees it, supervised tokens between ⟦ and ⟧:\n" + sample)
+        }
 
         var options = EvaluationOptions()
         options.batchSize = f["batch_size"]?.intValue ?? 4
@@ -33,7 +40,8 @@ struct EvaluateStage: StageRunner {
             options.lossPlotFile = "loss.svg"
         }
 
-        var report = Evaluator.run(model: model, tokenizer: tokenizer, dataset: dataset, options: options, log: context.log)
+        var report = Evaluator.run(model: model, tokenizer: tokenizer, dataset: dataset, options: options,
+                                   chat: chat, systemPrompt: dataOptions.systemPrompt, log: context.log)
         let mine = report.metrics
         // The Evaluator gates perplexity only; loss_above is checked here, with the same
         // `!(x <= limit)` form so a NaN loss (no supervised token) fails the gate too.

@@ -25,14 +25,22 @@ public enum Inference {
         let model = try AdaptedModel.load(directory)
         if let adapter { _ = try PEFTAdapter.load(from: adapter, into: model) }
         let tokenizer = try Tokenizer(contentsOf: directory.appendingPathComponent("tokenizer.json"))
-        return complete(model: model, tokenizer: tokenizer, prompt: prompt, chat: chat, maxNewTokens: maxNewTokens,
+        let format = chat ? try ChatFormat.load(directory: directory, tokenizer: tokenizer) : nil
+        return try complete(model: model, tokenizer: tokenizer, chatFormat: format, prompt: prompt, chat: chat, maxNewTokens: maxNewTokens,
                         sampling: Sampling(temperature: Float(temperature), topK: topK, topP: Float(topP), seed: seed))
     }
 
-    static func complete(model: LlamaModel, tokenizer: Tokenizer, prompt: String, chat: Bool, maxNewTokens: Int, sampling: Sampling) -> String {
-        let text = chat ? ChatTemplate.chatML(messages: [(role: "user", content: prompt)], addGenerationPrompt: true) : prompt
+    static func complete(model: LlamaModel, tokenizer: Tokenizer, chatFormat: ChatFormat? = nil, prompt: String, chat: Bool, maxNewTokens: Int, sampling: Sampling) throws -> String {
         var stops = Set<Int32>()
-        for t in [tokenizer.eosTokenId, tokenizer.id(of: "<|im_end|>"), tokenizer.id(of: "<|endoftext|>")] { if let t { stops.insert(t) } }
+        for t in [tokenizer.eosTokenId] { if let t { stops.insert(t) } }
+        var text = prompt
+        if chat {
+            let format = try chatFormat ?? ChatFormat.chatML(tokenizer: tokenizer)
+            text = try format.prompt(prompt)
+            if let end = format.endOfTurnToken(specialTokens: tokenizer.specialTokens, eosToken: tokenizer.eosToken), let id = tokenizer.id(of: end) {
+                stops.insert(id)
+            }
+        }
         let out = model.generate(prompt: tokenizer.encode(text), maxNewTokens: maxNewTokens, sampling: sampling, stopTokens: stops)
         return tokenizer.decode(out, skipSpecialTokens: true)
     }

@@ -19,7 +19,7 @@ public enum StageKinds {
 /// File helpers shared by the stage kinds.
 enum ArtifactFiles {
     /// Files of a checkpoint directory that travel with the model (not the weights).
-    static let companions = ["config.json", "tokenizer.json", "tokenizer_config.json", "generation_config.json",
+    static let companions = ["config.json", "tokenizer.json", "tokenizer_config.json", "generation_config.json", "chat_template.jinja",
                              "special_tokens_map.json", sourceFile]
 
     /// `{"name_or_path": ...}`: where the base model came from, for the adapter's base_model_name_or_path.

@@ -39,8 +39,15 @@ struct TrainStage: StageRunner {
         var dataOptions = DatasetOptions()
         dataOptions.maxSeqLen = f["max_seq_len"]?.intValue ?? 512
         dataOptions.trainOnPrompt = f["train_on_prompt"]?.boolValue ?? false
-        let dataset = try TrainingDataset.load(url: data, tokenizer: tokenizer, options: dataOptions)
+        dataOptions.systemPrompt = f["system_prompt"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 }
+        let chat = try ChatFormat.load(directory: source, tokenizer: tokenizer,
+                                       choice: context.inputPaths["chat_template"]?.path ?? f["chat_template"]?.stringValue ?? "model")
+        context.log("chat template: \(chat.origin)")
+        let dataset = try TrainingDataset.load(url: data, tokenizer: tokenizer, options: dataOptions, chat: chat)
         context.log(dataset.audit.line)
+        if let sample = dataset.audit.sample {
+            context.record("first example as the model sees it, supervised tokens between ⟦ and ⟧:\n" + sample)
+        }
         // Gradient checkpointing: true/false as asked; auto by the activation memory of the largest
         // micro-batch (batch_size × max_seq_len). Same numbers either way.
         let longest = min(dataOptions.maxSeqLen, model.config.maxPositionEmbeddings)

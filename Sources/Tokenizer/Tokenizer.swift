@@ -79,7 +79,12 @@ public final class Tokenizer: @unchecked Sendable {
         }
         bosToken = special("bos_token"); eosToken = special("eos_token")
         padToken = special("pad_token"); unkToken = special("unk_token")
-        chatTemplate = config["chat_template"] as? String
+        // A string, or transformers' list of named templates ([{"name", "template"}]): use "default".
+        if let named = config["chat_template"] as? [[String: Any]] {
+            chatTemplate = (named.first { $0["name"] as? String == "default" } ?? named.first)?["template"] as? String
+        } else {
+            chatTemplate = config["chat_template"] as? String
+        }
     }
 
     private static func parseObject(_ data: Data, name: String) throws -> [String: Any] {
@@ -102,6 +107,37 @@ public final class Tokenizer: @unchecked Sendable {
 
     /// The vocabulary entry of `id` (added token content or model token text), nil if unknown.
     public func token(of id: Int32) -> String? { addedById[id]?.content ?? model.idToToken[id] }
+
+    /// Contents of the added tokens marked special (`<|im_end|>`, `</s>`...), longest first.
+    public var specialTokens: [String] {
+        addedById.values.filter(\.special).map(\.content).sorted { $0.utf8.count > $1.utf8.count }
+    }
+
+    /// The bytes token `id` stands for, when the tokenizer is byte-level (nil otherwise).
+    func tokenBytes(_ id: Int32) -> [UInt8]? {
+        if let added = addedById[id] { return Array(added.content.utf8) }
+        guard fastByteLevel.enabled, let token = model.idToToken[id] else { return nil }
+        return ByteLevel.bytes(of: token)
+    }
+
+    /// `encode(text)` with the UTF-8 byte offset where each token ends, for a lossless tokenizer
+    /// (byte-level, no normalizer, no added prefix space: the tokens' bytes are exactly the text).
+    /// nil when the tokens do not spell the text byte for byte.
+    public func encodeWithOffsets(_ text: String) -> (ids: [Int32], ends: [Int])? {
+        guard normalizer == nil, !fastByteLevel.addPrefixSpace else { return nil }
+        let ids = encode(text)
+        let bytes = Array(text.utf8)
+        var ends: [Int] = []
+        ends.reserveCapacity(ids.count)
+        var position = 0
+        for id in ids {
+            guard let piece = tokenBytes(id), position + piece.count <= bytes.count,
+                  bytes[position..<position + piece.count].elementsEqual(piece) else { return nil }
+            position += piece.count
+            ends.append(position)
+        }
+        return position == bytes.count ? (ids, ends) : nil
+    }
 
     public var bosTokenId: Int32? { bosToken.flatMap(id(of:)) }
     public var eosTokenId: Int32? { eosToken.flatMap(id(of:)) }

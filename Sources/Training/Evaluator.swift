@@ -104,16 +104,28 @@ public enum Evaluator {
         return try body()
     }
 
-    static func generate(model: LlamaModel, tokenizer: Tokenizer, prompt: String, maxNewTokens: Int) -> String {
-        let text = ChatTemplate.chatML(messages: [(role: "user", content: prompt)], addGenerationPrompt: true)
+    /// Greedy completion of a user prompt rendered with the chat template, stopping at EOS or the
+    /// template's end-of-turn token.
+    static func generate(model: LlamaModel, tokenizer: Tokenizer, chat: ChatFormat?, systemPrompt: String?, prompt: String, maxNewTokens: Int) -> String {
+        let text: String
         var stop = Set<Int32>()
         if let e = tokenizer.eosTokenId { stop.insert(e) }
+        if let chat {
+            do { text = try chat.prompt(prompt, systemPrompt: systemPrompt) } catch {
+                return "(the chat template cannot render this prompt: \((error as? LocalizedError)?.errorDescription ?? "\(error)"))"
+            }
+            if let end = chat.endOfTurnToken(specialTokens: tokenizer.specialTokens, eosToken: tokenizer.eosToken), let id = tokenizer.id(of: end) {
+                stop.insert(id)
+            }
+        } else {
+            text = ChatTemplate.chatML(messages: [(role: "user", content: prompt)], addGenerationPrompt: true)
+        }
         let out = model.generate(prompt: tokenizer.encode(text), maxNewTokens: maxNewTokens, sampling: .greedy, stopTokens: stop)
         return tokenizer.decode(out, skipSpecialTokens: true)
     }
 
     public static func run(model: LlamaModel, tokenizer: Tokenizer, dataset: TrainingDataset, options: EvaluationOptions,
-                           log: (String) -> Void = { _ in }) -> EvaluationReport {
+                           chat: ChatFormat? = nil, systemPrompt: String? = nil, log: (String) -> Void = { _ in }) -> EvaluationReport {
         let hasAdapters = model.linearModules.contains { $0.adapter != nil }
         let adapted = metrics(model: model, dataset: dataset, batchSize: options.batchSize)
         log(String(format: "eval: loss %.4f · perplexity %.3f · token accuracy %.4f over %d tokens", adapted.loss, adapted.perplexity, adapted.tokenAccuracy, adapted.supervisedTokens))
@@ -124,8 +136,10 @@ public enum Evaluator {
         }
         var gens: [Generation] = []
         for p in options.prompts {
-            let a = generate(model: model, tokenizer: tokenizer, prompt: p, maxNewTokens: options.maxNewTokens)
-            let b: String? = (options.compareBase && hasAdapters) ? withoutAdapters(model) { generate(model: model, tokenizer: tokenizer, prompt: p, maxNewTokens: options.maxNewTokens) } : nil
+            let a = generate(model: model, tokenizer: tokenizer, chat: chat, systemPrompt: systemPrompt, prompt: p, maxNewTokens: options.maxNewTokens)
+            let b: String? = (options.compareBase && hasAdapters) ? withoutAdapters(model) {
+                generate(model: model, tokenizer: tokenizer, chat: chat, systemPrompt: systemPrompt, prompt: p, maxNewTokens: options.maxNewTokens)
+            } : nil
             gens.append(Generation(prompt: p, adapted: a, base: b))
         }
         var gate: String? = nil

@@ -21,6 +21,8 @@ public struct DatasetAudit: Equatable, Sendable, Codable {
     public var supervisedTokens = 0
     public var truncated = 0
     public var skippedNoSupervision = 0
+    /// The first example as trained: its text with the supervised part between ⟦ and ⟧.
+    public var sample: String? = nil
     public init() {}
     public var line: String {
         "data: \(examples) examples, \(tokens) tokens, \(supervisedTokens) supervised, \(truncated) truncated, \(skippedNoSupervision) skipped (no supervised token)"

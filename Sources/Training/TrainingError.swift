@@ -6,6 +6,7 @@ public enum TrainingError: LocalizedError, Equatable {
     case malformedJSONLine(file: String, line: Int, detail: String)
     case missingField(file: String, line: Int, detail: String)
     case unknownRole(file: String, line: Int, role: String)
+    case chatTemplate(file: String, line: Int, detail: String)
     case emptyDataset(file: String)
     case noSupervisedTokens(file: String, examples: Int)
     case unreadableFile(path: String, detail: String)
@@ -20,7 +21,9 @@ public enum TrainingError: LocalizedError, Equatable {
         case let .malformedJSONLine(file, line, detail):
             return "\(file):\(line): malformed JSON line: \(detail). Each line must be one JSON object."
         case let .missingField(file, line, detail):
-            return "\(file):\(line): \(detail). Expected `conversations` or `messages` ([{role, content}]), `text`, or `prompt` + `completion`."
+            return "\(file):\(line): \(detail). Expected `conversations` or `messages` ([{role, content}] or ShareGPT [{from, value}]), Alpaca `instruction` + `output`, `text`, or `prompt` + `completion`."
+        case let .chatTemplate(file, line, detail):
+            return "\(file):\(line): \(detail)"
         case let .unknownRole(file, line, role):
             return "\(file):\(line): unknown role \"\(role)\"; use system, user or assistant."
         case let .emptyDataset(file):

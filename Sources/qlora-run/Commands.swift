@@ -11,6 +11,8 @@ usage: qlora-run [run] FILE [--set PATH=VALUE]... [--force STAGE] [--only STAGE]
        qlora-run help [KIND]                  this text, or a stage kind's fields from the schema
        qlora-run cache ls|verify|gc [FILE] [--cache DIR] [--dry-run] [--keep N]
        qlora-run tokenize DIR [--decode]      stdin lines -> JSON token ids (or ids -> text)
+       qlora-run chat render (DIR | --template FILE) [--add-generation-prompt] [--bos-token S] [--eos-token S] [--now ISO-8601]
+                                              stdin {"messages": [...], "tools"?, ...} -> the model's chat template, exactly
        qlora-run generate --model DIR [--adapter DIR] --prompt TEXT [--chat] [--max-new-tokens N]
                           [--temperature T] [--top-k K] [--top-p P] [--seed S]
        qlora-run bench [--quick]              measure this machine (kernels, quantization, training)

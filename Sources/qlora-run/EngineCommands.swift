@@ -34,6 +34,16 @@ struct EngineCommands {
                 }
             }
             return .ok
+        case .chatRender(let options):
+            let input = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
+            do {
+                let text = try ChatRenderCommand.render(options, input: input)
+                FileHandle.standardOutput.write(Data(text.utf8))   // exactly the rendering: no newline added
+                return .ok
+            } catch let error as LocalizedError {
+                console.error(error.errorDescription ?? "\(error)")
+                return .invalidInput
+            }
         case .generate(let g):
             let text = try Inference.generate(model: URL(fileURLWithPath: g.model), adapter: g.adapter.map { URL(fileURLWithPath: $0) },
                                               prompt: g.prompt, chat: g.chat, maxNewTokens: g.maxNewTokens,

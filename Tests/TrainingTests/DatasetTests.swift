@@ -47,7 +47,7 @@ final class DatasetTests: XCTestCase {
             do { _ = try DatasetLoader.load(text: text, name: "d.jsonl", tokenizer: tok); return nil } catch { return error.localizedDescription }
         }
         XCTAssertEqual(message("{\"text\": \"hi\"}\n{oops\n"), "d.jsonl:2: malformed JSON line: not valid JSON. Each line must be one JSON object.")
-        XCTAssertEqual(message("\n{\"foo\": 1}\n"), "d.jsonl:2: no known field (found: foo). Expected `conversations` or `messages` ([{role, content}]), `text`, or `prompt` + `completion`.")
+        XCTAssertEqual(message("\n{\"foo\": 1}\n"), "d.jsonl:2: no known field (found: foo). Expected `conversations` or `messages` ([{role, content}] or ShareGPT [{from, value}]), Alpaca `instruction` + `output`, `text`, or `prompt` + `completion`.")
         XCTAssertEqual(message("{\"messages\": [{\"role\": \"bot\", \"content\": \"x\"}]}"), "d.jsonl:1: unknown role \"bot\"; use system, user or assistant.")
         XCTAssertEqual(message("{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}]}"),
                        "d.jsonl: none of the 1 examples has a supervised token (no assistant content within max_seq_len); add assistant replies, raise max_seq_len, or set train_on_prompt: true.")
@@ -70,5 +70,56 @@ final class DatasetTests: XCTestCase {
         XCTAssertEqual(d.audit.line, "data: 2 examples, \(8 + d.examples[1].ids.count) tokens, \(7 + d.examples[1].ids.count - 1) supervised, 1 truncated, 0 skipped (no supervised token)")
         // shuffle is a pure function of (seed, epoch)
         XCTAssertEqual(d.order(epoch: 3, shuffle: true, seed: 1), d.order(epoch: 3, shuffle: true, seed: 1))
+    }
+}
+
+/// Conversations rendered with a model's own chat template: the supervised tokens are exactly
+/// each assistant reply and the end-of-turn token after it, whatever format the line is in.
+final class ChatTemplateDatasetTests: XCTestCase {
+    func tokenizer() throws -> Tokenizer {
+        guard let url = Reference.file("tokenizer/tokenizer.json") else { throw XCTSkip(Reference.skipMessage) }
+        return try Tokenizer(contentsOf: url)
+    }
+
+    func smolLM2() throws -> ChatFormat {
+        let file = Reference.projectRoot.appendingPathComponent("Tests/Fixtures/chat_templates/templates/smollm2-135m-instruct.jinja")
+        return try ChatFormat(source: String(contentsOf: file, encoding: .utf8), name: file.lastPathComponent, origin: "test",
+                              bosToken: "<|im_start|>", eosToken: "<|im_end|>")
+    }
+
+    func supervisedText(_ example: TokenizedExample, _ tok: Tokenizer) -> String {
+        tok.decode(zip(example.ids, example.lossMask).filter { $0.1 > 0 }.map(\.0))
+    }
+
+    func testTemplateDefaultSystemPromptIsRenderedAndOnlyRepliesAreSupervised() throws {
+        let tok = try tokenizer()
+        let chat = try smolLM2()
+        let line = #"{"messages": [{"role": "user", "content": "Capital of France?"}, {"role": "assistant", "content": "Paris."}, {"role": "user", "content": "And Italy?"}, {"role": "assistant", "content": "Rome."}]}"#
+        let data = try DatasetLoader.load(text: line, name: "d.jsonl", tokenizer: tok, chat: chat)
+        let example = data.examples[0]
+        XCTAssertEqual(tok.decode(example.ids), "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n<|im_start|>user\nCapital of France?<|im_end|>\n<|im_start|>assistant\nParis.<|im_end|>\n<|im_start|>user\nAnd Italy?<|im_end|>\n<|im_start|>assistant\nRome.<|im_end|>\n")
+        XCTAssertEqual(supervisedText(example, tok), "Paris.<|im_end|>Rome.<|im_end|>")
+        XCTAssertEqual(data.audit.sample, "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n<|im_start|>user\nCapital of France?<|im_end|>\n<|im_start|>assistant\n⟦Paris.<|im_end|>⟧\n<|im_start|>user\nAnd Italy?<|im_end|>\n<|im_start|>assistant\n⟦Rome.<|im_end|>⟧\n")
+
+        // system_prompt replaces the template's default; ShareGPT and Alpaca lines give the same tokens.
+        var options = DatasetOptions()
+        options.systemPrompt = "Be brief."
+        let sharegpt = #"{"conversations": [{"from": "human", "value": "Capital of France?"}, {"from": "gpt", "value": "Paris."}]}"#
+        let alpaca = #"{"instruction": "Capital of France?", "input": "", "output": "Paris."}"#
+        let a = try DatasetLoader.load(text: sharegpt, name: "s.jsonl", tokenizer: tok, options: options, chat: chat).examples[0]
+        let b = try DatasetLoader.load(text: alpaca, name: "a.jsonl", tokenizer: tok, options: options, chat: chat).examples[0]
+        XCTAssertEqual(a, b)
+        XCTAssertEqual(tok.decode(a.ids), "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nCapital of France?<|im_end|>\n<|im_start|>assistant\nParis.<|im_end|>\n")
+        XCTAssertEqual(supervisedText(a, tok), "Paris.<|im_end|>")
+    }
+
+    func testTemplateRefusalNamesTheDataLine() throws {
+        let tok = try tokenizer()
+        let chat = try ChatFormat(source: "{% for m in messages %}{% if m.role == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}{{ m.content }}{% endfor %}",
+                                  name: "gemma.jinja", origin: "test", bosToken: nil, eosToken: nil)
+        let text = "{\"text\": \"fine\"}\n" + #"{"messages": [{"role": "system", "content": "x"}, {"role": "user", "content": "y"}]}"#
+        XCTAssertThrowsError(try DatasetLoader.load(text: text, name: "d.jsonl", tokenizer: tok, chat: chat)) { error in
+            XCTAssertEqual((error as? LocalizedError)?.errorDescription, "d.jsonl:2: gemma.jinja:1:51: the chat template refused this conversation: System role not supported")
+        }
     }
 }
