@@ -19,7 +19,18 @@ public struct RotaryTable: Sendable {
     public let cos: [Float]       // (maxPositions, HS/2)
     public let sin: [Float]       // (maxPositions, HS/2)
 
-    public init(headSize HS: Int, maxPositions: Int, theta: Double, linearScaling: Double = 1) {
+    /// Llama 3.x frequency-dependent scaling (transformers `_compute_llama3_parameters`): wavelengths
+    /// longer than original/low_freq_factor are divided by `factor`, shorter than
+    /// original/high_freq_factor are kept, and those between are interpolated smoothly.
+    public struct Llama3Scaling: Sendable, Equatable {
+        public var factor: Double, lowFreqFactor: Double, highFreqFactor: Double, originalMaxPositions: Int
+        public init(factor: Double, lowFreqFactor: Double, highFreqFactor: Double, originalMaxPositions: Int) {
+            self.factor = factor; self.lowFreqFactor = lowFreqFactor; self.highFreqFactor = highFreqFactor
+            self.originalMaxPositions = originalMaxPositions
+        }
+    }
+
+    public init(headSize HS: Int, maxPositions: Int, theta: Double, linearScaling: Double = 1, llama3: Llama3Scaling? = nil) {
         let half = HS / 2
         self.headSize = HS
         self.maxPositions = max(0, maxPositions)
@@ -31,6 +42,24 @@ public struct RotaryTable: Sendable {
             var f = 1 / powf(base, exponent)                 // torch.pow(float, fp32 tensor) → fp32
             if linearScaling != 1 { f = f / factor }
             inv[i] = f
+        }
+        if let l = llama3 {
+            // fp32 tensor arithmetic with Python scalars cast to fp32, in transformers' order.
+            let scale = Float(l.factor), low = Float(l.lowFreqFactor), high = Float(l.highFreqFactor)
+            let old = Float(l.originalMaxPositions)
+            let lowWavelength = Float(Double(l.originalMaxPositions) / l.lowFreqFactor)
+            let highWavelength = Float(Double(l.originalMaxPositions) / l.highFreqFactor)
+            for i in 0..<half {
+                let f = inv[i]
+                let wavelength = Float(2 * Double.pi) / f
+                let scaled = wavelength > lowWavelength ? f / scale : f
+                if !(wavelength < highWavelength) && !(wavelength > lowWavelength) {
+                    let smooth = (old / wavelength - low) / (high - low)
+                    inv[i] = (1 - smooth) * scaled / scale + smooth * scaled
+                } else {
+                    inv[i] = scaled
+                }
+            }
         }
         self.invFreq = inv
         var c = [Float](repeating: 0, count: self.maxPositions * half)

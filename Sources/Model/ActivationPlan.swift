@@ -34,6 +34,11 @@ final class LayerActivations {
     let gate: FloatBuffer         // (N, I)
     let up: FloatBuffer           // (N, I)
     let act: FloatBuffer          // (N, I)  silu(gate)·up (down_proj input)              [shared]
+    // Qwen3 only (one float otherwise): projections before the per-head q/k RMSNorm, and its rstd.
+    let qRaw: FloatBuffer         // (B, T, NH, HS)
+    let kRaw: FloatBuffer         // (B, T, KVH, HS)
+    let rstdQ: FloatBuffer        // (N·NH)
+    let rstdK: FloatBuffer        // (N·KVH)
 
     /// Own input buffer, everything else shared with `shared` (gradient checkpointing: the
     /// layer's activations are recomputed from its input in the backward).
@@ -42,12 +47,16 @@ final class LayerActivations {
         norm1 = shared.norm1; rstd1 = shared.rstd1; q = shared.q; k = shared.k; v = shared.v
         attention = shared.attention; middle = shared.middle; norm2 = shared.norm2
         rstd2 = shared.rstd2; gate = shared.gate; up = shared.up; act = shared.act
+        qRaw = shared.qRaw; kRaw = shared.kRaw; rstdQ = shared.rstdQ; rstdK = shared.rstdK
     }
 
     /// Own buffers for what the layer keeps; norm outputs and the SwiGLU product from `shared`
     /// (nil: allocate them, for the first layer).
-    init(B: Int, T: Int, C: Int, NH: Int, KVH: Int, HS: Int, I: Int, sharingRecomputed shared: LayerActivations? = nil) {
+    init(B: Int, T: Int, C: Int, NH: Int, KVH: Int, HS: Int, I: Int, headNorm: Bool = false, sharingRecomputed shared: LayerActivations? = nil) {
         let N = B * T
+        let h = headNorm ? 1 : 0
+        qRaw = FloatBuffer(h * N * NH * HS); kRaw = FloatBuffer(h * N * KVH * HS)
+        rstdQ = FloatBuffer(h * N * NH); rstdK = FloatBuffer(h * N * KVH)
         input = FloatBuffer(N * C); rstd1 = FloatBuffer(N)
         q = FloatBuffer(N * NH * HS); k = FloatBuffer(N * KVH * HS); v = FloatBuffer(N * KVH * HS)
         attention = FloatBuffer(N * NH * HS)
@@ -59,9 +68,9 @@ final class LayerActivations {
     }
 
     /// Floats one layer keeps in the non-checkpointed layout (for choosing the layout).
-    static func keptFloats(B: Int, T: Int, C: Int, NH: Int, KVH: Int, HS: Int, I: Int) -> Int {
+    static func keptFloats(B: Int, T: Int, C: Int, NH: Int, KVH: Int, HS: Int, I: Int, headNorm: Bool = false) -> Int {
         let N = B * T
-        return N * (3 * C + 2 * NH * HS + 2 * KVH * HS + 2 * I + 2)
+        return N * (3 * C + 2 * NH * HS + 2 * KVH * HS + 2 * I + 2) + (headNorm ? N * (NH * HS + KVH * HS + NH + KVH) : 0)
     }
 }
 
@@ -76,8 +85,11 @@ final class GradientBuffers {
     let gate: FloatBuffer         // (N, I)
     let up: FloatBuffer           // (N, I)
     let act: FloatBuffer          // (N, I)
-    init(B: Int, T: Int, C: Int, NH: Int, KVH: Int, HS: Int, I: Int) {
+    let qRaw: FloatBuffer         // (N, NH·HS)  Qwen3: gradient before the q norm (one float otherwise)
+    let kRaw: FloatBuffer         // (N, KVH·HS)
+    init(B: Int, T: Int, C: Int, NH: Int, KVH: Int, HS: Int, I: Int, headNorm: Bool = false) {
         let N = B * T
+        qRaw = FloatBuffer(headNorm ? N * NH * HS : 0); kRaw = FloatBuffer(headNorm ? N * KVH * HS : 0)
         residual = FloatBuffer(N * C); norm = FloatBuffer(N * C)
         q = FloatBuffer(N * NH * HS); k = FloatBuffer(N * KVH * HS); v = FloatBuffer(N * KVH * HS)
         attention = FloatBuffer(N * NH * HS)
@@ -95,7 +107,8 @@ final class ActivationPlan {
     let scratch: FloatBuffer      // (N, C)  o_proj / down_proj output before the residual add
     lazy var scratchOutput = FloatBuffer(B * T * dims.C)  // (N, C) discarded layer output of a recompute
     var positions: [Int32]        // (B, T)
-    lazy var gradients = GradientBuffers(B: B, T: T, C: dims.C, NH: dims.NH, KVH: dims.KVH, HS: dims.HS, I: dims.I)
+    lazy var gradients = GradientBuffers(B: B, T: T, C: dims.C, NH: dims.NH, KVH: dims.KVH, HS: dims.HS, I: dims.I, headNorm: headNorm)
+    let headNorm: Bool
     let dims: (C: Int, NH: Int, KVH: Int, HS: Int, I: Int)
 
     /// Logits per head chunk in training (8M floats, 32 MB).
@@ -124,22 +137,23 @@ final class ActivationPlan {
     /// shared buffers and gradient scratch, about two layers' worth, not counted).
     static func layerBytes(config c: ModelConfig, B: Int, T: Int, checkpointed: Bool) -> Int {
         let perLayer = checkpointed ? B * T * c.hiddenSize
-            : LayerActivations.keptFloats(B: B, T: T, C: c.hiddenSize, NH: c.heads, KVH: c.kvHeads, HS: c.headDim, I: c.intermediateSize)
+            : LayerActivations.keptFloats(B: B, T: T, C: c.hiddenSize, NH: c.heads, KVH: c.kvHeads, HS: c.headDim, I: c.intermediateSize, headNorm: c.qkNorm)
         return 4 * c.layers * perLayer
     }
 
     init(config c: ModelConfig, B: Int, T: Int, checkpointed: Bool = false) {
         self.B = B; self.T = T
         self.checkpointed = checkpointed
+        self.headNorm = c.qkNorm
         let C = c.hiddenSize
         dims = (C, c.heads, c.kvHeads, c.headDim, c.intermediateSize)
         if checkpointed {
-            let shared = LayerActivations(B: B, T: T, C: C, NH: c.heads, KVH: c.kvHeads, HS: c.headDim, I: c.intermediateSize)
+            let shared = LayerActivations(B: B, T: T, C: C, NH: c.heads, KVH: c.kvHeads, HS: c.headDim, I: c.intermediateSize, headNorm: c.qkNorm)
             layers = [shared] + (1..<max(c.layers, 1)).map { _ in LayerActivations(sharingAll: shared, input: FloatBuffer(B * T * C)) }
         } else {
-            let first = LayerActivations(B: B, T: T, C: C, NH: c.heads, KVH: c.kvHeads, HS: c.headDim, I: c.intermediateSize)
+            let first = LayerActivations(B: B, T: T, C: C, NH: c.heads, KVH: c.kvHeads, HS: c.headDim, I: c.intermediateSize, headNorm: c.qkNorm)
             layers = [first] + (1..<max(c.layers, 1)).map { _ in
-                LayerActivations(B: B, T: T, C: C, NH: c.heads, KVH: c.kvHeads, HS: c.headDim, I: c.intermediateSize, sharingRecomputed: first)
+                LayerActivations(B: B, T: T, C: C, NH: c.heads, KVH: c.kvHeads, HS: c.headDim, I: c.intermediateSize, headNorm: c.qkNorm, sharingRecomputed: first)
             }
         }
         output = FloatBuffer(B * T * C); finalNorm = FloatBuffer(B * T * C); finalRstd = FloatBuffer(B * T)

@@ -31,7 +31,10 @@ extension LlamaModel {
     /// Generates up to `maxNewTokens` tokens after `prompt` with a KV cache. Stops early after
     /// producing a token in `stopTokens` (that token is NOT included in the result).
     /// Returns only the new tokens. Invalid prompt ids give an empty result (validate first).
-    public func generate(prompt: [Int32], maxNewTokens: Int, sampling: Sampling, stopTokens: Set<Int32>) -> [Int32] {
+    public func generate(prompt: [Int32], maxNewTokens requested: Int, sampling: Sampling, stopTokens: Set<Int32>) -> [Int32] {
+        // Sliding-window attention is not implemented: generation stops at the window, where it
+        // would start to differ from the model.
+        let maxNewTokens = min(requested, config.slidingWindow.map { $0 - prompt.count } ?? requested)
         guard !prompt.isEmpty, maxNewTokens > 0,
               !prompt.contains(where: { $0 < 0 || Int($0) >= config.vocabSize }) else { return [] }
         let cache = KVCache(layers: layers.count, capacity: prompt.count + maxNewTokens,
@@ -78,6 +81,15 @@ extension LlamaModel {
                 layer.q.forward(input: h.p, output: q.p, rows: n)
                 layer.k.forward(input: h.p, output: K + p0 * kvs, rows: n)
                 layer.v.forward(input: h.p, output: Vc + p0 * kvs, rows: n)
+                if let qn = layer.queryNorm, let kn = layer.keyNorm {   // Qwen3: in place, per head
+                    let headRstd = FloatBuffer(n * NH)
+                    qn.withUnsafeBufferPointer { w in
+                        RMSNorm.forward(output: q.p, rstd: headRstd.p, input: q.p, weight: w.baseAddress!, rows: n * NH, channels: HS, eps: eps)
+                    }
+                    kn.withUnsafeBufferPointer { w in
+                        RMSNorm.forward(output: K + p0 * kvs, rstd: headRstd.p, input: K + p0 * kvs, weight: w.baseAddress!, rows: n * KVH, channels: HS, eps: eps)
+                    }
+                }
                 Rotary.forward(q.p, positions: pos.baseAddress!, table: table, B: 1, T: n, H: NH, HS: HS, layout: rotLayout)
                 Rotary.forward(K + p0 * kvs, positions: pos.baseAddress!, table: table, B: 1, T: n, H: KVH, HS: HS, layout: rotLayout)
                 // Causal attention of the n new queries over the L cached keys.

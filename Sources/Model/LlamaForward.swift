@@ -17,6 +17,11 @@ extension LlamaModel {
         if T > config.maxPositionEmbeddings {
             throw ModelError.invalidInput("sequence length \(T) exceeds max_position_embeddings \(config.maxPositionEmbeddings)")
         }
+        // Within the window sliding-window attention is plain causal attention; beyond it, it is
+        // not implemented, and attending in full would be a different model.
+        if let w = config.slidingWindow, T > w {
+            throw ModelError.invalidInput("sequence length \(T) exceeds the model's sliding_window \(w) (config.json); sliding-window attention is not implemented: set max_seq_len to at most \(w)")
+        }
     }
 
     /// cos/sin for positions 0..<n (rounded up to a power of two so growing sequences rarely
@@ -25,8 +30,13 @@ extension LlamaModel {
         if let r = rotaryCache, r.maxPositions >= n { return r }
         var size = 64
         while size < n { size *= 2 }
-        let table = RotaryTable(headSize: config.headDim, maxPositions: size,
-                                theta: config.ropeTheta, linearScaling: config.ropeScaling?.factor ?? 1)
+        let scaling = config.ropeScaling
+        let llama3 = scaling.flatMap { s in
+            s.type == "llama3" ? RotaryTable.Llama3Scaling(factor: s.factor, lowFreqFactor: s.lowFreqFactor, highFreqFactor: s.highFreqFactor,
+                                                          originalMaxPositions: s.originalMaxPositionEmbeddings) : nil
+        }
+        let table = RotaryTable(headSize: config.headDim, maxPositions: size, theta: config.ropeTheta,
+                                linearScaling: scaling?.type == "linear" ? scaling?.factor ?? 1 : 1, llama3: llama3)
         rotaryCache = table
         return table
     }
@@ -85,8 +95,20 @@ extension LlamaModel {
                 RMSNorm.forward(output: a.norm1.p, rstd: a.rstd1.p, input: a.input.p, weight: w.baseAddress!,
                                         rows: N, channels: C, eps: eps)
             }
-            layer.q.forward(input: a.norm1.p, output: a.q.p, rows: N)
-            layer.k.forward(input: a.norm1.p, output: a.k.p, rows: N)
+            if let qn = layer.queryNorm, let kn = layer.keyNorm {
+                // Qwen3: q/k projections, then RMSNorm over each head's HS channels, then rotary.
+                layer.q.forward(input: a.norm1.p, output: a.qRaw.p, rows: N)
+                layer.k.forward(input: a.norm1.p, output: a.kRaw.p, rows: N)
+                qn.withUnsafeBufferPointer { w in
+                    RMSNorm.forward(output: a.q.p, rstd: a.rstdQ.p, input: a.qRaw.p, weight: w.baseAddress!, rows: N * NH, channels: HS, eps: eps)
+                }
+                kn.withUnsafeBufferPointer { w in
+                    RMSNorm.forward(output: a.k.p, rstd: a.rstdK.p, input: a.kRaw.p, weight: w.baseAddress!, rows: N * KVH, channels: HS, eps: eps)
+                }
+            } else {
+                layer.q.forward(input: a.norm1.p, output: a.q.p, rows: N)
+                layer.k.forward(input: a.norm1.p, output: a.k.p, rows: N)
+            }
             layer.v.forward(input: a.norm1.p, output: a.v.p, rows: N)
             Rotary.forward(a.q.p, positions: pos.baseAddress!, table: table, B: B, T: T, H: NH, HS: HS, layout: rotLayout)
             Rotary.forward(a.k.p, positions: pos.baseAddress!, table: table, B: B, T: T, H: KVH, HS: HS, layout: rotLayout)
@@ -219,17 +241,31 @@ extension LlamaModel {
                 }
                 Rotary.backward(g.q.p, positions: pos.baseAddress!, table: table, B: B, T: T, H: NH, HS: HS, layout: rotLayout)
                 Rotary.backward(g.k.p, positions: pos.baseAddress!, table: table, B: B, T: T, H: KVH, HS: HS, layout: rotLayout)
+                // Qwen3: back through the per-head q/k norms (weights frozen: input gradients only).
+                var gq = g.q, gk = g.k
+                if let qn = layer.queryNorm, let kn = layer.keyNorm {
+                    g.qRaw.zero(); g.kRaw.zero()
+                    qn.withUnsafeBufferPointer { w in
+                        RMSNorm.backward(gradInput: g.qRaw.p, gradOutput: g.q.p, input: a.qRaw.p, weight: w.baseAddress!,
+                                         rstd: a.rstdQ.p, rows: N * NH, channels: HS)
+                    }
+                    kn.withUnsafeBufferPointer { w in
+                        RMSNorm.backward(gradInput: g.kRaw.p, gradOutput: g.k.p, input: a.kRaw.p, weight: w.baseAddress!,
+                                         rstd: a.rstdK.p, rows: N * KVH, channels: HS)
+                    }
+                    gq = g.qRaw; gk = g.kRaw
+                }
                 // The lowest adapted layer passes no gradient further down: only the q/k/v adapters'
                 // own gradients are left to take (no input gradients, no norm backward).
                 if l == lowest {
-                    for (linear, grad) in [(layer.q, g.q), (layer.k, g.k), (layer.v, g.v)] where linear.adapter != nil {
+                    for (linear, grad) in [(layer.q, gq), (layer.k, gk), (layer.v, g.v)] where linear.adapter != nil {
                         linear.backward(input: a.norm1.p, gradOutput: grad.p, gradInput: nil, rows: N)
                     }
                     continue
                 }
                 g.norm.zero()
-                layer.q.backward(input: a.norm1.p, gradOutput: g.q.p, gradInput: g.norm.p, rows: N)
-                layer.k.backward(input: a.norm1.p, gradOutput: g.k.p, gradInput: g.norm.p, rows: N)
+                layer.q.backward(input: a.norm1.p, gradOutput: gq.p, gradInput: g.norm.p, rows: N)
+                layer.k.backward(input: a.norm1.p, gradOutput: gk.p, gradInput: g.norm.p, rows: N)
                 layer.v.backward(input: a.norm1.p, gradOutput: g.v.p, gradInput: g.norm.p, rows: N)
                 layer.attentionNorm.withUnsafeBufferPointer { w in
                     RMSNorm.backward(gradInput: g.residual.p, gradOutput: g.norm.p, input: a.input.p, weight: w.baseAddress!,

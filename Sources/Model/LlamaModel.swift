@@ -6,11 +6,14 @@ import Quant
 public final class DecoderLayer {
     public var attentionNorm: [Float]   // (C)
     public var mlpNorm: [Float]         // (C)
+    /// Qwen3 q_norm / k_norm weights (HS), nil for the other families.
+    public var queryNorm: [Float]?, keyNorm: [Float]?
     public let q: LinearModule, k: LinearModule, v: LinearModule, o: LinearModule
     public let gate: LinearModule, up: LinearModule, down: LinearModule
 
-    init(attentionNorm: [Float], mlpNorm: [Float], projections: [Projection: LinearModule]) {
+    init(attentionNorm: [Float], mlpNorm: [Float], projections: [Projection: LinearModule], queryNorm: [Float]? = nil, keyNorm: [Float]? = nil) {
         self.attentionNorm = attentionNorm; self.mlpNorm = mlpNorm
+        self.queryNorm = queryNorm; self.keyNorm = keyNorm
         q = projections[.q]!; k = projections[.k]!; v = projections[.v]!; o = projections[.o]!
         gate = projections[.gate]!; up = projections[.up]!; down = projections[.down]!
     }
@@ -85,6 +88,10 @@ public final class LlamaModel {
         var out: [(String, [Int])] = [(layout.embedding + ".weight", [c.vocabSize, c.hiddenSize])]
         for l in 0..<c.layers {
             out.append((layout.attentionNorm(layer: l) + ".weight", [c.hiddenSize]))
+            if c.qkNorm {
+                out.append((layout.queryNorm(layer: l) + ".weight", [c.headDim]))
+                out.append((layout.keyNorm(layer: l) + ".weight", [c.headDim]))
+            }
             for p in Projection.allCases {
                 let s = projectionShape(p, c)
                 out.append((layout.projection(p, layer: l) + ".weight", [s.out, s.in]))
@@ -118,8 +125,10 @@ public final class LlamaModel {
                                        weight: .dense(normal(name + ".weight", s.out * s.in)),
                                        bias: hasBias(p, c) ? [Float](repeating: 0, count: s.out) : nil)
             }
+            let headNorm: [Float]? = c.qkNorm ? [Float](repeating: 1, count: c.headDim) : nil
             layers.append(DecoderLayer(attentionNorm: [Float](repeating: 1, count: c.hiddenSize),
-                                       mlpNorm: [Float](repeating: 1, count: c.hiddenSize), projections: mods))
+                                       mlpNorm: [Float](repeating: 1, count: c.hiddenSize), projections: mods,
+                                       queryNorm: headNorm, keyNorm: headNorm))
         }
         let headWeight = c.tieWordEmbeddings ? emb : normal(layout.head + ".weight", c.vocabSize * c.hiddenSize)
         let head = LinearModule(name: layout.head, inFeatures: c.hiddenSize, outFeatures: c.vocabSize, weight: .dense(headWeight))

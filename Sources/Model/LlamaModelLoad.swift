@@ -22,6 +22,10 @@ extension LlamaModel {
         for (l, layer) in layers.enumerated() {
             w.add(layout.attentionNorm(layer: l) + ".weight", floats: layer.attentionNorm, shape: [C])
             w.add(layout.mlpNorm(layer: l) + ".weight", floats: layer.mlpNorm, shape: [C])
+            if let qn = layer.queryNorm, let kn = layer.keyNorm {
+                w.add(layout.queryNorm(layer: l) + ".weight", floats: qn, shape: [config.headDim])
+                w.add(layout.keyNorm(layer: l) + ".weight", floats: kn, shape: [config.headDim])
+            }
             for m in layer.linears { addLinear(m) }
         }
         w.add(layout.finalNorm + ".weight", floats: finalNorm, shape: [C])
@@ -115,7 +119,9 @@ extension LlamaModel {
                 mods[p] = try linear(layout.projection(p, layer: l), out: s.out, in: s.in, bias: hasBias(p, c))
             }
             layers.append(DecoderLayer(attentionNorm: tensors[layout.attentionNorm(layer: l) + ".weight"]!,
-                                       mlpNorm: tensors[layout.mlpNorm(layer: l) + ".weight"]!, projections: mods))
+                                       mlpNorm: tensors[layout.mlpNorm(layer: l) + ".weight"]!, projections: mods,
+                                       queryNorm: c.qkNorm ? tensors[layout.queryNorm(layer: l) + ".weight"] : nil,
+                                       keyNorm: c.qkNorm ? tensors[layout.keyNorm(layer: l) + ".weight"] : nil))
         }
         let emb = tensors[layout.embedding + ".weight"]!
         let head: LinearModule

@@ -10,8 +10,12 @@ import Foundation
 /// (`hidden_act` other than silu, rope scaling other than linear) are errors naming the field.
 public struct ModelConfig: Codable, Sendable, Equatable {
     public struct RopeScaling: Codable, Sendable, Equatable {
-        public var type: String      // only "linear" is supported
+        public var type: String      // "linear" or "llama3"
         public var factor: Double
+        /// llama3 only (transformers `_compute_llama3_parameters`).
+        public var lowFreqFactor: Double = 1
+        public var highFreqFactor: Double = 4
+        public var originalMaxPositionEmbeddings: Int = 8192
         public init(type: String = "linear", factor: Double) { self.type = type; self.factor = factor }
     }
 
@@ -39,6 +43,9 @@ public struct ModelConfig: Codable, Sendable, Equatable {
     public var ropeTheta: Double
     public var ropeScaling: RopeScaling?
     public var maxPositionEmbeddings: Int
+    /// Mistral/Qwen2 sliding-window attention: a token sees at most this many positions (itself
+    /// included). Not implemented: longer sequences are refused, never silently attended in full.
+    public var slidingWindow: Int?
     public var tieWordEmbeddings: Bool
     /// q/k/v (and for llama/mistral also o) projections carry biases. qwen2 always has q/k/v biases.
     public var attentionBias: Bool
@@ -54,11 +61,13 @@ public struct ModelConfig: Codable, Sendable, Equatable {
 
     /// q, k, v projections have a bias.
     public var qkvBias: Bool { modelType == "qwen2" || attentionBias }
+    /// Qwen3: RMSNorm over each head's query and key (q_norm/k_norm, weight (HS)) before rotary.
+    public var qkNorm: Bool { modelType == "qwen3" }
     /// o projection has a bias (transformers' LlamaAttention uses `attention_bias` for all four;
     /// Qwen2Attention hard-codes bias=True for q/k/v and False for o).
     public var outputBias: Bool { modelType != "qwen2" && attentionBias }
 
-    public static let supportedModelTypes = ["llama", "mistral", "qwen2", "minimind"]
+    public static let supportedModelTypes = ["llama", "mistral", "qwen2", "qwen3", "minimind"]
 
     public init(modelType: String = "llama", vocabSize: Int, hiddenSize: Int, intermediateSize: Int, layers: Int,
                 heads: Int, kvHeads: Int? = nil, headDim: Int? = nil, rmsNormEps: Double = 1e-6,
@@ -122,6 +131,7 @@ public struct ModelConfig: Codable, Sendable, Equatable {
             throw ModelError.unsupportedConfig(field: "model_type", value: "\"\(modelType)\"",
                                                hint: "supported: " + ModelConfig.supportedModelTypes.joined(separator: ", "))
         }
+        if let w = slidingWindow, w <= 0 { throw ModelError.invalidConfig(field: "sliding_window", reason: "must be positive, found \(w)") }
         if let s = ropeScaling, !(s.factor > 0) {
             throw ModelError.invalidConfig(field: "rope_scaling.factor", reason: "must be positive, found \(s.factor)")
         }
@@ -138,6 +148,7 @@ public struct ModelConfig: Codable, Sendable, Equatable {
         case attentionBias = "attention_bias", hiddenAct = "hidden_act", bosTokenId = "bos_token_id"
         case eosTokenId = "eos_token_id", padTokenId = "pad_token_id", dtype, torchDtype = "torch_dtype"
         case quantizationConfig = "quantization_config", architectures
+        case slidingWindow = "sliding_window", useSlidingWindow = "use_sliding_window"
         // MiniMind legacy LMConfig keys.
         case dim, nLayers = "n_layers", nHeads = "n_heads", nKvHeads = "n_kv_heads", hiddenDim = "hidden_dim"
         case multipleOf = "multiple_of", normEps = "norm_eps", maxSeqLen = "max_seq_len"
@@ -147,7 +158,12 @@ public struct ModelConfig: Codable, Sendable, Equatable {
     /// as `rope_type` or (older) `type`.
     struct RopeDict: Decodable {
         var ropeTheta: Double?; var ropeType: String?; var type: String?; var factor: Double?
-        enum CodingKeys: String, CodingKey { case ropeTheta = "rope_theta", ropeType = "rope_type", type, factor }
+        var lowFreqFactor: Double?; var highFreqFactor: Double?; var originalMaxPositionEmbeddings: Int?
+        enum CodingKeys: String, CodingKey {
+            case ropeTheta = "rope_theta", ropeType = "rope_type", type, factor
+            case lowFreqFactor = "low_freq_factor", highFreqFactor = "high_freq_factor"
+            case originalMaxPositionEmbeddings = "original_max_position_embeddings"
+        }
     }
 
     struct QuantDict: Codable {
@@ -191,6 +207,10 @@ public struct ModelConfig: Codable, Sendable, Equatable {
             ?? c.decodeIfPresent(Double.self, forKey: .normEps) ?? (modelType == "minimind" ? 1e-5 : 1e-6)
         maxPositionEmbeddings = try int(.maxPositionEmbeddings, .maxSeqLen) ?? (modelType == "minimind" ? 32768 : 2048)
         tieWordEmbeddings = try c.decodeIfPresent(Bool.self, forKey: .tieWordEmbeddings) ?? (modelType == "minimind")
+        // Mistral: sliding_window (null: none). Qwen2: only with use_sliding_window: true.
+        let window = try c.decodeIfPresent(Int.self, forKey: .slidingWindow)
+        let useWindow = try c.decodeIfPresent(Bool.self, forKey: .useSlidingWindow) ?? (modelType != "qwen2" && modelType != "qwen3")
+        slidingWindow = useWindow ? window : nil
         attentionBias = try c.decodeIfPresent(Bool.self, forKey: .attentionBias) ?? false
         hiddenAct = try c.decodeIfPresent(String.self, forKey: .hiddenAct) ?? "silu"
         bosTokenId = try c.decodeIfPresent(Int.self, forKey: .bosTokenId)
@@ -223,9 +243,22 @@ public struct ModelConfig: Codable, Sendable, Equatable {
             case "linear":
                 guard let f = s.factor else { throw ModelError.missingConfigField(field: "\(scalingField).factor") }
                 ropeScaling = RopeScaling(type: "linear", factor: f)
+            case "llama3":
+                guard let f = s.factor else { throw ModelError.missingConfigField(field: "\(scalingField).factor") }
+                var r = RopeScaling(type: "llama3", factor: f)
+                guard let low = s.lowFreqFactor else { throw ModelError.missingConfigField(field: "\(scalingField).low_freq_factor") }
+                guard let high = s.highFreqFactor else { throw ModelError.missingConfigField(field: "\(scalingField).high_freq_factor") }
+                guard let original = s.originalMaxPositionEmbeddings else {
+                    throw ModelError.missingConfigField(field: "\(scalingField).original_max_position_embeddings")
+                }
+                guard high > low else {
+                    throw ModelError.invalidConfig(field: "\(scalingField).high_freq_factor", reason: "must exceed low_freq_factor \(low), found \(high)")
+                }
+                r.lowFreqFactor = low; r.highFreqFactor = high; r.originalMaxPositionEmbeddings = original
+                ropeScaling = r
             default:
                 throw ModelError.unsupportedConfig(field: "\(scalingField).rope_type", value: "\"\(kind)\"",
-                                                   hint: "only default and linear rotary scaling are supported")
+                                                   hint: "supported rotary scaling: default, linear, llama3")
             }
         }
         if let q = try c.decodeIfPresent(QuantDict.self, forKey: .quantizationConfig) {
@@ -247,6 +280,7 @@ public struct ModelConfig: Codable, Sendable, Equatable {
         let arch: String
         switch modelType {
         case "qwen2": arch = "Qwen2ForCausalLM"
+        case "qwen3": arch = "Qwen3ForCausalLM"
         case "mistral": arch = "MistralForCausalLM"
         case "minimind": arch = "MiniMindForCausalLM"
         default: arch = "LlamaForCausalLM"
@@ -265,8 +299,15 @@ public struct ModelConfig: Codable, Sendable, Equatable {
             try params.encode(s.factor, forKey: .factor)
             var sc = c.nestedContainer(keyedBy: RopeDict.CodingKeys.self, forKey: .ropeScaling)
             try sc.encode(s.type, forKey: .ropeType); try sc.encode(s.factor, forKey: .factor)
+            if s.type == "llama3" {
+                try params.encode(s.lowFreqFactor, forKey: .lowFreqFactor); try sc.encode(s.lowFreqFactor, forKey: .lowFreqFactor)
+                try params.encode(s.highFreqFactor, forKey: .highFreqFactor); try sc.encode(s.highFreqFactor, forKey: .highFreqFactor)
+                try params.encode(s.originalMaxPositionEmbeddings, forKey: .originalMaxPositionEmbeddings)
+                try sc.encode(s.originalMaxPositionEmbeddings, forKey: .originalMaxPositionEmbeddings)
+            }
         }
         try c.encode(maxPositionEmbeddings, forKey: .maxPositionEmbeddings)
+        if let w = slidingWindow { try c.encode(w, forKey: .slidingWindow); if modelType == "qwen2" || modelType == "qwen3" { try c.encode(true, forKey: .useSlidingWindow) } }
         try c.encode(tieWordEmbeddings, forKey: .tieWordEmbeddings)
         try c.encode(attentionBias, forKey: .attentionBias); try c.encode(hiddenAct, forKey: .hiddenAct)
         try c.encodeIfPresent(bosTokenId, forKey: .bosTokenId)

@@ -22,6 +22,9 @@ public enum WeightLayout: String, Codable, Sendable, Equatable {
     public func attentionNorm(layer: Int) -> String {
         self == .huggingFace ? "model.layers.\(layer).input_layernorm" : "layers.\(layer).attention_norm"
     }
+    /// Qwen3's per-head query/key norms (Hugging Face layout only).
+    public func queryNorm(layer: Int) -> String { "model.layers.\(layer).self_attn.q_norm" }
+    public func keyNorm(layer: Int) -> String { "model.layers.\(layer).self_attn.k_norm" }
     public func mlpNorm(layer: Int) -> String {
         self == .huggingFace ? "model.layers.\(layer).post_attention_layernorm" : "layers.\(layer).ffn_norm"
     }

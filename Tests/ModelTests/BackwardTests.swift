@@ -36,6 +36,27 @@ final class BackwardTests: XCTestCase {
         finiteDifferenceCheck(model)
     }
 
+    /// Qwen3: per-head q/k RMSNorm (non-unit weights) with an explicit head_dim (q_proj 16 -> 32):
+    /// adapters below and on q/k get their gradients through the norms' backward, with and without
+    /// gradient checkpointing.
+    func testLoRAGradientsMatchFiniteDifferencesQwen3HeadNorms() {
+        for checkpointed in [false, true] {
+            let config = ModelConfig(modelType: "qwen3", vocabSize: 32, hiddenSize: 16, intermediateSize: 24, layers: 2, heads: 4, kvHeads: 2,
+                                     headDim: 8, rmsNormEps: 1e-6, maxPositionEmbeddings: 64, tieWordEmbeddings: true)
+            let model = LlamaModel.initialized(config: config, layout: .huggingFace, seed: 13)
+            for m in model.linearModules where m !== model.head { if case .dense(let w) = m.weight { m.weight = .dense(w.map { $0 * 15 }) } }
+            var rng = RandomStream(seed: 2, stream: "norms")
+            for layer in model.layers {
+                layer.queryNorm = (0..<8).map { _ in Float(0.5 + rng.nextUniform()) }
+                layer.keyNorm = (0..<8).map { _ in Float(0.5 + rng.nextUniform()) }
+            }
+            XCTAssertEqual(model.layers[0].q.outFeatures, 32)
+            model.gradientCheckpointing = checkpointed
+            Self.attachRandomAdapters(model, names: ["q_proj", "k_proj", "o_proj", "up_proj"])
+            finiteDifferenceCheck(model)
+        }
+    }
+
     /// Step 1 of the PEFT golden run: loss and raw gradients of the LoRA parameters.
     func testGoldenLoRAStepOneLossAndGradients() throws {
         let model = try referenceModel("tiny-llama")

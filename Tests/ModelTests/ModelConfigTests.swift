@@ -75,7 +75,14 @@ final class ModelConfigTests: XCTestCase {
         }
         XCTAssertThrowsError(try decode("{\(base), \"rope_scaling\": {\"rope_type\": \"yarn\", \"factor\": 4}}")) { e in
             XCTAssertEqual(e.localizedDescription,
-                           "config.json: unsupported value \"yarn\" for field 'rope_scaling.rope_type': only default and linear rotary scaling are supported")
+                           "config.json: unsupported value \"yarn\" for field 'rope_scaling.rope_type': supported rotary scaling: default, linear, llama3")
+        }
+        XCTAssertThrowsError(try decode("{\(base), \"model_type\": \"gemma\"}")) { e in
+            XCTAssertEqual(e.localizedDescription,
+                           "config.json: unsupported value \"gemma\" for field 'model_type': supported: llama, mistral, qwen2, qwen3, minimind")
+        }
+        XCTAssertThrowsError(try decode("{\(base), \"rope_scaling\": {\"rope_type\": \"llama3\", \"factor\": 8, \"low_freq_factor\": 1, \"high_freq_factor\": 4}}")) { e in
+            XCTAssertEqual(e.localizedDescription, "config.json: required field 'rope_scaling.original_max_position_embeddings' is missing")
         }
         XCTAssertThrowsError(try decode("{\"vocab_size\": 10}")) { e in
             XCTAssertEqual(e.localizedDescription, "config.json: required field 'hidden_size' is missing")
