@@ -51,6 +51,11 @@ public enum DatasetLoader {
             var example = try encode(dict, line: line, file: name, lineNumber: lineNumber, tokenizer: tokenizer, options: options,
                                      chat: chat, specialTokens: specials)
             if audit.sample == nil { audit.sample = example.marked(tokenizer) }
+            // Nothing to learn from, whatever the length: the line itself is wrong (a conversation
+            // without an assistant reply, an empty completion). Truncation-emptied examples are skipped below.
+            if example.supervisedTokens == 0 && !options.trainOnPrompt {
+                throw TrainingError.unsupervisedLine(file: name, line: lineNumber)
+            }
             if example.ids.count > options.maxSeqLen {
                 example.ids = Array(example.ids.prefix(options.maxSeqLen))
                 example.lossMask = Array(example.lossMask.prefix(options.maxSeqLen))

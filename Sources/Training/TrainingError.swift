@@ -7,6 +7,7 @@ public enum TrainingError: LocalizedError, Equatable {
     case missingField(file: String, line: Int, detail: String)
     case unknownRole(file: String, line: Int, role: String)
     case chatTemplate(file: String, line: Int, detail: String)
+    case unsupervisedLine(file: String, line: Int)
     case emptyDataset(file: String)
     case noSupervisedTokens(file: String, examples: Int)
     case unreadableFile(path: String, detail: String)
@@ -22,6 +23,8 @@ public enum TrainingError: LocalizedError, Equatable {
             return "\(file):\(line): malformed JSON line: \(detail). Each line must be one JSON object."
         case let .missingField(file, line, detail):
             return "\(file):\(line): \(detail). Expected `conversations` or `messages` ([{role, content}] or ShareGPT [{from, value}]), Alpaca `instruction` + `output`, `text`, or `prompt` + `completion`."
+        case let .unsupervisedLine(file, line):
+            return "\(file):\(line): this example has no supervised token (no assistant reply or completion to learn); add one, or set train_on_prompt: true."
         case let .chatTemplate(file, line, detail):
             return "\(file):\(line): \(detail)"
         case let .unknownRole(file, line, role):

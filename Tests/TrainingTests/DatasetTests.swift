@@ -50,7 +50,7 @@ final class DatasetTests: XCTestCase {
         XCTAssertEqual(message("\n{\"foo\": 1}\n"), "d.jsonl:2: no known field (found: foo). Expected `conversations` or `messages` ([{role, content}] or ShareGPT [{from, value}]), Alpaca `instruction` + `output`, `text`, or `prompt` + `completion`.")
         XCTAssertEqual(message("{\"messages\": [{\"role\": \"bot\", \"content\": \"x\"}]}"), "d.jsonl:1: unknown role \"bot\"; use system, user or assistant.")
         XCTAssertEqual(message("{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}]}"),
-                       "d.jsonl: none of the 1 examples has a supervised token (no assistant content within max_seq_len); add assistant replies, raise max_seq_len, or set train_on_prompt: true.")
+                       "d.jsonl:1: this example has no supervised token (no assistant reply or completion to learn); add one, or set train_on_prompt: true.")
         XCTAssertEqual(message(""), "d.jsonl: the dataset has no examples; add JSONL lines.")
     }
 
