@@ -39,6 +39,9 @@ public struct Invocation: Equatable, Sendable {
 
     public struct GenerateOptions: Equatable, Sendable {
         public var model: String = ""
+        /// `generate PIPELINE.yaml [--stage NAME]`: the model a (cached) stage produced.
+        public var pipeline: String?
+        public var stage: String?
         public var adapter: String?
         public var prompt: String = ""
         public var chat = false
@@ -94,7 +97,7 @@ public enum ArgumentParser {
     public static let commands = ["run", "plan", "validate", "help", "cache", "tokenize", "chat", "generate", "bench"]
     static let valueOptions = ["--set", "--force", "--only", "--cache", "--schema", "--keep", "--model", "--adapter",
                                "--prompt", "--max-new-tokens", "--temperature", "--top-k", "--top-p", "--seed",
-                               "--template", "--bos-token", "--eos-token", "--now"]
+                               "--template", "--bos-token", "--eos-token", "--now", "--stage"]
     static let flagOptions = ["--decode", "--dry-run", "--quick", "--chat", "--add-generation-prompt", "--help", "-h", "--version"]
 
     /// Parses the arguments after the program name.
@@ -192,11 +195,14 @@ public enum ArgumentParser {
             invocation = Invocation(command: .chatRender(c))
             allowed = ["--template", "--add-generation-prompt", "--bos-token", "--eos-token", "--now"]
         case "generate":
-            if let extra = rest.first { throw .unexpectedArgument(command: name, argument: extra) }
             var g = Invocation.GenerateOptions()
-            guard let model = values.last(where: { $0.0 == "--model" })?.1 else { throw .missingArgument(command: name, what: "--model DIR") }
+            g.pipeline = try atMostOne()
+            g.stage = values.last { $0.0 == "--stage" }?.1
+            let model = values.last(where: { $0.0 == "--model" })?.1
+            if g.pipeline == nil && model == nil { throw .missingArgument(command: name, what: "--model DIR or a pipeline FILE") }
+            if let file = g.pipeline, model != nil { throw .unexpectedArgument(command: "generate --model", argument: file) }
             guard let prompt = values.last(where: { $0.0 == "--prompt" })?.1 else { throw .missingArgument(command: name, what: "--prompt TEXT") }
-            g.model = model; g.prompt = prompt
+            g.model = model ?? ""; g.prompt = prompt
             g.adapter = values.last { $0.0 == "--adapter" }?.1
             g.chat = flags.contains("--chat")
             for (option, value) in values {
@@ -215,6 +221,7 @@ public enum ArgumentParser {
             }
             invocation = Invocation(command: .generate(g))
             allowed = ["--model", "--adapter", "--prompt", "--chat", "--max-new-tokens", "--temperature", "--top-k", "--top-p", "--seed"]
+            if g.pipeline != nil { allowed.formUnion(["--stage", "--set", "--cache"]) }
         case "bench":
             if let extra = rest.first { throw .unexpectedArgument(command: name, argument: extra) }
             invocation = Invocation(command: .bench(quick: flags.contains("--quick"))); allowed = ["--quick"]

@@ -13,7 +13,7 @@ usage: qlora-run [run] FILE [--set PATH=VALUE]... [--force STAGE] [--only STAGE]
        qlora-run tokenize DIR [--decode]      stdin lines -> JSON token ids (or ids -> text)
        qlora-run chat render (DIR | --template FILE) [--add-generation-prompt] [--bos-token S] [--eos-token S] [--now ISO-8601]
                                               stdin {"messages": [...], "tools"?, ...} -> the model's chat template, exactly
-       qlora-run generate --model DIR [--adapter DIR] --prompt TEXT [--chat] [--max-new-tokens N]
+       qlora-run generate (--model DIR [--adapter DIR] | PIPELINE [--stage NAME]) --prompt TEXT [--chat] [--max-new-tokens N]
                           [--temperature T] [--top-k K] [--top-p P] [--seed S]
        qlora-run bench [--quick]              measure this machine (kernels, quantization, training)
        qlora-run --version | --help

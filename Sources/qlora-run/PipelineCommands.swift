@@ -26,6 +26,29 @@ struct PipelineCommands {
                 return try runPipeline(file, invocation)
             case .cache(let action, let file):
                 return try cache(action, file: file, invocation)
+            case .generate(var g) where g.pipeline != nil:
+                // The model exactly as a stage produced it (the NF4 base with its trained adapters).
+                let runner = try makeRunner(g.pipeline ?? "", invocation)
+                let planned = try runner.plan()
+                let modelKinds: Set<String> = ["train", "attach_adapters", "quantize", "load_checkpoint"]
+                guard let stage = g.stage.map({ name in planned.first { $0.name == name } }) ?? planned.last(where: { modelKinds.contains($0.kind) }) else {
+                    console.error(g.stage.map { "no stage '\($0)' in \(g.pipeline ?? ""); stages: \(planned.map(\.name).joined(separator: ", "))" }
+                                  ?? "\(g.pipeline ?? "") has no stage that produces a model")
+                    return .invalidInput
+                }
+                guard modelKinds.contains(stage.kind) else {
+                    console.error("stage '\(stage.name)' (\(stage.kind)) does not produce a model; name a train, attach_adapters, quantize or load_checkpoint stage")
+                    return .invalidInput
+                }
+                guard stage.status == .cached, let key = stage.key, let record = try runner.store.actionRecord(key) else {
+                    console.error("stage '\(stage.name)' has not run with this configuration (\(stage.reasons.joined(separator: "; "))); run the pipeline first")
+                    return .invalidInput
+                }
+                g.model = runner.store.artifactURL(record.outputDigest).path
+                g.pipeline = nil
+                var direct = invocation
+                direct.command = .generate(g)
+                return try EngineCommands(console: console).run(direct)
             default:
                 return try EngineCommands(console: console).run(invocation)
             }

@@ -48,3 +48,33 @@ final class ChatRenderCommandTests: XCTestCase {
         XCTAssertEqual(neither.stderr, "error: 'chat render' needs a checkpoint DIR or --template FILE; run 'qlora-run --help' for usage\n")
     }
 }
+
+/// `qlora-run generate PIPELINE.yaml [--stage NAME]` runs on exactly the model a cached stage produced.
+final class GenerateFromPipelineTests: XCTestCase {
+    func testGeneratesFromTheStageArtifactAndRefusesStaleOrNonModelStages() throws {
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try """
+        version: 1
+        name: tiny
+        stages:
+          base: {kind: load_checkpoint, init: {hidden_size: 16, intermediate_size: 32, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 1}}
+          adapted: {kind: attach_adapters, model: base, rank: 2, init: gaussian}
+
+        """.write(to: dir.appendingPathComponent("p.yaml"), atomically: true, encoding: .utf8)
+        let stale = try CLI.run(["generate", "p.yaml", "--prompt", "Hi"], in: dir)
+        XCTAssertEqual(stale.status, 2)
+        XCTAssertEqual(stale.stderr, "error: stage 'adapted' has not run with this configuration (upstream: base will run); run the pipeline first\n")
+        XCTAssertEqual(try CLI.run(["run", "p.yaml"], in: dir).status, 0)
+        let fromPipeline = try CLI.run(["generate", "p.yaml", "--prompt", "Hi", "--max-new-tokens", "5"], in: dir)
+        XCTAssertEqual(fromPipeline.status, 0, fromPipeline.stderr)
+        let artifacts = dir.appendingPathComponent(".qlora/artifacts")
+        var outputs = Set<String>()
+        for name in try FileManager.default.contentsOfDirectory(atPath: artifacts.path) where !name.hasPrefix(".") {
+            outputs.insert(try CLI.run(["generate", "--model", artifacts.appendingPathComponent(name).path, "--prompt", "Hi", "--max-new-tokens", "5"], in: dir).stdout)
+        }
+        XCTAssertTrue(outputs.contains(fromPipeline.stdout), "\(fromPipeline.stdout) not among \(outputs)")
+        let base = try CLI.run(["generate", "p.yaml", "--stage", "nope", "--prompt", "Hi"], in: dir)
+        XCTAssertEqual(base.stderr, "error: no stage 'nope' in p.yaml; stages: base, adapted\n")
+    }
+}

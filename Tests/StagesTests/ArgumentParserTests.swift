@@ -46,7 +46,7 @@ final class ArgumentParserTests: XCTestCase {
         XCTAssertEqual(error("cache purge"), "option 'cache': expected ls, verify or gc, found 'purge'")
         XCTAssertEqual(error("cache ls --dry-run"), "option '--dry-run' does not apply to 'cache'")
         XCTAssertEqual(error("generate --model m --prompt x --max-new-tokens 0"), "option '--max-new-tokens': expected an integer >= 1, found '0'")
-        XCTAssertEqual(error("generate --prompt x"), "'generate' needs --model DIR; run 'qlora-run --help' for usage")
+        XCTAssertEqual(error("generate --prompt x"), "'generate' needs --model DIR or a pipeline FILE; run 'qlora-run --help' for usage")
         XCTAssertEqual(error("bench --decode"), "option '--decode' does not apply to 'bench'")
     }
 
