@@ -56,16 +56,8 @@ struct Renderer {
             try located(location) {
                 let value = try evaluate(expression, in: scope)
                 switch target {
-                case .names(let names) where names.count == 1:
-                    scope.variables[names[0]] = value
                 case .names(let names):
-                    let items = try Builtins.iterate(value)
-                    guard items.count == names.count else {
-                        throw TemplateError.type(items.count < names.count
-                            ? "not enough values to unpack (expected \(names.count), got \(items.count))"
-                            : "too many values to unpack (expected \(names.count))")
-                    }
-                    for (n, v) in zip(names, items) { scope.variables[n] = v }
+                    try bind(value, to: names, in: scope)
                 case .attribute(let objectName, let attribute):
                     guard case .namespace(let namespace)? = scope.lookup(objectName) else {
                         throw TemplateError.type("cannot assign attribute on non-namespace object")
@@ -100,16 +92,7 @@ struct Renderer {
     func runLoop(targets: [String], iterable: Expression, condition: Expression?, body: [Statement], otherwise: [Statement],
                  location: SourceLocation, scope: Scope, out: inout String) throws -> ControlFlow {
         var items = try located(location) { try Builtins.iterate(try evaluate(iterable, in: scope)) }
-        func bind(_ item: Value, into s: Scope) throws {
-            if targets.count == 1 { s.variables[targets[0]] = item; return }
-            let parts = try Builtins.iterate(item)
-            guard parts.count == targets.count else {
-                throw TemplateError.type(parts.count < targets.count
-                    ? "not enough values to unpack (expected \(targets.count), got \(parts.count))"
-                    : "too many values to unpack (expected \(targets.count))")
-            }
-            for (n, v) in zip(targets, parts) { s.variables[n] = v }
-        }
+        func bind(_ item: Value, into s: Scope) throws { try self.bind(item, to: targets, in: s) }
         if let condition {   // `for x in xs if cond`: filtered before `loop` is computed
             items = try items.filter { item in
                 let s = Scope(parent: scope)
@@ -138,6 +121,18 @@ struct Renderer {
             if flow == .breakLoop { break }
         }
         return .normal
+    }
+
+    /// `x = value`, or Python's tuple unpacking for `a, b = value` (in `set` and `for`).
+    func bind(_ value: Value, to names: [String], in scope: Scope) throws {
+        if names.count == 1 { scope.variables[names[0]] = value; return }
+        let parts = try Builtins.iterate(value)
+        guard parts.count == names.count else {
+            throw TemplateError.type(parts.count < names.count
+                ? "not enough values to unpack (expected \(names.count), got \(parts.count))"
+                : "too many values to unpack (expected \(names.count))")
+        }
+        for (n, v) in zip(names, parts) { scope.variables[n] = v }
     }
 
     func makeMacro(_ name: String, _ parameters: [(String, Expression?)], _ body: [Statement], _ location: SourceLocation, closure: Scope) -> Function {

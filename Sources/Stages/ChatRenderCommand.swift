@@ -30,22 +30,11 @@ public enum ChatRenderCommand {
                 }
                 object = parsed
             }
-            func special(_ key: String) -> String? {
-                if let s = object[key] as? String { return s }
-                return (object[key] as? [String: Any])?["content"] as? String
-            }
-            bos = special("bos_token"); eos = special("eos_token")
-            let file = directory.appendingPathComponent("chat_template.jinja")
-            if let text = try? String(contentsOf: file, encoding: .utf8) {
-                source = text; name = file.path
-            } else if let text = object["chat_template"] as? String {
-                source = text; name = config.path + " (chat_template)"
-            } else if let named = object["chat_template"] as? [[String: Any]],
-                      let text = (named.first { $0["name"] as? String == "default" } ?? named.first)?["template"] as? String {
-                source = text; name = config.path + " (chat_template 'default')"
-            } else {
+            bos = Tokenizer.specialToken("bos_token", in: object); eos = Tokenizer.specialToken("eos_token", in: object)
+            guard let own = ChatFormat.checkpointTemplate(directory: directory, configTemplate: Tokenizer.chatTemplate(in: object)) else {
                 throw Failure.input("\(directory.path) has no chat template (chat_template.jinja or tokenizer_config.json chat_template); give one with --template FILE")
             }
+            source = own.source; name = own.name
         }
         if let b = options.bosToken { bos = b }
         if let e = options.eosToken { eos = e }

@@ -37,16 +37,11 @@ public struct ChatFormat: Sendable {
         case "chatml":
             return try chatML(tokenizer: tokenizer)
         case "model":
-            let file = directory.appendingPathComponent("chat_template.jinja")
-            if let text = try? String(contentsOf: file, encoding: .utf8) {
-                return try ChatFormat(source: text, name: file.path, origin: "chat_template.jinja",
-                                      bosToken: tokenizer.bosToken, eosToken: tokenizer.eosToken)
+            guard let own = checkpointTemplate(directory: directory, configTemplate: tokenizer.chatTemplate) else {
+                return try chatML(tokenizer: tokenizer)
             }
-            if let text = tokenizer.chatTemplate {
-                return try ChatFormat(source: text, name: directory.appendingPathComponent("tokenizer_config.json").path + " (chat_template)",
-                                      origin: "tokenizer_config.json", bosToken: tokenizer.bosToken, eosToken: tokenizer.eosToken)
-            }
-            return try chatML(tokenizer: tokenizer)
+            return try ChatFormat(source: own.source, name: own.name, origin: own.origin,
+                                  bosToken: tokenizer.bosToken, eosToken: tokenizer.eosToken)
         default:
             let file = URL(fileURLWithPath: choice)
             let text: String
@@ -55,6 +50,15 @@ public struct ChatFormat: Sendable {
             }
             return try ChatFormat(source: text, name: choice, origin: choice, bosToken: tokenizer.bosToken, eosToken: tokenizer.eosToken)
         }
+    }
+
+    /// The checkpoint's own template: `chat_template.jinja` in `directory`, else `configTemplate`
+    /// (tokenizer_config.json's, see `Tokenizer.chatTemplate(in:)`); nil when it has neither.
+    public static func checkpointTemplate(directory: URL, configTemplate: String?) -> (source: String, name: String, origin: String)? {
+        let file = directory.appendingPathComponent("chat_template.jinja")
+        if let text = try? String(contentsOf: file, encoding: .utf8) { return (text, file.path, "chat_template.jinja") }
+        guard let text = configTemplate else { return nil }
+        return (text, directory.appendingPathComponent("tokenizer_config.json").path + " (chat_template)", "tokenizer_config.json")
     }
 
     public func render(_ messages: [Value], addGenerationPrompt: Bool) throws -> String {

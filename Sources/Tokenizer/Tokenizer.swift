@@ -72,19 +72,24 @@ public final class Tokenizer: @unchecked Sendable {
 
         var config = [String: Any]()
         if let configData = configData { config = try Self.parseObject(configData, name: configName) }
-        func special(_ key: String) -> String? {
-            if let s = config[key] as? String { return s }
-            if let o = config[key] as? [String: Any] { return o["content"] as? String }
-            return nil
-        }
-        bosToken = special("bos_token"); eosToken = special("eos_token")
-        padToken = special("pad_token"); unkToken = special("unk_token")
-        // A string, or transformers' list of named templates ([{"name", "template"}]): use "default".
+        bosToken = Self.specialToken("bos_token", in: config); eosToken = Self.specialToken("eos_token", in: config)
+        padToken = Self.specialToken("pad_token", in: config); unkToken = Self.specialToken("unk_token", in: config)
+        chatTemplate = Self.chatTemplate(in: config)
+    }
+
+    /// A special-token entry of tokenizer_config.json: a string or an AddedToken object (`content`).
+    public static func specialToken(_ key: String, in config: [String: Any]) -> String? {
+        if let s = config[key] as? String { return s }
+        return (config[key] as? [String: Any])?["content"] as? String
+    }
+
+    /// tokenizer_config.json `chat_template`: a string, or transformers' list of named templates
+    /// ([{"name", "template"}]), of which the one named "default".
+    public static func chatTemplate(in config: [String: Any]) -> String? {
         if let named = config["chat_template"] as? [[String: Any]] {
-            chatTemplate = (named.first { $0["name"] as? String == "default" } ?? named.first)?["template"] as? String
-        } else {
-            chatTemplate = config["chat_template"] as? String
+            return (named.first { $0["name"] as? String == "default" } ?? named.first)?["template"] as? String
         }
+        return config["chat_template"] as? String
     }
 
     private static func parseObject(_ data: Data, name: String) throws -> [String: Any] {
