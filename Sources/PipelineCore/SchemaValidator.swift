@@ -267,6 +267,7 @@ final class SchemaValidator {
                 }
             }
         }
+        checkFieldRules(object, s, path, &failures)
         if let min = s["minProperties"]?.intValue, object.count < min {
             failures.append(SchemaFailure(path, "must have at least \(DiagnosticText.count(min, "field")) (found \(object.count))"))
         }

@@ -8,6 +8,7 @@ public enum StageError: LocalizedError, Equatable {
     case gateFailed(String)
     case missingFile(String)
     case invalidCheckpoint(directory: String, reason: String)
+    case invalidField(field: String, reason: String)
 
     public var errorDescription: String? {
         switch self {
@@ -18,6 +19,7 @@ public enum StageError: LocalizedError, Equatable {
         case .gateFailed(let m): return "evaluation gate failed: \(m)"
         case .missingFile(let p): return "\(p): no such file or directory"
         case .invalidCheckpoint(let dir, let reason): return "checkpoint \(dir): \(reason)"
+        case .invalidField(let field, let reason): return "\(field): \(reason)"
         }
     }
 }

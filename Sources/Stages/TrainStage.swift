@@ -43,11 +43,13 @@ struct TrainStage: StageRunner {
         let chat = try ChatFormat.load(directory: source, tokenizer: tokenizer,
                                        choice: context.inputPaths["chat_template"]?.path ?? f["chat_template"]?.stringValue ?? "model")
         context.log("chat template: \(chat.origin)")
-        let dataset = try TrainingDataset.load(url: data, tokenizer: tokenizer, options: dataOptions, chat: chat)
+        var dataset = try TrainingDataset.load(url: data, tokenizer: tokenizer, options: dataOptions, chat: chat)
         context.log(dataset.audit.line)
         if let sample = dataset.audit.sample {
             context.record("first example as the model sees it, supervised tokens between ⟦ and ⟧:\n" + sample)
         }
+        let validation = try Self.validation(context, fields: f, dataset: &dataset, tokenizer: tokenizer, dataOptions: dataOptions,
+                                             chat: chat, batchSize: options.batchSize)
         // Gradient checkpointing: true/false as asked; auto by the activation memory of the largest
         // micro-batch (batch_size × max_seq_len). Same numbers either way.
         let longest = min(dataOptions.maxSeqLen, model.config.maxPositionEmbeddings)
@@ -65,7 +67,7 @@ struct TrainStage: StageRunner {
         let result: TrainingResult
         do {
             result = try Trainer(options).train(model: model, dataset: dataset, workDirectory: context.workDirectory,
-                                                log: context.log, progress: bar,
+                                                validation: validation, log: context.log, progress: bar,
                                                 stepLog: stepLog,
                                                 isInterrupted: context.isInterrupted)
         } catch TrainingError.interrupted {
@@ -91,10 +93,58 @@ struct TrainStage: StageRunner {
             try Data(result.timingJSONL.utf8).write(to: timing, options: .atomic)
             context.record("per-step timing: \(timing.path)")
         }
-        var summary: [String: JSONValue] = ["steps": .integer(Int64(result.totalSteps))]
+        var summary: [String: JSONValue] = ["steps": .integer(Int64(result.metrics.last?.step ?? result.totalSteps))]
         if let first = result.metrics.first?.loss { summary["loss_first"] = .number(first) }
         if let last = result.finalLoss { summary["loss_final"] = .number(last) }
+        if let v = validation, let lastEval = result.validations.last {
+            summary["eval_loss_final"] = .number(lastEval.loss)
+            summary["kept_step"] = .integer(Int64(result.keptStep))
+            let kept = result.validations.first { $0.step == result.keptStep }
+            if let kept { summary["eval_loss_kept"] = .number(kept.loss) }
+            if case .earlyStopping = result.stopReason { summary["stopped_early"] = .bool(true) }
+            let which = v.options.keepBest ? "the best validation pass" : "the last step"
+            context.log("\(result.stopReason.text); kept the adapter of step \(result.keptStep) (\(which)"
+                        + (kept.map { String(format: ", eval loss %.4f", $0.loss) } ?? "") + ")")
+        }
         return StageResult(summary: summary)
+    }
+}
+
+extension TrainStage {
+    /// The held-out set (eval_data, or eval_split of `dataset`, which then loses those examples) and
+    /// the validation options; nil when the stage validates nothing.
+    static func validation(_ context: StageContext, fields f: JSONValue, dataset: inout TrainingDataset, tokenizer: Tokenizer,
+                           dataOptions: DatasetOptions, chat: ChatFormat, batchSize: Int) throws -> (options: ValidationOptions, data: TrainingDataset)? {
+        var held: TrainingDataset
+        let split = f["eval_split"]?.doubleValue ?? 0
+        if let url = context.inputPaths["eval_data"] {
+            held = try TrainingDataset.load(url: url, tokenizer: tokenizer, options: dataOptions, chat: chat)
+            context.log("validation " + held.audit.line)
+        } else if split > 0 {
+            guard dataset.examples.count >= 2 else {
+                throw StageError.invalidField(field: "eval_split", reason: "the data has only \(dataset.examples.count) example; a split needs at least 2 (or give eval_data)")
+            }
+            let parts = EvaluationSplit.split(dataset, fraction: split, seed: context.seed)
+            dataset = parts.train; held = parts.eval
+            context.log("eval_split \(split): \(held.examples.count) of \(held.examples.count + dataset.examples.count) examples held out for validation "
+                        + "(\(held.audit.supervisedTokens) supervised tokens), \(dataset.examples.count) train")
+        } else {
+            return nil
+        }
+        let limit = f["eval_max_examples"]?.intValue ?? 0
+        if limit > 0 && held.examples.count > limit {
+            held = TrainingDataset(examples: Array(held.examples.prefix(limit)), padId: held.padId, source: held.source)
+            context.log("validation on the first \(limit) held-out examples (eval_max_examples)")
+        }
+        var options = ValidationOptions()
+        options.every = f["eval_every"]?.intValue ?? 0
+        options.batchSize = batchSize
+        options.keepBest = f["keep"]?.stringValue == "best"
+        if let stop = f["early_stopping"], stop.objectValue != nil {
+            options.patience = stop["patience"]?.intValue ?? 3
+            options.minDelta = stop["min_delta"]?.doubleValue ?? 0
+        }
+        return (options, held)
     }
 }
 

@@ -9,12 +9,18 @@ import TensorIO
 /// `manifest.json`, written last, holds each file's size and FNV-1a 64 checksum: a checkpoint that
 /// does not match it (a torn copy, a flipped bit, an edited step) is discarded with a warning and
 /// the previous one is used. The newest two are kept, so one bad checkpoint costs one interval.
+/// With `keep: best`, best_adapters.safetensors holds the best validation pass's adapter (listed in
+/// the manifest and verified like the others); metrics.jsonl holds the validation rows too, from
+/// which the early-stopping state is replayed.
 struct CheckpointStore {
     static let files = ["adapters.safetensors", "optimizer.bin", "state.json", "metrics.jsonl"]
+    static let bestFile = "best_adapters.safetensors"
     static let kept = 2
     struct State: Codable, Equatable { var step: Int; var epoch: Int; var stepInEpoch: Int }
     struct Loaded {
         let url: URL; let state: State; let metrics: [StepMetrics]
+        var validations: [ValidationMetrics] = []
+        var best: [AdapterSnapshot]? = nil
         func restore(into model: LlamaModel, optimizer: Optimizer) throws {
             let file = try SafeTensorsFile(url: url.appendingPathComponent("adapters.safetensors"))
             for m in LoRAAttacher.adapted(model) {
@@ -58,7 +64,7 @@ struct CheckpointStore {
         func bad(_ detail: String) -> TrainingError { .corruptCheckpoint(path: url.path, detail: detail) }
         guard let manifestData = FileManager.default.contents(atPath: url.appendingPathComponent("manifest.json").path),
               let manifest = try? JSONDecoder().decode([String: FileCheck].self, from: manifestData) else { throw bad("no readable manifest.json") }
-        for name in Self.files {
+        for name in Self.files + (manifest[Self.bestFile] != nil ? [Self.bestFile] : []) {
             guard let expected = manifest[name] else { throw bad("manifest.json does not list \(name)") }
             guard let bytes = FileManager.default.contents(atPath: url.appendingPathComponent(name).path) else { throw bad("\(name) is missing") }
             let actual = FileCheck(bytes: [UInt8](bytes))
@@ -70,12 +76,25 @@ struct CheckpointStore {
             let state = try JSONDecoder().decode(State.self, from: Data(contentsOf: url.appendingPathComponent("state.json")))
             guard state.step == step else { throw bad("state.json says step \(state.step)") }
             let text = try String(contentsOf: url.appendingPathComponent("metrics.jsonl"), encoding: .utf8)
-            var metrics: [StepMetrics] = []
+            var metrics: [StepMetrics] = [], validations: [ValidationMetrics] = []
             for line in text.split(separator: "\n") {
-                guard let m = StepMetrics.parse(String(line)) else { throw bad("bad metrics line") }
-                metrics.append(m)
+                if let m = StepMetrics.parse(String(line)) { metrics.append(m) } else if let v = ValidationMetrics.parse(String(line)) {
+                    validations.append(v)
+                } else { throw bad("bad metrics line") }
             }
-            return Loaded(url: url, state: state, metrics: metrics)
+            var loaded = Loaded(url: url, state: state, metrics: metrics)
+            loaded.validations = validations
+            if manifest[Self.bestFile] != nil {
+                let file = try SafeTensorsFile(url: url.appendingPathComponent(Self.bestFile))
+                var best: [AdapterSnapshot] = []
+                var k = 0
+                while file.names.contains("\(k).A") {
+                    best.append(AdapterSnapshot(a: try file.floats("\(k).A"), b: try file.floats("\(k).B")))
+                    k += 1
+                }
+                loaded.best = best
+            }
+            return loaded
         } catch let e as TrainingError { throw e } catch {
             throw bad(error.localizedDescription)
         }
@@ -93,7 +112,8 @@ struct CheckpointStore {
         }
     }
 
-    mutating func write(model: LlamaModel, optimizer: Optimizer, state: State, metrics: [StepMetrics]) throws {
+    mutating func write(model: LlamaModel, optimizer: Optimizer, state: State, metrics: [StepMetrics],
+                        validations: [ValidationMetrics] = [], best: [AdapterSnapshot]? = nil) throws {
         let fm = FileManager.default
         try fm.createDirectory(at: directory, withIntermediateDirectories: true)
         let final = directory.appendingPathComponent("checkpoint-\(state.step)")
@@ -110,9 +130,19 @@ struct CheckpointStore {
         try AtomicWrite.write(optimizer.stateBytes(), to: tmp.appendingPathComponent("optimizer.bin"))
         let enc = JSONEncoder(); enc.outputFormatting = [.sortedKeys]
         try AtomicWrite.write([UInt8](try enc.encode(state)), to: tmp.appendingPathComponent("state.json"))
-        try AtomicWrite.write(Array(metrics.map { $0.jsonLine + "\n" }.joined().utf8), to: tmp.appendingPathComponent("metrics.jsonl"))
+        try AtomicWrite.write(Array(Trainer.metricsJSONL(metrics, validations).utf8), to: tmp.appendingPathComponent("metrics.jsonl"))
+        var names = Self.files
+        if let best {
+            var b = SafeTensorsWriter()
+            for (k, snap) in best.enumerated() {
+                b.add("\(k).A", floats: snap.a, shape: [snap.a.count])
+                b.add("\(k).B", floats: snap.b, shape: [snap.b.count])
+            }
+            try b.write(to: tmp.appendingPathComponent(Self.bestFile))
+            names.append(Self.bestFile)
+        }
         var manifest: [String: FileCheck] = [:]
-        for name in Self.files {
+        for name in names {
             manifest[name] = FileCheck(bytes: [UInt8](try Data(contentsOf: tmp.appendingPathComponent(name))))
         }
         try AtomicWrite.write([UInt8](try enc.encode(manifest)), to: tmp.appendingPathComponent("manifest.json"))  // last
@@ -126,3 +156,6 @@ struct CheckpointStore {
         lastStep = state.step
     }
 }
+
+/// A copy of one adapter's (A, B), in Trainer.parameters order.
+struct AdapterSnapshot: Equatable, Sendable { var a: [Float]; var b: [Float] }

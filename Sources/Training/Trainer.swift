@@ -35,14 +35,7 @@ public struct StepMetrics: Equatable, Sendable {
     /// Parses a line written by `jsonLine`. Numbers go through `Double(String)` (correctly rounded),
     /// not JSONSerialization, whose Linux parser is not, so a resumed run reproduces the bytes.
     static func parse(_ line: String) -> StepMetrics? {
-        let body = line.trimmingCharacters(in: .whitespaces)
-        guard body.hasPrefix("{"), body.hasSuffix("}") else { return nil }
-        var fields: [String: String] = [:]
-        for part in body.dropFirst().dropLast().split(separator: ",") {
-            let kv = part.split(separator: ":", maxSplits: 1)
-            guard kv.count == 2 else { return nil }
-            fields[kv[0].trimmingCharacters(in: CharacterSet(charactersIn: "\" "))] = String(kv[1])
-        }
+        guard let fields = FlatJSONLine.fields(line) else { return nil }
         guard let s = fields["step"].flatMap({ Int($0) }), let e = fields["epoch"].flatMap({ Int($0) }),
               let l = fields["loss"].flatMap({ Double($0) }), let lr = fields["lr"].flatMap({ Double($0) }),
               let g = fields["grad_norm"].flatMap({ Double($0) }), let t = fields["tokens"].flatMap({ Int($0) }),
@@ -54,16 +47,21 @@ public struct StepMetrics: Equatable, Sendable {
 public struct TrainingProgress: Sendable {
     public var step: Int, totalSteps: Int, epoch: Int, loss: Double, learningRate: Double
     public var tokensPerSecond: Double, etaSeconds: Double
-    public init(step: Int, totalSteps: Int, epoch: Int, loss: Double, learningRate: Double, tokensPerSecond: Double, etaSeconds: Double) {
+    /// The latest validation pass's loss, when validation runs.
+    public var evalLoss: Double?
+    public init(step: Int, totalSteps: Int, epoch: Int, loss: Double, learningRate: Double, tokensPerSecond: Double, etaSeconds: Double,
+                evalLoss: Double? = nil) {
         self.step = step; self.totalSteps = totalSteps; self.epoch = epoch; self.loss = loss
         self.learningRate = learningRate; self.tokensPerSecond = tokensPerSecond; self.etaSeconds = etaSeconds
+        self.evalLoss = evalLoss
     }
-    /// `240/750 · epoch 1 · loss 2.3456 · lr 2.00e-04 · 1234 tok/s · ETA 1:23` (ETA ≥ 0, 0 when unknown):
-    /// the text of both the log line and the terminal bar.
+    /// `240/750 · epoch 1 · loss 2.3456 [· eval 2.5012] · lr 2.00e-04 · 1234 tok/s · ETA 1:23` (ETA ≥ 0,
+    /// 0 when unknown): the text of both the log line and the terminal bar.
     public var fields: String {
         let eta = etaSeconds.isFinite ? max(0, Int(etaSeconds)) : 0
-        return String(format: "%d/%d · epoch %d · loss %.4f · lr %.2e · %.0f tok/s · ETA %d:%02d",
-                      step, totalSteps, epoch, loss, learningRate, tokensPerSecond, eta / 60, eta % 60)
+        let eval = evalLoss.map { String(format: " · eval %.4f", $0) } ?? ""
+        return String(format: "%d/%d · epoch %d · loss %.4f", step, totalSteps, epoch, loss) + eval
+            + String(format: " · lr %.2e · %.0f tok/s · ETA %d:%02d", learningRate, tokensPerSecond, eta / 60, eta % 60)
     }
     /// The line every `logEvery` steps: `step 240/750 · epoch 1 · …`.
     public var line: String { "step " + fields }
@@ -71,6 +69,11 @@ public struct TrainingProgress: Sendable {
 
 public struct TrainingResult: Sendable {
     public var metrics: [StepMetrics]
+    /// Validation passes, in step order.
+    public var validations: [ValidationMetrics] = []
+    /// The step whose adapter the model now holds (the last, or the best with keep: best).
+    public var keptStep: Int = 0
+    public var stopReason: StopReason = .completed
     public var totalSteps: Int
     public var resumedFromStep: Int?
     public var seconds: Double
@@ -78,7 +81,7 @@ public struct TrainingResult: Sendable {
     /// hence kept out of metrics.jsonl).
     public var stepSeconds: [(step: Int, seconds: Double)] = []
     public var finalLoss: Double? { metrics.last?.loss }
-    public var metricsJSONL: String { metrics.map { $0.jsonLine + "\n" }.joined() }
+    public var metricsJSONL: String { Trainer.metricsJSONL(metrics, validations) }
 
     /// One `{"step":N,"seconds":S}` line per step of this process: wall-clock seconds since it
     /// started, kept out of the artifact (it differs between runs).
@@ -88,7 +91,7 @@ public struct TrainingResult: Sendable {
     public func writeArtifacts(to directory: URL) throws {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         try AtomicWrite.write(Array(metricsJSONL.utf8), to: directory.appendingPathComponent("metrics.jsonl"))
-        try AtomicWrite.write(Array(LossPlot.svg(metrics).utf8), to: directory.appendingPathComponent("loss.svg"))
+        try AtomicWrite.write(Array(LossPlot.svg(metrics, validations: validations).utf8), to: directory.appendingPathComponent("loss.svg"))
     }
 }
 
@@ -113,9 +116,23 @@ public final class Trainer {
     /// Parameters in a fixed order: (A, B) of every adapted module in model order.
     static func parameters(_ model: LlamaModel) -> [LoRAAdapter] { LoRAAttacher.adapted(model).compactMap(\.adapter) }
 
+    /// metrics.jsonl: each step's row, followed by the validation row of that step if there is one.
+    static func metricsJSONL(_ steps: [StepMetrics], _ validations: [ValidationMetrics]) -> String {
+        var byStep: [Int: [ValidationMetrics]] = [:]
+        for v in validations { byStep[v.step, default: []].append(v) }
+        var s = ""
+        for m in steps {
+            s += m.jsonLine + "\n"
+            for v in byStep[m.step] ?? [] { s += v.jsonLine + "\n" }
+        }
+        return s
+    }
+
     /// Trains the model's adapters. `log` gets the run's messages and, unless `stepLog` is given
     /// (a terminal showing `progress` as a live bar), the progress line every `logEvery` steps.
+    /// `validation`: a held-out set evaluated during training, with early stopping and keep-best.
     public func train(model: LlamaModel, dataset: TrainingDataset, workDirectory: URL,
+                      validation: (options: ValidationOptions, data: TrainingDataset)? = nil,
                       log: (String) -> Void = { _ in },
                       progress: ((TrainingProgress) -> Void)? = nil,
                       stepLog: ((String) -> Void)? = nil,
@@ -133,20 +150,45 @@ public final class Trainer {
         var step = 0, epoch = 0, stepInEpoch = 0
         var store = CheckpointStore(directory: workDirectory)
         var resumed: Int? = nil
+        if let v = validation, v.data.examples.isEmpty { throw TrainingError.emptyDataset(file: v.data.source) }
+        let vo = validation?.options ?? ValidationOptions()
+        var validations: [ValidationMetrics] = []
+        var stopping = EarlyStopping()
+        var best: [AdapterSnapshot]? = nil
         if let ck = try store.latest(warn: log) {
             try ck.restore(into: model, optimizer: optimizer)
             step = ck.state.step; epoch = ck.state.epoch; stepInEpoch = ck.state.stepInEpoch
             metrics = ck.metrics; resumed = step
+            validations = ck.validations; best = ck.best
+            if let b = best, b.count != adapters.count || zip(b, adapters).contains(where: { $0.a.count != $1.a.count || $0.b.count != $1.b.count }) {
+                throw TrainingError.corruptCheckpoint(path: ck.url.path, detail: "\(CheckpointStore.bestFile) does not match the model's adapters")
+            }
+            stopping = EarlyStopping(replaying: validations, minDelta: vo.minDelta)
             log("resuming from checkpoint at step \(step) (epoch \(epoch + 1))")
+        }
+        func validate() {
+            guard let v = validation else { return }
+            let m = Evaluator.metrics(model: model, dataset: v.data, batchSize: vo.batchSize)
+            let row = ValidationMetrics(step: step, loss: m.loss, perplexity: m.perplexity, tokenAccuracy: m.tokenAccuracy, tokens: m.supervisedTokens)
+            validations.append(row)
+            let improved = stopping.record(row, minDelta: vo.minDelta)
+            if improved && vo.keepBest { best = adapters.map { AdapterSnapshot(a: $0.a, b: $0.b) } }
+            let mark = improved ? "new best" : String(format: "best %.4f at step %d", stopping.bestLoss, stopping.bestStep ?? 0)
+            log(String(format: "eval at step %d: loss %.4f · perplexity %.3f · token accuracy %.4f over %d tokens", step, m.loss,
+                       m.perplexity, m.tokenAccuracy, m.supervisedTokens) + " (\(mark))")
+        }
+        func checkpoint() throws {
+            try store.write(model: model, optimizer: optimizer, state: .init(step: step, epoch: epoch, stepInEpoch: stepInEpoch),
+                            metrics: metrics, validations: validations, best: vo.keepBest ? best : nil)
         }
         let start = Date()
         var tokensSinceStart = 0
         var stepSeconds: [(step: Int, seconds: Double)] = []
         var epochSteps = stepsOfEpoch(dataset, epoch: epoch)
-        while step < total {
+        while step < total && !stopping.shouldStop(patience: vo.patience) {
             if stepInEpoch >= epochSteps.count { epoch += 1; stepInEpoch = 0; epochSteps = stepsOfEpoch(dataset, epoch: epoch) }
             if isInterrupted() {
-                if store.lastStep != step { try store.write(model: model, optimizer: optimizer, state: .init(step: step, epoch: epoch, stepInEpoch: stepInEpoch), metrics: metrics) }
+                if store.lastStep != step { try checkpoint() }
                 throw TrainingError.interrupted(step: step)
             }
             let micro = epochSteps[stepInEpoch].map { dataset.batch($0) }
@@ -183,20 +225,33 @@ public final class Trainer {
             tokensSinceStart += tokens
             let elapsed = Date().timeIntervalSince(start)
             stepSeconds.append((step, elapsed))
+            if validation != nil && ((vo.every > 0 && step % vo.every == 0) || step == total) { validate() }
             let p = TrainingProgress(step: step, totalSteps: total, epoch: epoch + 1, loss: loss, learningRate: lr,
                                      tokensPerSecond: elapsed > 0 ? Double(tokensSinceStart) / elapsed : 0,
-                                     etaSeconds: elapsed / Double(step - (resumed ?? 0)) * Double(total - step))
+                                     etaSeconds: elapsed / Double(step - (resumed ?? 0)) * Double(total - step),
+                                     evalLoss: validations.last?.loss)
             progress?(p)
             if options.logEvery > 0 && (step % options.logEvery == 0 || step == total) {
                 if let stepLog { stepLog(p.line) } else { log(p.line) }
             }
             let epochEnd = stepInEpoch >= epochSteps.count
-            if (options.checkpointEvery > 0 && step % options.checkpointEvery == 0) || epochEnd || step == total {
-                try store.write(model: model, optimizer: optimizer, state: .init(step: step, epoch: epoch, stepInEpoch: stepInEpoch), metrics: metrics)
+            let stopNow = stopping.shouldStop(patience: vo.patience)
+            if (options.checkpointEvery > 0 && step % options.checkpointEvery == 0) || epochEnd || step == total || stopNow {
+                try checkpoint()
             }
         }
-        return TrainingResult(metrics: metrics, totalSteps: total, resumedFromStep: resumed, seconds: Date().timeIntervalSince(start),
-                              stepSeconds: stepSeconds)
+        var result = TrainingResult(metrics: metrics, totalSteps: total, resumedFromStep: resumed, seconds: Date().timeIntervalSince(start),
+                                    stepSeconds: stepSeconds)
+        result.validations = validations
+        result.keptStep = step
+        if stopping.shouldStop(patience: vo.patience), let patience = vo.patience {
+            result.stopReason = .earlyStopping(step: step, passes: patience)
+        }
+        if vo.keepBest, let best, let bestStep = stopping.bestStep {
+            for (ad, snap) in zip(adapters, best) { ad.a = snap.a; ad.b = snap.b }
+            result.keptStep = bestStep
+        }
+        return result
     }
 
     static func realLength(_ b: Batch, row: Int, pad: Int32) -> Int {

@@ -144,6 +144,27 @@ final class NumberValidationTests: XCTestCase {
         }
     }
 
+    /// Validation fields of `train` (issue 16): the rules between them are checked before anything
+    /// runs, each error at the field that breaks it; a field at its "off" default counts as absent.
+    func testValidationFieldRulesAreCheckedWithLocations() throws {
+        let both = try CLI.run(["validate", "pipelines/toy.yaml", "--set", "stages.train.eval_data=../toydata/eval.jsonl"])
+        XCTAssertEqual(both.status, 2)
+        XCTAssertEqual(both.stderr, "pipelines/toy.yaml:47:5: error: stages.train: 'eval_split' cannot be combined with 'eval_data': give only one of them\nerror: 1 problem found; nothing was run\n")
+        let off = try CLI.run(["validate", "pipelines/toy.yaml", "--set", "stages.train.eval_split=0"])
+        XCTAssertEqual(off.status, 2)
+        XCTAssertEqual(off.stderr, """
+            pipelines/toy.yaml:48:5: error: stages.train: 'eval_every' needs 'eval_data' or 'eval_split' (there is no validation data to evaluate)
+            pipelines/toy.yaml:49:5: error: stages.train: 'keep: best' needs 'eval_data' or 'eval_split' (the best adapter is chosen by validation loss)
+            error: 2 problems found; nothing was run
+
+            """)
+        let fine = try CLI.run(["validate", "pipelines/toy.yaml", "--set", "stages.train.eval_split=0", "--set", "stages.train.eval_every=0",
+                                "--set", "stages.train.keep=last"])
+        XCTAssertEqual(fine.status, 0, fine.stderr)
+        let whole = try CLI.run(["validate", "pipelines/toy.yaml", "--set", "stages.train.eval_split=1"])
+        XCTAssertEqual(whole.stderr, "--set stages.train.eval_split=1: error: stages.train.eval_split: must be < 1 (found 1)\nerror: 1 problem found; nothing was run\n")
+    }
+
     func testAModelLargerThanTheMachineIsRefusedBeforeAllocating() throws {
         let dir = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }

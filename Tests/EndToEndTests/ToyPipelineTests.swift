@@ -2,7 +2,7 @@ import Foundation
 import XCTest
 import TestSupport
 
-/// `pipelines/toy.yaml`, the README's main job, run fully as written (1,200 steps, about 6 s in
+/// `pipelines/toy.yaml`, the README's main job, run fully as written (1,152 steps with validation, about 6 s in
 /// release): the adapted model's eval loss must be clearly below the base's. Release only (or
 /// QLORA_E2E_FULL=1), like the other full pipeline runs.
 final class ToyPipelineTests: XCTestCase {
@@ -17,7 +17,16 @@ final class ToyPipelineTests: XCTestCase {
         let run = try CLI.run(["run", "pipelines/toy.yaml", "--cache", cache.path, "--set", "stages.save.to=\(out.path)/adapter"])
         XCTAssertEqual(run.status, 0, run.stderr)
         XCTAssertTrue(run.stdout.contains("summary (6 ran, 0 cached, "), run.stdout)
-        XCTAssertTrue(run.stdout.contains("  train: step 1200/1200 · epoch 16 · loss "), run.stdout)
+        // eval_split 0.05 holds out 15 of the 300 examples: 285 / 4 → 72 steps per epoch.
+        XCTAssertTrue(run.stdout.contains("  train: eval_split 0.05: 15 of 300 examples held out for validation"), run.stdout)
+        XCTAssertTrue(run.stdout.contains("  train: step 1152/1152 · epoch 16 · loss "), run.stdout)
+        // keep: best — the summary names the kept step, one of the validation passes (every 75 steps
+        // and the last); which one depends on float rounding, so it is read from the log.
+        let kept = try XCTUnwrap(run.stdout.split(separator: "\n").first { $0.hasPrefix("  train: completed; kept the adapter of step ") }, run.stdout)
+        let keptStep = try XCTUnwrap(Int(kept.dropFirst("  train: completed; kept the adapter of step ".count).prefix { $0.isNumber }), String(kept))
+        XCTAssertTrue(keptStep % 75 == 0 || keptStep == 1152, "kept step \(keptStep) is not a validation pass")
+        XCTAssertTrue(run.stdout.contains("  train: eval at step \(keptStep): loss "), run.stdout)
+        XCTAssertTrue(run.stdout.contains(" · kept_step \(keptStep) · "), run.stdout)
         // "evaluate: loss BASE -> ADAPTED · ..." — parse both and require a clear drop.
         let line = try XCTUnwrap(run.stdout.split(separator: "\n").first { $0.hasPrefix("  evaluate: loss ") }, run.stdout)
         let numbers = line.dropFirst("  evaluate: loss ".count).split(separator: " ")

@@ -30,7 +30,7 @@ final class EmbeddedSchemaTests: XCTestCase {
                 XCTAssertNotNil(s["description"], "\(kind).\(field) has no description")
                 let documentedDefault = (s["description"] as? String ?? "").contains("Default:")
                 // exclusive pair / default computed from rank / from the adapter file with init.from
-                let optionalWithoutDefault = ["path", "init", "alpha", "dropout"]
+                let optionalWithoutDefault = ["path", "init", "alpha", "dropout", "eval_data", "early_stopping"]
                 if !required.contains(field) && !optionalWithoutDefault.contains(field) {
                     XCTAssertNotNil(s["default"], "\(kind).\(field) has no default")
                 }
