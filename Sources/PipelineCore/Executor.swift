@@ -112,7 +112,7 @@ public struct PipelineRunner: Sendable {
         // `load` refuses unsafe destinations; checked again for the cache this runner really uses.
         if let issue = PublishSafety.issues(pipelineName: pipeline.name, stages: pipeline.stages, pipelineDirectory: pipeline.directory,
                                             cacheDirectory: store.root, shownDirectory: Publisher.shown(pipeline.directory) + "/").first {
-            throw CacheError.unsafeDestination(field: issue.path.joined(separator: "."), message: issue.message)
+            throw CacheError.unsafeDestination(field: issue.shownPath, message: issue.message)
         }
         try store.prepare()
         let storeLock = try store.lockStore(exclusive: false)

@@ -27,7 +27,17 @@ public struct PipelineIssue: Sendable, Equatable, CustomStringConvertible {
     public var path: [String]
     public var message: String
     public var atKey: Bool
-    public var description: String { "\(path.joined(separator: ".")): \(message)" }
+    public var description: String { "\(shownPath): \(message)" }
+    /// The path as diagnostics spell it: list indices as `[i]` (`stages.train.data[1].path`).
+    /// Only past `stages.NAME`, since a stage may be named by digits.
+    public var shownPath: String {
+        var text = ""
+        for (i, component) in path.enumerated() {
+            if i >= 2, !component.isEmpty, component.allSatisfy(\.isASCII), component.allSatisfy(\.isNumber) { text += "[\(component)]" }
+            else { text += text.isEmpty ? component : "." + component }
+        }
+        return text
+    }
 }
 
 /// A validated pipeline: stages in execution order, ready for the executor.
@@ -109,14 +119,13 @@ public struct Pipeline: Sendable {
                     outputPaths[field] = text
                 }
             }
-            // Inputs nested in a field's object form (`init: {from: DIR}`), keyed by dotted path.
-            for (dotted, mode) in info.inputPaths.sorted(by: { $0.key < $1.key }) where dotted.contains(".") {
-                let components = dotted.split(separator: ".").map(String.init)
-                var value: JSONValue? = .object(fields)
-                for component in components { value = value?[component] }
-                guard let text = value?.stringValue else { continue }
-                inputPaths[dotted] = text
-                checkInput(text, mode: mode, path: ["stages", name] + components)
+            // Inputs nested in a field's object or list form (`init: {from: DIR}`, `data: [{path: F}]`),
+            // keyed by dotted path with list indices (`init.from`, `data.0.path`).
+            for (pattern, mode) in info.inputPaths.sorted(by: { $0.key < $1.key }) where pattern.contains(".") {
+                for (components, text) in Self.nestedStrings(.object(fields), pattern: pattern.split(separator: ".").map(String.init)) {
+                    inputPaths[components.joined(separator: ".")] = text
+                    checkInput(text, mode: mode, path: ["stages", name] + components)
+                }
             }
             let stage = PipelineStage(name: name, kind: kind, fields: fields, info: info, references: references,
                                       inputPaths: inputPaths, outputPaths: outputPaths)
@@ -146,5 +155,20 @@ public struct Pipeline: Sendable {
             stages: ordered,
             digest: SHA256.hex(CanonicalJSON.data(value)))
         return (pipeline, issues)
+    }
+}
+
+extension Pipeline {
+    /// The string values at a dotted pattern whose `*` components stand for every list index:
+    /// (`["data", "1", "path"]`, "b.jsonl") for pattern `data.*.path`.
+    static func nestedStrings(_ value: JSONValue, pattern: [String], prefix: [String] = []) -> [([String], String)] {
+        guard let first = pattern.first else { return value.stringValue.map { [(prefix, $0)] } ?? [] }
+        let rest = Array(pattern.dropFirst())
+        if first == "*" {
+            guard let list = value.arrayValue else { return [] }
+            return list.enumerated().flatMap { nestedStrings($0.element, pattern: rest, prefix: prefix + [String($0.offset)]) }
+        }
+        guard let inner = value.objectValue?[first] else { return [] }
+        return nestedStrings(inner, pattern: rest, prefix: prefix + [first])
     }
 }

@@ -38,7 +38,7 @@ extension Pipeline {
         let diagnostics = issues.map { issue in
             Diagnostic(location: issue.atKey ? (document.keyLocation(of: issue.path) ?? document.location(of: issue.path))
                                              : document.location(of: issue.path),
-                       path: issue.path.joined(separator: "."), message: issue.message)
+                       path: issue.shownPath, message: issue.message)
         }
         return (pipeline, DiagnosticList.sorted(diagnostics))
     }

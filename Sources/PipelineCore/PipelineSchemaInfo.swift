@@ -31,7 +31,11 @@ public struct StageKindInfo: Sendable, Equatable {
                 if let accepted = property["x-stage-ref"]?.arrayValue {
                     info.stageRefs[field] = accepted.compactMap(\.stringValue)
                 }
-                if let mode = property["x-input-path"]?.stringValue { info.inputPaths[field] = mode }
+                // On the field, or on its string alternative (`data`: a file, or a list of {path, weight}).
+                let alternatives = ["oneOf", "anyOf"].flatMap { property[$0]?.arrayValue ?? [] }
+                if let mode = property["x-input-path"]?.stringValue ?? alternatives.lazy.compactMap({ $0["x-input-path"]?.stringValue }).first {
+                    info.inputPaths[field] = mode
+                }
                 for (path, mode) in nestedInputPaths(property, prefix: field) { info.inputPaths[path] = mode }
                 if property["x-output-path"]?.boolValue == true { info.outputPaths.insert(field) }
             }
@@ -40,8 +44,9 @@ public struct StageKindInfo: Sendable, Equatable {
         return result
     }
 
-    /// x-input-path annotations below a field: in its `properties` or those of its `oneOf`/`anyOf`/
-    /// `allOf` alternatives, keyed `field.sub[.sub…]`.
+    /// x-input-path annotations below a field: in its `properties`, its list `items` (component `*`,
+    /// one per element) or those of its `oneOf`/`anyOf`/`allOf` alternatives, keyed `field.sub[.sub…]`
+    /// (`data.*.path` for `data: [{path: …}]`).
     static func nestedInputPaths(_ property: JSONValue, prefix: String) -> [String: String] {
         var found: [String: String] = [:]
         var schemas = [property]
@@ -51,6 +56,11 @@ public struct StageKindInfo: Sendable, Equatable {
                 let path = prefix + "." + name
                 if let mode = sub["x-input-path"]?.stringValue { found[path] = mode }
                 found.merge(nestedInputPaths(sub, prefix: path)) { first, _ in first }
+            }
+            if let items = schema["items"], items.objectValue != nil {
+                let path = prefix + ".*"
+                if let mode = items["x-input-path"]?.stringValue { found[path] = mode }
+                found.merge(nestedInputPaths(items, prefix: path)) { first, _ in first }
             }
         }
         return found

@@ -30,13 +30,37 @@ public enum StageKey {
         ])
     }
 
-    /// Sets the member at a nested object path (the path exists: it came from these fields).
+    /// Sets the member at a nested path of object keys and list indices (the path exists: it came
+    /// from these fields).
     static func replace(_ members: inout [String: JSONValue], at path: ArraySlice<String>, with value: JSONValue) {
-        guard let first = path.first else { return }
-        if path.count == 1 { members[first] = value; return }
-        guard case .object(var inner)? = members[first] else { return }
-        replace(&inner, at: path.dropFirst(), with: value)
-        members[first] = .object(inner)
+        guard let first = path.first, let inner = members[first] else { return }
+        members[first] = replacing(inner, at: path.dropFirst(), with: value)
+    }
+
+    private static func replacing(_ node: JSONValue, at path: ArraySlice<String>, with value: JSONValue) -> JSONValue {
+        guard let first = path.first else { return value }
+        switch node {
+        case .object(var members):
+            guard let inner = members[first] else { return node }
+            members[first] = replacing(inner, at: path.dropFirst(), with: value)
+            return .object(members)
+        case .array(var list):
+            guard let index = Int(first), list.indices.contains(index) else { return node }
+            list[index] = replacing(list[index], at: path.dropFirst(), with: value)
+            return .array(list)
+        default:
+            return node
+        }
+    }
+
+    /// A dotted field path with list indices as `[i]`: `data.1.path` -> `data[1].path`.
+    static func shownPath(_ dotted: String) -> String {
+        var text = ""
+        for component in dotted.split(separator: ".", omittingEmptySubsequences: false) {
+            if !component.isEmpty, component.allSatisfy({ $0.isASCII && $0.isNumber }) { text += "[\(component)]" }
+            else { text += text.isEmpty ? component : "." + component }
+        }
+        return text
     }
 
     public static func key(_ material: JSONValue) -> String { SHA256.hex(CanonicalJSON.data(material)) }
@@ -53,6 +77,9 @@ public enum StageKey {
                 flat["input.\(path)"] = CanonicalJSON.string(value)  // a nested input, e.g. init.from
             } else if case .object(let members) = value, !members.isEmpty {
                 for (k, v) in members { walk(v, path + "." + k) }
+            } else if case .array(let list) = value, stage.inputPaths.keys.contains(where: { $0.hasPrefix(path + ".") }) {
+                // A list holding inputs (`data: [{path, weight}]`): per element, so a diff names the file.
+                for (i, v) in list.enumerated() { walk(v, path + ".\(i)") }
             } else {
                 flat["config." + path] = CanonicalJSON.string(value)
             }
@@ -80,10 +107,10 @@ public enum StageKey {
         let keys = Set(current.keys).union(previous.keys).sorted()
         for key in keys where current[key] != previous[key] {
             if key.hasPrefix("config.") {
-                let path = String(key.dropFirst("config.".count))
+                let path = shownPath(String(key.dropFirst("config.".count)))
                 configChanges.append("\(path) \(display(previous[key])) -> \(display(current[key]))")
             } else if key.hasPrefix("input.") {
-                reasons.append("input: \(key.dropFirst("input.".count)) changed")
+                reasons.append("input: \(shownPath(String(key.dropFirst("input.".count)))) changed")
             } else if key.hasPrefix("upstream.") {
                 let field = String(key.dropFirst("upstream.".count))
                 reasons.append("upstream: \(stage.references[field] ?? field) changed")

@@ -56,6 +56,13 @@ public struct SchemaHelp {
             if p["type"] as? String == "object", p["properties"] != nil {
                 result += fields(of: p, prefix: prefix + name + ".", start: position(name, start), position: position)
             }
+            // A list of objects, on the field or as one of its alternatives (`data: [{path, weight}]`): `data[].path`.
+            let lists = [p] + (p["oneOf"] as? [[String: Any]] ?? [])
+            for list in lists where list["type"] as? String == "array" {
+                if let items = list["items"] as? [String: Any], items["properties"] != nil {
+                    result += fields(of: items, prefix: prefix + name + "[].", start: position(name, start), position: position)
+                }
+            }
         }
         return result
     }

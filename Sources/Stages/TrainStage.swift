@@ -9,9 +9,7 @@ import Training
 /// Artifact: base model files (linked) + the trained PEFT adapter + metrics.jsonl + loss.svg.
 struct TrainStage: StageRunner {
     func run(_ context: StageContext) throws -> StageResult {
-        guard let source = context.inputs["model"], let data = context.inputPaths["data"] else {
-            throw StageError.missingFile("model/data")
-        }
+        guard let source = context.inputs["model"] else { throw StageError.missingFile("model") }
         let f = context.fields
         var options = TrainingOptions()
         options.epochs = f["epochs"]?.intValue ?? 1
@@ -43,13 +41,15 @@ struct TrainStage: StageRunner {
         let chat = try ChatFormat.load(directory: source, tokenizer: tokenizer,
                                        choice: context.inputPaths["chat_template"]?.path ?? f["chat_template"]?.stringValue ?? "model")
         context.log("chat template: \(chat.origin)")
-        var dataset = try TrainingDataset.load(url: data, tokenizer: tokenizer, options: dataOptions, chat: chat)
-        context.log(dataset.audit.line)
+        var dataset = try Self.trainingData(context, fields: f, tokenizer: tokenizer, dataOptions: dataOptions, chat: chat)
         if let sample = dataset.audit.sample {
             context.record("first example as the model sees it, supervised tokens between ⟦ and ⟧:\n" + sample)
         }
         let validation = try Self.validation(context, fields: f, dataset: &dataset, tokenizer: tokenizer, dataOptions: dataOptions,
                                              chat: chat, batchSize: options.batchSize)
+        // The mix's shares of an epoch, after any eval_split took its examples.
+        let labels = f["data"]?.arrayValue?.enumerated().map { "data[\($0.offset)] \($0.element["path"]?.stringValue ?? "")" }
+        for line in dataset.mixtureLines(labels: labels) { context.log(line) }
         // Gradient checkpointing: true/false as asked; auto by the activation memory of the largest
         // micro-batch (batch_size × max_seq_len). Same numbers either way.
         let longest = min(dataOptions.maxSeqLen, model.config.maxPositionEmbeddings)
@@ -111,6 +111,30 @@ struct TrainStage: StageRunner {
 }
 
 extension TrainStage {
+    /// `data`: one file, or a list of files mixed by weight (each loaded and audited on its own,
+    /// in list order; the mix's shares logged per file).
+    static func trainingData(_ context: StageContext, fields f: JSONValue, tokenizer: Tokenizer, dataOptions: DatasetOptions,
+                             chat: ChatFormat) throws -> TrainingDataset {
+        if let url = context.inputPaths["data"] {
+            let dataset = try TrainingDataset.load(url: url, tokenizer: tokenizer, options: dataOptions, chat: chat)
+            context.log(dataset.audit.line)
+            return dataset
+        }
+        guard let entries = f["data"]?.arrayValue, !entries.isEmpty else { throw StageError.missingFile("data") }
+        var parts: [(data: TrainingDataset, weight: Double, maxExamples: Int?)] = []
+        for (i, entry) in entries.enumerated() {
+            guard let url = context.inputPaths["data.\(i).path"] else { throw StageError.missingFile("data[\(i)].path") }
+            let part = try TrainingDataset.load(url: url, tokenizer: tokenizer, options: dataOptions, chat: chat)
+            let limit = entry["max_examples"]?.intValue
+            context.log("data[\(i)] \(entry["path"]?.stringValue ?? url.path): " + part.audit.line.dropFirst("data: ".count)
+                        + (limit.map { $0 < part.examples.count ? "; first \($0) used (max_examples)" : "" } ?? ""))
+            parts.append((part, entry["weight"]?.doubleValue ?? 1, limit))
+        }
+        let dataset = TrainingDataset.mixing(parts)
+        context.log("data: mix of \(parts.count) files, " + dataset.audit.line.dropFirst("data: ".count))
+        return dataset
+    }
+
     /// The held-out set (eval_data, or eval_split of `dataset`, which then loses those examples) and
     /// the validation options; nil when the stage validates nothing.
     static func validation(_ context: StageContext, fields f: JSONValue, dataset: inout TrainingDataset, tokenizer: Tokenizer,

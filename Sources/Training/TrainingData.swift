@@ -44,9 +44,12 @@ public final class TrainingDataset {
     public let padId: Int32
     public let audit: DatasetAudit
     public let source: String
+    /// Several files mixed by weight (nil: one file, every example once per epoch).
+    public let mixture: DataMixture?
 
-    public init(examples: [TokenizedExample], padId: Int32, source: String = "<memory>", audit: DatasetAudit? = nil) {
-        self.examples = examples; self.padId = padId; self.source = source
+    public init(examples: [TokenizedExample], padId: Int32, source: String = "<memory>", audit: DatasetAudit? = nil,
+                mixture: DataMixture? = nil) {
+        self.examples = examples; self.padId = padId; self.source = source; self.mixture = mixture
         self.audit = audit ?? {
             var a = DatasetAudit()
             a.examples = examples.count
@@ -57,7 +60,9 @@ public final class TrainingDataset {
 
     /// Example order of an epoch (0-based): identity, or a Fisher–Yates shuffle drawn from the
     /// counter-based stream "shuffle/epoch-N", a pure function of (seed, epoch).
+    /// A mixture orders its epochs by weight instead (DataMixture.order).
     public func order(epoch: Int, shuffle: Bool, seed: UInt64) -> [Int] {
+        if let mixture { return mixture.order(epoch: epoch, shuffle: shuffle, seed: seed) }
         var idx = Array(0..<examples.count)
         guard shuffle, idx.count > 1 else { return idx }
         var rng = RandomStream(seed: seed, stream: "shuffle/epoch-\(epoch)")

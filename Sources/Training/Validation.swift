@@ -106,7 +106,7 @@ public enum EvaluationSplit {
         let held = Set(heldOut(count: dataset.examples.count, fraction: fraction, seed: seed))
         let train = dataset.examples.indices.filter { !held.contains($0) }.map { dataset.examples[$0] }
         let eval = dataset.examples.indices.filter { held.contains($0) }.map { dataset.examples[$0] }
-        return (TrainingDataset(examples: train, padId: dataset.padId, source: dataset.source),
+        return (TrainingDataset(examples: train, padId: dataset.padId, source: dataset.source, mixture: dataset.mixture?.removing(held)),
                 TrainingDataset(examples: eval, padId: dataset.padId, source: dataset.source + " (eval_split)"))
     }
 }

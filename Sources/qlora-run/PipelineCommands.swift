@@ -106,7 +106,7 @@ struct PipelineCommands {
             var diagnostics = diagnostics.map(explained)
             for issue in issues {
                 let location = issue.atKey ? document.keyLocation(of: issue.path) : document.location(of: issue.path)
-                diagnostics.append(Diagnostic(location: location, path: issue.path.joined(separator: "."), message: issue.message))
+                diagnostics.append(Diagnostic(location: location, path: issue.shownPath, message: issue.message))
             }
             diagnostics.sort { a, b in
                 let x = a.location.map { [$0.line, $0.column] } ?? [0, 0], y = b.location.map { [$0.line, $0.column] } ?? [0, 0]
