@@ -52,6 +52,23 @@ extension LlamaModel {
         return out
     }
 
+    /// Whether greedy decoding after `prompt` produces exactly `reference` (as `generate` with
+    /// `.greedy` would, token for token); stops at the first token that differs, so a miss costs
+    /// only the tokens up to it.
+    public func greedilyReproduces(prompt: [Int32], reference: [Int32]) -> Bool {
+        guard !prompt.isEmpty, !reference.isEmpty,
+              !(prompt + reference).contains(where: { $0 < 0 || Int($0) >= config.vocabSize }) else { return false }
+        if let window = config.slidingWindow, prompt.count + reference.count > window { return false }
+        let cache = KVCache(layers: layers.count, capacity: prompt.count + reference.count, kvChannels: config.kvHeads * config.headDim)
+        var rng = RandomStream(seed: 0, stream: "generate/sample")
+        var logits = decode(tokens: prompt, cache: cache)
+        for (j, expected) in reference.enumerated() {
+            guard Int32(pick(logits, sampling: .greedy, rng: &rng)) == expected else { return false }
+            if j + 1 < reference.count { logits = decode(tokens: [expected], cache: cache) }
+        }
+        return true
+    }
+
     /// Runs `tokens` (one sequence, n new positions) through the model, appending to the cache.
     /// Returns the logits (V) of the last position.
     func decode(tokens: [Int32], cache: KVCache) -> [Float] {

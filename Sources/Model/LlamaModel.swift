@@ -106,12 +106,14 @@ public final class LlamaModel {
 
     // MARK: Deterministic initialisation
 
-    /// normal(0, 0.02) like HF's `initializer_range`, one RandomStream per tensor name (so one
-    /// tensor's values do not depend on the others); norm weights 1, biases 0.
+    /// normal(0, config.initializerRange) like HF's `_init_weights` (0.02 unless set), one
+    /// RandomStream per tensor name (so one tensor's values do not depend on the others); norm
+    /// weights 1, biases 0.
     public static func initialized(config: ModelConfig, layout: WeightLayout, seed: UInt64) -> LlamaModel {
+        let std = config.initializerRange
         func normal(_ name: String, _ count: Int) -> [Float] {
             var rng = RandomStream(seed: seed, stream: "init/" + name)
-            return (0..<count).map { _ in Float(rng.nextNormal() * 0.02) }
+            return (0..<count).map { _ in Float(rng.nextNormal() * std) }
         }
         let c = config
         let emb = normal(layout.embedding + ".weight", c.vocabSize * c.hiddenSize)

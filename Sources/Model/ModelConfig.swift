@@ -56,6 +56,9 @@ public struct ModelConfig: Codable, Sendable, Equatable {
     /// Storage dtype named by the checkpoint ("float32", "bfloat16", ...), informational.
     public var dtype: String?
     public var quantization: QuantizationConfig?
+    /// Standard deviation of the normal initialisation of a freshly initialised model (HF
+    /// `initializer_range`); no effect on loaded weights.
+    public var initializerRange: Double = 0.02
 
     public var eosTokenId: Int? { eosTokenIds.first }
 
@@ -147,7 +150,7 @@ public struct ModelConfig: Codable, Sendable, Equatable {
         case maxPositionEmbeddings = "max_position_embeddings", tieWordEmbeddings = "tie_word_embeddings"
         case attentionBias = "attention_bias", hiddenAct = "hidden_act", bosTokenId = "bos_token_id"
         case eosTokenId = "eos_token_id", padTokenId = "pad_token_id", dtype, torchDtype = "torch_dtype"
-        case quantizationConfig = "quantization_config", architectures
+        case quantizationConfig = "quantization_config", architectures, initializerRange = "initializer_range"
         case slidingWindow = "sliding_window", useSlidingWindow = "use_sliding_window"
         // MiniMind legacy LMConfig keys.
         case dim, nLayers = "n_layers", nHeads = "n_heads", nKvHeads = "n_kv_heads", hiddenDim = "hidden_dim"
@@ -213,6 +216,7 @@ public struct ModelConfig: Codable, Sendable, Equatable {
         slidingWindow = useWindow ? window : nil
         attentionBias = try c.decodeIfPresent(Bool.self, forKey: .attentionBias) ?? false
         hiddenAct = try c.decodeIfPresent(String.self, forKey: .hiddenAct) ?? "silu"
+        initializerRange = try c.decodeIfPresent(Double.self, forKey: .initializerRange) ?? 0.02
         bosTokenId = try c.decodeIfPresent(Int.self, forKey: .bosTokenId)
         if let one = try? c.decodeIfPresent(Int.self, forKey: .eosTokenId) {
             eosTokenIds = [one]
@@ -310,6 +314,7 @@ public struct ModelConfig: Codable, Sendable, Equatable {
         if let w = slidingWindow { try c.encode(w, forKey: .slidingWindow); if modelType == "qwen2" || modelType == "qwen3" { try c.encode(true, forKey: .useSlidingWindow) } }
         try c.encode(tieWordEmbeddings, forKey: .tieWordEmbeddings)
         try c.encode(attentionBias, forKey: .attentionBias); try c.encode(hiddenAct, forKey: .hiddenAct)
+        if initializerRange != 0.02 { try c.encode(initializerRange, forKey: .initializerRange) }
         try c.encodeIfPresent(bosTokenId, forKey: .bosTokenId)
         if eosTokenIds.count == 1 { try c.encode(eosTokenIds[0], forKey: .eosTokenId) }
         else if !eosTokenIds.isEmpty { try c.encode(eosTokenIds, forKey: .eosTokenId) }

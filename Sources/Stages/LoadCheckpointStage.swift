@@ -51,7 +51,7 @@ struct LoadCheckpointStage: StageRunner {
         }
         let int = { (k: String, d: Int) in initFields[k]?.intValue ?? d }
         let arch = initFields["arch"]?.stringValue ?? "llama"
-        let config = ModelConfig(
+        var config = ModelConfig(
             modelType: arch == "minimind" ? "minimind" : "llama",
             vocabSize: int("vocab_size", 259), hiddenSize: int("hidden_size", 64),
             intermediateSize: int("intermediate_size", 176), layers: int("num_hidden_layers", 2),
@@ -61,6 +61,7 @@ struct LoadCheckpointStage: StageRunner {
             maxPositionEmbeddings: int("max_position_embeddings", 512),
             tieWordEmbeddings: initFields["tie_word_embeddings"]?.boolValue ?? true,
             bosTokenId: 1, eosTokenIds: [2], padTokenId: 0)
+        config.initializerRange = initFields["initializer_range"]?.doubleValue ?? 0.02
         guard config.hiddenSize % config.heads == 0, config.heads % config.kvHeads == 0 else {
             throw StageError.invalidCheckpoint(directory: context.stageName,
                 reason: "init: num_attention_heads (\(config.heads)) must divide hidden_size (\(config.hiddenSize)) and num_key_value_heads (\(config.kvHeads)) must divide num_attention_heads")

@@ -11,6 +11,8 @@ public struct EvaluationOptions: Equatable, Sendable {
     public var perplexityAbove: Double? = nil
     /// Training loss plot to link from report.md (a file name in the same artifact directory).
     public var lossPlotFile: String? = nil
+    /// Greedy exact match on the prompt/answer pairs of the data (ExactMatch).
+    public var exactMatch = true
     public init() {}
 }
 
@@ -19,6 +21,12 @@ public struct EvaluationMetrics: Equatable, Sendable {
     public var perplexity: Double
     public var tokenAccuracy: Double
     public var supervisedTokens: Int
+    /// Prompt/answer pairs the model answered exactly, and how many pairs there were (nil: not measured).
+    public var exactMatches: Int? = nil
+    public var pairs: Int = 0
+    public var exactMatch: Double? { exactMatches.map { pairs > 0 ? Double($0) / Double(pairs) : 0 } }
+    /// ` · exact match 27/30` (empty when not measured).
+    public var exactMatchText: String { exactMatches.map { " · exact match \($0)/\(pairs)" } ?? "" }
 }
 
 public struct Generation: Equatable, Sendable {
@@ -35,7 +43,8 @@ public struct EvaluationReport: Sendable {
 
     public var metricsJSON: String {
         func m(_ x: EvaluationMetrics) -> String {
-            "{\"loss\": \(x.loss), \"perplexity\": \(x.perplexity), \"token_accuracy\": \(x.tokenAccuracy), \"supervised_tokens\": \(x.supervisedTokens)}"
+            let exact = x.exactMatches.map { ", \"exact_match\": \(x.exactMatch ?? 0), \"exact_matches\": \($0), \"pairs\": \(x.pairs)" } ?? ""
+            return "{\"loss\": \(x.loss), \"perplexity\": \(x.perplexity), \"token_accuracy\": \(x.tokenAccuracy), \"supervised_tokens\": \(x.supervisedTokens)\(exact)}"
         }
         var s = "{\n  \"adapted\": \(m(metrics))"
         if let b = baseMetrics {
@@ -53,8 +62,12 @@ public struct EvaluationReport: Sendable {
             s += "| loss | \(f(b.loss)) | \(f(metrics.loss)) | \(f(metrics.loss - b.loss)) |\n"
             s += "| perplexity | \(f(b.perplexity)) | \(f(metrics.perplexity)) | \(f(metrics.perplexity - b.perplexity)) |\n"
             s += "| token accuracy | \(f(b.tokenAccuracy)) | \(f(metrics.tokenAccuracy)) | \(f(metrics.tokenAccuracy - b.tokenAccuracy)) |\n"
+            if let a = metrics.exactMatches, let bm = b.exactMatches {
+                s += "| exact match | \(bm)/\(b.pairs) | \(a)/\(metrics.pairs) | \(a - bm) |\n"
+            }
         } else {
             s += "| metric | value |\n|---|---:|\n| loss | \(f(metrics.loss)) |\n| perplexity | \(f(metrics.perplexity)) |\n| token accuracy | \(f(metrics.tokenAccuracy)) |\n"
+            if let a = metrics.exactMatches { s += "| exact match | \(a)/\(metrics.pairs) |\n" }
         }
         s += "\nSupervised tokens evaluated: \(metrics.supervisedTokens)\n"
         if let gate = gateFailure { s += "\n**Gate failed:** \(gate)\n" }
@@ -96,6 +109,31 @@ public enum Evaluator {
         return EvaluationMetrics(loss: loss, perplexity: Foundation.exp(loss), tokenAccuracy: count > 0 ? Double(correct) / Double(count) : 0, supervisedTokens: count)
     }
 
+    /// Greedy exact match over the prompt/answer pairs of `dataset`: examples (not truncated) whose
+    /// supervised tokens form one run, i.e. one answer at the end of one prompt — the answer is that
+    /// run (with the template's end-of-turn token when it is supervised, so a match also ends the turn).
+    /// Multi-turn examples are not pairs and are left out.
+    public static func exactMatch(model: LlamaModel, dataset: TrainingDataset) -> (matches: Int, pairs: Int) {
+        var matches = 0, pairs = 0
+        for e in dataset.examples where !e.truncated {
+            guard let answer = answerSpan(e) else { continue }
+            pairs += 1
+            if model.greedilyReproduces(prompt: Array(e.ids[..<answer.lowerBound]), reference: Array(e.ids[answer])) { matches += 1 }
+        }
+        return (matches, pairs)
+    }
+
+    /// The one run of supervised positions (≥ 1), or nil when there are none or several.
+    static func answerSpan(_ e: TokenizedExample) -> Range<Int>? {
+        var start: Int? = nil, end: Int? = nil
+        for t in 1..<max(1, e.lossMask.count) where e.lossMask[t] > 0 {
+            if start == nil { start = t } else if let last = end, t != last { return nil }
+            end = t + 1
+        }
+        guard let s = start, let e = end else { return nil }
+        return s..<e
+    }
+
     /// Runs `body` with every adapter detached (the base model), then re-attaches them.
     static func withoutAdapters<T>(_ model: LlamaModel, _ body: () throws -> T) rethrows -> T {
         let saved = model.linearModules.map { ($0, $0.adapter) }
@@ -127,12 +165,22 @@ public enum Evaluator {
     public static func run(model: LlamaModel, tokenizer: Tokenizer, dataset: TrainingDataset, options: EvaluationOptions,
                            chat: ChatFormat? = nil, systemPrompt: String? = nil, log: (String) -> Void = { _ in }) -> EvaluationReport {
         let hasAdapters = model.linearModules.contains { $0.adapter != nil }
-        let adapted = metrics(model: model, dataset: dataset, batchSize: options.batchSize)
-        log(String(format: "eval: loss %.4f · perplexity %.3f · token accuracy %.4f over %d tokens", adapted.loss, adapted.perplexity, adapted.tokenAccuracy, adapted.supervisedTokens))
+        func measure() -> EvaluationMetrics {
+            var m = metrics(model: model, dataset: dataset, batchSize: options.batchSize)
+            if options.exactMatch {
+                let exact = exactMatch(model: model, dataset: dataset)
+                if exact.pairs > 0 { m.exactMatches = exact.matches; m.pairs = exact.pairs }
+            }
+            return m
+        }
+        let adapted = measure()
+        log(String(format: "eval: loss %.4f · perplexity %.3f · token accuracy %.4f over %d tokens", adapted.loss, adapted.perplexity, adapted.tokenAccuracy, adapted.supervisedTokens)
+            + adapted.exactMatchText)
         var base: EvaluationMetrics? = nil
         if options.compareBase && hasAdapters {
-            base = withoutAdapters(model) { metrics(model: model, dataset: dataset, batchSize: options.batchSize) }
-            log(String(format: "eval (base): loss %.4f · perplexity %.3f · token accuracy %.4f", base!.loss, base!.perplexity, base!.tokenAccuracy))
+            let b = withoutAdapters(model) { measure() }
+            base = b
+            log(String(format: "eval (base): loss %.4f · perplexity %.3f · token accuracy %.4f", b.loss, b.perplexity, b.tokenAccuracy) + b.exactMatchText)
         }
         var gens: [Generation] = []
         for p in options.prompts {

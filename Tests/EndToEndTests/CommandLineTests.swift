@@ -149,12 +149,12 @@ final class NumberValidationTests: XCTestCase {
     func testValidationFieldRulesAreCheckedWithLocations() throws {
         let both = try CLI.run(["validate", "pipelines/toy.yaml", "--set", "stages.train.eval_data=../toydata/eval.jsonl"])
         XCTAssertEqual(both.status, 2)
-        XCTAssertEqual(both.stderr, "pipelines/toy.yaml:47:5: error: stages.train: 'eval_split' cannot be combined with 'eval_data': give only one of them\nerror: 1 problem found; nothing was run\n")
+        XCTAssertEqual(both.stderr, "pipelines/toy.yaml:48:5: error: stages.train: 'eval_split' cannot be combined with 'eval_data': give only one of them\nerror: 1 problem found; nothing was run\n")
         let off = try CLI.run(["validate", "pipelines/toy.yaml", "--set", "stages.train.eval_split=0"])
         XCTAssertEqual(off.status, 2)
         XCTAssertEqual(off.stderr, """
-            pipelines/toy.yaml:48:5: error: stages.train: 'eval_every' needs 'eval_data' or 'eval_split' (there is no validation data to evaluate)
-            pipelines/toy.yaml:49:5: error: stages.train: 'keep: best' needs 'eval_data' or 'eval_split' (the best adapter is chosen by validation loss)
+            pipelines/toy.yaml:49:5: error: stages.train: 'eval_every' needs 'eval_data' or 'eval_split' (there is no validation data to evaluate)
+            pipelines/toy.yaml:50:5: error: stages.train: 'keep: best' needs 'eval_data' or 'eval_split' (the best adapter is chosen by validation loss)
             error: 2 problems found; nothing was run
 
             """)

@@ -94,7 +94,7 @@ final class TrainingRunTests: XCTestCase {
         [1/5] base: cached
         [2/5] quantized: cached
         [3/5] adapted: cached
-        [4/5] train: will run — config: lr 0.01 -> 0.001
+        [4/5] train: will run — config: lr 0.005 -> 0.001
         [5/5] save: will run — upstream: train will run
 
         """)
