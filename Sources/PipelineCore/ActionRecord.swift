@@ -13,21 +13,25 @@ public struct ActionRecord: Sendable, Equatable {
     public var material: [String: String]
     public var summary: [String: JSONValue]
     public var seconds: Double
+    /// StageResult.report: lines printed again when this record serves a cached re-run.
+    public var report: [String]
 
     public init(stage: String, kind: String, key: String, outputDigest: String, files: [ContentDigest.Entry],
-                material: [String: String], summary: [String: JSONValue], seconds: Double) {
+                material: [String: String], summary: [String: JSONValue], seconds: Double, report: [String] = []) {
         self.stage = stage; self.kind = kind; self.key = key; self.outputDigest = outputDigest
-        self.files = files; self.material = material; self.summary = summary; self.seconds = seconds
+        self.files = files; self.material = material; self.summary = summary; self.seconds = seconds; self.report = report
     }
 
     public var json: JSONValue {
-        .object([
+        var fields: [String: JSONValue] = [
             "format": .string(Self.format), "stage": .string(stage), "kind": .string(kind), "key": .string(key),
             "output_digest": .string(outputDigest),
             "files": .array(files.map { .object(["path": .string($0.path), "size": .integer($0.size), "digest": .string($0.digest)]) }),
             "material": .object(material.mapValues { .string($0) }),
             "summary": .object(summary), "seconds": .number(seconds),
-        ])
+        ]
+        if !report.isEmpty { fields["report"] = .array(report.map { .string($0) }) }
+        return .object(fields)
     }
 
     public init?(json: JSONValue) {
@@ -42,7 +46,8 @@ public struct ActionRecord: Sendable, Equatable {
         }
         self.init(stage: stage, kind: kind, key: key, outputDigest: outputDigest, files: entries,
                   material: (json["material"]?.objectValue ?? [:]).compactMapValues { $0.stringValue },
-                  summary: json["summary"]?.objectValue ?? [:], seconds: json["seconds"]?.doubleValue ?? 0)
+                  summary: json["summary"]?.objectValue ?? [:], seconds: json["seconds"]?.doubleValue ?? 0,
+                  report: json["report"]?.arrayValue?.compactMap(\.stringValue) ?? [])
     }
 }
 

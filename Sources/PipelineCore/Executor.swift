@@ -202,11 +202,20 @@ public struct PipelineRunner: Sendable {
             let directory = try store.materialize(record)
             records[stage.name] = record
             made[stage.name] = (key, decision.flat, prefix)
+            // One clock per stage: from deciding (hashing its inputs) to published; the same number
+            // in this line, the summary and the run record. What is not the stage's own work is named.
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - clock) / 1e9
             outputs[stage.name] = record.outputDigest
             directories[stage.name] = directory
-            log(cached ? "\(prefix): cached (\(String(format: "%.2f", seconds))s)" : "\(prefix): done (\(String(format: "%.2f", seconds))s)")
-            outcomes.append(StageOutcome(name: stage.name, kind: stage.kind, cached: cached, seconds: cached ? seconds : record.seconds,
+            if cached {
+                log("\(prefix): cached (\(String(format: "%.2f", seconds))s)")
+                for line in record.report { log("  \(stage.name): \(line)") }
+            } else {
+                let overhead = seconds - record.seconds
+                let split = overhead >= 0.5 ? String(format: ": %.2fs in the stage, %.2fs hashing inputs and storing outputs", record.seconds, overhead) : ""
+                log("\(prefix): done (\(String(format: "%.2f", seconds))s\(split))")
+            }
+            outcomes.append(StageOutcome(name: stage.name, kind: stage.kind, cached: cached, seconds: seconds,
                                          key: key, outputDigest: record.outputDigest, outputDirectory: directory,
                                          published: published, summary: record.summary, reasons: decision.reasons))
         }
@@ -270,7 +279,7 @@ public struct PipelineRunner: Sendable {
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - clock) / 1e9
         let manifest = try store.ingest(directory: scratch)
         let record = ActionRecord(stage: stage.name, kind: stage.kind, key: key, outputDigest: ContentDigest.manifestDigest(manifest),
-                                  files: manifest, material: flat, summary: result.summary, seconds: seconds)
+                                  files: manifest, material: flat, summary: result.summary, seconds: seconds, report: result.report)
         try store.write(record)  // the commit point
         CacheStore.removeTree(work)
         return record

@@ -126,7 +126,13 @@ struct Publisher {
     }
 
     /// A path as a person wants to read it: relative to the current directory when below it.
-    static func shown(_ url: URL) -> String {
+    static func shown(_ url: URL) -> String { DisplayPath.shown(url) }
+}
+
+/// Paths as the user reads them in logs and summaries.
+public enum DisplayPath {
+    /// Relative to the current directory when inside it, else absolute.
+    public static func shown(_ url: URL) -> String {
         let path = url.standardizedFileURL.path
         let here = FileManager.default.currentDirectoryPath
         return path.hasPrefix(here + "/") ? String(path.dropFirst(here.count + 1)) : path

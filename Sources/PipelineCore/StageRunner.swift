@@ -8,7 +8,10 @@ public protocol StageRunner: Sendable {
 public struct StageResult: Sendable {
     /// Headline values for the run summary (e.g. "final_loss": 1.23).
     public var summary: [String: JSONValue]
-    public init(summary: [String: JSONValue] = [:]) { self.summary = summary }
+    /// Log lines worth reading again when the stage is served from the cache (evaluate's
+    /// comparison and generations): kept in the action record and printed on a cached re-run.
+    public var report: [String]
+    public init(summary: [String: JSONValue] = [:], report: [String] = []) { self.summary = summary; self.report = report }
 }
 
 /// Thrown by a stage that noticed `isInterrupted` and stopped at a safe point.

@@ -60,6 +60,7 @@ public struct Invocation: Equatable, Sendable {
     public var cacheDirectory: String?
     public var dryRun = false            // cache gc
     public var keep = 5                  // cache gc: keep what the last N runs referenced
+    public var json = false              // run: the run as one JSON document on stdout, the log on stderr
 
     public init(command: Command) { self.command = command }
 }
@@ -98,7 +99,7 @@ public enum ArgumentParser {
     static let valueOptions = ["--set", "--force", "--only", "--cache", "--schema", "--keep", "--model", "--adapter",
                                "--prompt", "--max-new-tokens", "--temperature", "--top-k", "--top-p", "--seed",
                                "--template", "--bos-token", "--eos-token", "--now", "--stage"]
-    static let flagOptions = ["--decode", "--dry-run", "--quick", "--chat", "--add-generation-prompt", "--help", "-h", "--version"]
+    static let flagOptions = ["--json", "--decode", "--dry-run", "--quick", "--chat", "--add-generation-prompt", "--help", "-h", "--version"]
 
     /// Parses the arguments after the program name.
     public static func parse(_ arguments: [String]) throws(ArgumentError) -> Invocation {
@@ -159,7 +160,7 @@ public enum ArgumentParser {
         var invocation: Invocation
         var allowed: Set<String> = ["--set", "--force", "--only", "--cache"]
         switch name {
-        case "run": invocation = Invocation(command: .run(file: try one("a pipeline FILE")))
+        case "run": invocation = Invocation(command: .run(file: try one("a pipeline FILE"))); allowed.insert("--json")
         case "plan": invocation = Invocation(command: .plan(file: try one("a pipeline FILE")))
         case "validate":
             let file = try one("a FILE to validate")
@@ -246,6 +247,7 @@ public enum ArgumentParser {
             }
         }
         invocation.dryRun = flags.contains("--dry-run")
+        invocation.json = flags.contains("--json")
         return invocation
     }
 

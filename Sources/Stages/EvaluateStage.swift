@@ -34,7 +34,7 @@ struct EvaluateStage: StageRunner {
         options.prompts = f["prompts"]?.arrayValue?.compactMap(\.stringValue) ?? []
         options.maxNewTokens = f["max_new_tokens"]?.intValue ?? 32
         options.perplexityAbove = f["fail_if"]?["perplexity_above"]?.doubleValue
-        options.exactMatch = f["exact_match"]?.boolValue ?? true
+        options.exactMatch = f["metrics"]?.arrayValue?.contains(.string("exact_match")) ?? true
         let out = context.outputDirectory
         if FileManager.default.fileExists(atPath: source.appendingPathComponent("loss.svg").path) {
             try ArtifactFiles.linkOrCopy("loss.svg", from: source, to: out)
@@ -51,22 +51,27 @@ struct EvaluateStage: StageRunner {
         }
         try report.write(to: out, lossPlotFile: options.lossPlotFile)
 
+        // The headline and the generations are what a person re-running looks for: kept in the
+        // action record and printed again when the stage comes from the cache.
+        var headline: [String] = []
         if let base = report.baseMetrics {
             let exact = zip(base.exactMatches.map { [$0] } ?? [], mine.exactMatches.map { [$0] } ?? [])
                 .map { " · exact match \($0)/\(base.pairs) -> \($1)/\(mine.pairs)" }.first ?? ""
-            context.log(String(format: "loss %.4f -> %.4f · perplexity %.3f -> %.3f · token accuracy %.1f%% -> %.1f%%",
-                               base.loss, mine.loss, base.perplexity, mine.perplexity, base.tokenAccuracy * 100, mine.tokenAccuracy * 100)
-                        + exact + " (base -> adapted)")
+            headline.append(String(format: "loss %.4f -> %.4f · perplexity %.3f -> %.3f · token accuracy %.1f%% -> %.1f%%",
+                                   base.loss, mine.loss, base.perplexity, mine.perplexity, base.tokenAccuracy * 100, mine.tokenAccuracy * 100)
+                            + exact + " (base -> adapted)")
         } else {
-            context.log(String(format: "loss %.4f · perplexity %.3f · token accuracy %.1f%%", mine.loss, mine.perplexity, mine.tokenAccuracy * 100))
+            headline.append(String(format: "loss %.4f · perplexity %.3f · token accuracy %.1f%%", mine.loss, mine.perplexity, mine.tokenAccuracy * 100)
+                            + mine.exactMatchText)
         }
         for g in report.generations {
-            context.log("\(g.prompt) -> \(g.adapted.debugDescription)" + (g.base.map { " (base: \($0.debugDescription))" } ?? ""))
+            headline.append("\(g.prompt) -> \(g.adapted.debugDescription)" + (g.base.map { " (base: \($0.debugDescription))" } ?? ""))
         }
+        for line in headline { context.log(line) }
         if let gate = report.gateFailure { throw StageError.gateFailed(gate) }
         var summary: [String: JSONValue] = ["loss": .number(mine.loss), "perplexity": .number(mine.perplexity)]
         if let base = report.baseMetrics { summary["base_loss"] = .number(base.loss) }
         if let exact = mine.exactMatch { summary["exact_match"] = .number(exact) }
-        return StageResult(summary: summary)
+        return StageResult(summary: summary, report: headline)
     }
 }

@@ -10,6 +10,10 @@ import Training
 struct TrainStage: StageRunner {
     func run(_ context: StageContext) throws -> StageResult {
         guard let source = context.inputs["model"] else { throw StageError.missingFile("model") }
+        // The stage's own peak memory, apart from what earlier stages of this process peaked at
+        // (loading an fp32 checkpoint before quantizing it): the peak mark is reset here.
+        let peakBefore = Bench.peakRSSMegabytes()
+        let stagePeakMeasured = Bench.resetPeakRSS()
         let f = context.fields
         var options = TrainingOptions()
         options.epochs = f["epochs"]?.intValue ?? 1
@@ -76,8 +80,12 @@ struct TrainStage: StageRunner {
         // What this process did (a resumed run counts only its own steps) and the memory it took.
         let ranSteps = result.totalSteps - (result.resumedFromStep ?? 0)
         let ranTokens = result.metrics.filter { $0.step > (result.resumedFromStep ?? 0) }.reduce(0) { $0 + $1.tokens }
-        context.log(String(format: "%d steps in %.1f s (%.0f tokens/s), process peak RSS %.0f MB",
-                           ranSteps, result.seconds, result.seconds > 0 ? Double(ranTokens) / result.seconds : 0, Bench.peakRSSMegabytes()))
+        let stagePeak = stagePeakMeasured ? Bench.currentPeakRSSMegabytes() : nil
+        let processPeak = max(peakBefore, Bench.peakRSSMegabytes(), stagePeak ?? 0)
+        context.log(String(format: "%d steps in %.1f s (%.0f tokens/s), ", ranSteps, result.seconds,
+                           result.seconds > 0 ? Double(ranTokens) / result.seconds : 0)
+                    + (stagePeak.map { String(format: "peak RSS of this stage %.0f MB, of the process %.0f MB", $0, processPeak) }
+                       ?? String(format: "peak RSS of the process %.0f MB", processPeak)))
         let out = context.outputDirectory
         for name in try FileManager.default.contentsOfDirectory(atPath: source.path).sorted()
             where name != PEFTAdapter.configFile && name != PEFTAdapter.weightsFile && name != "lora.json" {
@@ -93,6 +101,7 @@ struct TrainStage: StageRunner {
             try Data(result.timingJSONL.utf8).write(to: timing, options: .atomic)
             context.record("per-step timing: \(timing.path)")
         }
+        var report: [String] = []
         var summary: [String: JSONValue] = ["steps": .integer(Int64(result.metrics.last?.step ?? result.totalSteps))]
         if let first = result.metrics.first?.loss { summary["loss_first"] = .number(first) }
         if let last = result.finalLoss { summary["loss_final"] = .number(last) }
@@ -103,10 +112,12 @@ struct TrainStage: StageRunner {
             if let kept { summary["eval_loss_kept"] = .number(kept.loss) }
             if case .earlyStopping = result.stopReason { summary["stopped_early"] = .bool(true) }
             let which = v.options.keepBest ? "the best validation pass" : "the last step"
-            context.log("\(result.stopReason.text); kept the adapter of step \(result.keptStep) (\(which)"
-                        + (kept.map { String(format: ", eval loss %.4f", $0.loss) } ?? "") + ")")
+            let line = "\(result.stopReason.text); kept the adapter of step \(result.keptStep) (\(which)"
+                + (kept.map { String(format: ", eval loss %.4f", $0.loss) } ?? "") + ")"
+            context.log(line)
+            report.append(line)
         }
-        return StageResult(summary: summary)
+        return StageResult(summary: summary, report: report)
     }
 }
 

@@ -5,7 +5,7 @@ import Stages
 let toolVersion = "qlora-run 0.1.0"
 
 let usage = """
-usage: qlora-run [run] FILE [--set PATH=VALUE]... [--force STAGE] [--only STAGE] [--cache DIR]
+usage: qlora-run [run] FILE [--set PATH=VALUE]... [--force STAGE] [--only STAGE] [--cache DIR] [--json]
        qlora-run plan FILE [options]          show each stage: cached or will run, and why
        qlora-run validate FILE [--schema S]   check a pipeline (or any YAML/JSON against schema S)
        qlora-run help [KIND]                  this text, or a stage kind's fields from the schema

@@ -8,17 +8,26 @@ struct Console: Sendable {
     /// The live status line when stdout (where the log goes) is a terminal; nil otherwise, and then
     /// progress appears only as the stages' periodic log lines.
     let status: StatusLine?
+    /// Where `print` writes: stdout, or stderr while stdout carries a JSON document (`run --json`).
+    let log: FileHandle
 
-    init(environment: [String: String] = ProcessInfo.processInfo.environment) {
+    init(environment: [String: String] = ProcessInfo.processInfo.environment, logToStandardError: Bool = false) {
         let noColour = environment["NO_COLOR"].map { !$0.isEmpty } ?? false
-        colourOut = !noColour && isatty(STDOUT_FILENO) == 1
+        let logDescriptor = logToStandardError ? STDERR_FILENO : STDOUT_FILENO
+        colourOut = !noColour && isatty(logDescriptor) == 1
         colourErr = !noColour && isatty(STDERR_FILENO) == 1
-        status = isatty(STDOUT_FILENO) == 1 ? StatusLine() : nil
+        status = isatty(logDescriptor) == 1 ? StatusLine(handle: logToStandardError ? .standardError : .standardOutput) : nil
+        log = logToStandardError ? .standardError : .standardOutput
     }
 
     func print(_ line: String) {
         status?.finish()
-        FileHandle.standardOutput.write(Data((line + "\n").utf8))
+        log.write(Data((line + "\n").utf8))
+    }
+
+    /// The one document of `run --json`, on stdout.
+    func document(_ text: String) {
+        FileHandle.standardOutput.write(Data((text + "\n").utf8))
     }
     func error(_ message: String) {
         status?.finish()
@@ -38,6 +47,8 @@ struct Console: Sendable {
 /// second; `finish()` draws the newest text and ends the line, so the next log line starts clean.
 final class StatusLine: @unchecked Sendable {  // all state under `lock`
     private let lock = NSLock()
+    private let handle: FileHandle
+    init(handle: FileHandle) { self.handle = handle }
     private var shown = false          // a line is on screen without its newline
     private var pending: String?       // newest text not drawn yet (throttled)
     private var lastDraw: UInt64 = 0
@@ -54,12 +65,12 @@ final class StatusLine: @unchecked Sendable {  // all state under `lock`
         lock.lock(); defer { lock.unlock() }
         if let text = pending { draw(text, at: DispatchTime.now().uptimeNanoseconds) }
         guard shown else { return }
-        FileHandle.standardOutput.write(Data("\n".utf8))
+        handle.write(Data("\n".utf8))
         shown = false
     }
 
     private func draw(_ text: String, at now: UInt64) {
-        FileHandle.standardOutput.write(Data(("\r" + text + "\u{1B}[K").utf8))
+        handle.write(Data(("\r" + text + "\u{1B}[K").utf8))
         shown = true; pending = nil; lastDraw = now
     }
 }

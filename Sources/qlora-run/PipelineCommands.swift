@@ -52,17 +52,27 @@ struct PipelineCommands {
             default:
                 return try EngineCommands(console: console).run(invocation)
             }
-        } catch let invalid as Invalid {
+        } catch let error as Invalid {
+            return report(error)
+        } catch let error as CacheError {
+            return report(error)
+        }
+    }
+
+    /// Prints a pipeline error on stderr and names its exit code.
+    func report(_ error: Error) -> ExitCode {
+        if let invalid = error as? Invalid {
             for d in invalid.diagnostics { FileHandle.standardError.write(Data((d.description + "\n").utf8)) }
             let n = invalid.diagnostics.count
             console.error("\(n) problem\(n == 1 ? "" : "s") found; nothing was run")
             return .invalidInput
-        } catch let error as CacheError {
-            if case .unknownStage = error { console.error(error.localizedDescription); return .invalidInput }
-            if case .unsafeDestination = error { console.error(error.localizedDescription); return .invalidInput }
-            if case .interrupted = error { console.error(error.localizedDescription); return .interrupted }
-            console.error(error.localizedDescription)
-            return .stageFailed
+        }
+        console.error((error as? LocalizedError)?.errorDescription ?? "\(error)")
+        guard let error = error as? CacheError else { return .stageFailed }
+        switch error {
+        case .unknownStage, .unsafeDestination: return .invalidInput
+        case .interrupted: return .interrupted
+        default: return .stageFailed
         }
     }
 
@@ -154,6 +164,7 @@ struct PipelineCommands {
     // MARK: run
 
     func runPipeline(_ file: String, _ invocation: Invocation) throws -> ExitCode {
+        guard !invocation.json else { return try runForJSON(file, invocation) }
         let runner = try makeRunner(file, invocation)
         Interrupt.install()
         let started = Date()
@@ -163,19 +174,68 @@ struct PipelineCommands {
         return .ok
     }
 
+    /// `run --json`: the human log (and summary) on stderr, one JSON document on stdout — the run,
+    /// or `{"status": "failed"|"interrupted"|"invalid", "error": ...}` with the same exit code.
+    func runForJSON(_ file: String, _ invocation: Invocation) throws -> ExitCode {
+        let logging = PipelineCommands(console: Console(logToStandardError: true))
+        var plain = invocation
+        plain.json = false
+        let started = Date()
+        do {
+            let runner = try logging.makeRunner(file, plain)
+            Interrupt.install()
+            let summary = try runner.run()
+            logging.console.status?.finish()
+            let seconds = Date().timeIntervalSince(started)
+            logging.printSummary(summary, seconds: seconds)
+            console.document(CanonicalJSON.string(Self.json(summary, pipeline: runner.pipeline.name, seconds: seconds)))
+            return .ok
+        } catch {
+            let code = logging.report(error)
+            let status = code == .interrupted ? "interrupted" : code == .invalidInput ? "invalid" : "failed"
+            let message = (error as? Invalid).map { $0.diagnostics.map(\.description).joined(separator: "\n") }
+                ?? (error as? LocalizedError)?.errorDescription ?? "\(error)"
+            console.document(CanonicalJSON.string(.object(["pipeline_file": .string(file), "status": .string(status),
+                                                          "error": .string(message), "exit_code": .integer(Int64(code.rawValue))])))
+            return code
+        }
+    }
+
+    /// The closing table, made to fit a terminal: what was published first, then one row per stage
+    /// (its time is the one its `done`/`cached` line gave) with its artifact as a path relative to
+    /// here and a 12-hex digest like git's; `cache ls` and the run record keep the full paths.
     func printSummary(_ summary: RunSummary, seconds: Double) {
         console.print("")
         console.print(console.styled("summary", "1") + " (\(summary.executedCount) ran, \(summary.stages.count - summary.executedCount) cached, \(String(format: "%.2f", seconds))s)")
+        for s in summary.stages {
+            for url in s.published { console.print("  published \(DisplayPath.shown(url)) (\(s.name))") }
+        }
         let width = summary.stages.map(\.name.count).max() ?? 0
         for s in summary.stages {
             let status = s.cached ? console.styled("cached", "32") : console.styled("ran   ", "33")
             let name = s.name.padding(toLength: width, withPad: " ", startingAt: 0)
-            let location = (s.published.first ?? s.outputDirectory).path
+            let location = s.published.first.map { DisplayPath.shown($0) }
+                ?? DisplayPath.shown(s.outputDirectory.deletingLastPathComponent()) + "/" + s.outputDigest.prefix(12) + "…"
             console.print("  \(name)  \(status)  \(String(format: "%7.2fs", s.seconds))  \(location)")
             let headline = s.summary.keys.sorted().map { "\($0) \(Self.short(s.summary[$0]!))" }
             if !headline.isEmpty { console.print("      " + headline.joined(separator: " · ")) }
         }
-        console.print("run record: \(summary.runRecord.path)")
+        console.print("run record: \(DisplayPath.shown(summary.runRecord))")
+    }
+
+    /// `run --json`: the run as one JSON document (stages, status, keys, full paths, headline metrics).
+    static func json(_ summary: RunSummary, pipeline: String, seconds: Double) -> JSONValue {
+        .object([
+            "pipeline": .string(pipeline), "status": .string("ok"), "seconds": .number(seconds),
+            "ran": .integer(Int64(summary.executedCount)), "cached": .integer(Int64(summary.stages.count - summary.executedCount)),
+            "run_record": .string(summary.runRecord.path),
+            "stages": .array(summary.stages.map { s in
+                .object(["name": .string(s.name), "kind": .string(s.kind), "status": .string(s.cached ? "cached" : "ran"),
+                         "seconds": .number(s.seconds), "key": .string(s.key), "output_digest": .string(s.outputDigest),
+                         "artifact": .string(s.outputDirectory.path), "published": .array(s.published.map { .string($0.path) }),
+                         "metrics": .object(s.summary), "reasons": .array(s.reasons.map { .string($0) })])
+            }),
+        ])
     }
 
     static func short(_ v: JSONValue) -> String {
@@ -204,7 +264,7 @@ struct PipelineCommands {
         case .ls:
             let entries = try store.list()
             for e in entries {
-                console.print("\(e.key.prefix(12))  \(e.stage.padding(toLength: 12, withPad: " ", startingAt: 0)) \(e.kind.padding(toLength: 16, withPad: " ", startingAt: 0)) \(Self.bytes(e.bytes))  \(String(format: "%.2fs", e.seconds))")
+                console.print("\(e.key.prefix(12))  \(e.stage.padding(toLength: 12, withPad: " ", startingAt: 0)) \(e.kind.padding(toLength: 16, withPad: " ", startingAt: 0)) \(Self.bytes(e.bytes))  \(String(format: "%.2fs", e.seconds))  \(store.artifactURL(e.outputDigest).standardizedFileURL.path)")
             }
             console.print("\(entries.count) entries in \(root.path)")
         case .verify:

@@ -12,8 +12,7 @@ final class AdapterInitKeyTests: XCTestCase {
         // A PEFT adapter that fits the toy model: the freshly attached one.
         let seeded = try CLI.run(["run"] + base)
         XCTAssertEqual(seeded.status, 0, seeded.stderr)
-        let line = try XCTUnwrap(seeded.stdout.split(separator: "\n").first { $0.hasPrefix("  adapted ") })
-        let artifact = URL(fileURLWithPath: try XCTUnwrap(line.components(separatedBy: "  ").last))
+        let artifact = try CLI.artifact(of: "adapted", in: seeded.stdout)
         for name in ["adapter_config.json", "adapter_model.safetensors"] {
             try FileManager.default.copyItem(at: artifact.appendingPathComponent(name), to: adapter.appendingPathComponent(name))
         }

@@ -14,6 +14,20 @@ enum CLI {
 
     struct Result { var status: Int32; var stdout: String; var stderr: String }
 
+    /// The artifact directory of `stage` from a run's summary row `  NAME  ran  0.12s  DIR/<12 hex>…`
+    /// (DIR relative to `directory`, where the run was): the one artifact whose digest starts so.
+    static func artifact(of stage: String, in stdout: String, directory: URL = Reference.projectRoot) throws -> URL {
+        let row = try XCTUnwrap(stdout.split(separator: "\n").first { $0.hasPrefix("  \(stage) ") && $0.hasSuffix("…") },
+                                "no summary row for \(stage) in:\n\(stdout)")
+        let shown = String(try XCTUnwrap(row.components(separatedBy: "  ").last).dropLast())
+        let url = shown.hasPrefix("/") ? URL(fileURLWithPath: shown) : directory.appendingPathComponent(shown)
+        let parent = url.deletingLastPathComponent(), prefix = url.lastPathComponent
+        XCTAssertEqual(prefix.count, 12, String(row))
+        let matches = try FileManager.default.contentsOfDirectory(atPath: parent.path).filter { $0.hasPrefix(prefix) }
+        XCTAssertEqual(matches.count, 1, "\(matches)")
+        return parent.appendingPathComponent(try XCTUnwrap(matches.first))
+    }
+
     /// Runs `qlora-run arguments` in `directory` (default: the project root) with NO_COLOR set.
     /// With `interruptAfter`, sends SIGINT (like Ctrl-C) once that text appears on stdout.
     @discardableResult

@@ -27,9 +27,16 @@ final class CheckpointingPipelineTests: XCTestCase {
     func testEachSettingIsLoggedAndGivesTheSameAdapterBytes() throws {
         let on = try run("true", to: "on")
         XCTAssertTrue(on.contains("  train: gradient checkpointing on: layer activations up to 0.1 MB per micro-batch of 2 × 64 tokens\n"), on)
-        // The run's own summary: steps, time, throughput and the process's peak memory.
+        // The run's own summary: steps, time, throughput, and the stage's own peak memory apart from the
+        // process's (which includes the fp32 model the load stage held), the latter never below the former.
         let summary = try XCTUnwrap(on.split(separator: "\n").first { $0.hasPrefix("  train: 2 steps in ") }, on)
-        XCTAssertTrue(summary.contains(" s (") && summary.contains(" tokens/s), process peak RSS ") && summary.hasSuffix(" MB"), String(summary))
+        let peaks = try XCTUnwrap(summary.range(of: " tokens/s), peak RSS of this stage ").map { summary[$0.upperBound...] }, String(summary))
+        let parts = peaks.components(separatedBy: " MB, of the process ")
+        XCTAssertEqual(parts.count, 2, String(summary))
+        let stage = try XCTUnwrap(Double(parts[0])), process = try XCTUnwrap(Double(parts[1].dropLast(" MB".count)))
+        XCTAssertTrue(parts[1].hasSuffix(" MB"), String(summary))
+        XCTAssertGreaterThan(stage, 0)
+        XCTAssertGreaterThanOrEqual(process, stage, String(summary))
         let off = try run("false", to: "off")
         XCTAssertTrue(off.contains("  train: gradient checkpointing off: layer activations up to 0.8 MB per micro-batch of 2 × 64 tokens\n"), off)
         let auto = try run(nil, to: "auto")

@@ -27,8 +27,9 @@ final class MiniMindPipelineTests: XCTestCase {
         XCTAssertTrue(run.stdout.contains("  train: step 750/750 · epoch 5 · loss "), run.stdout)
         XCTAssertTrue(run.stdout.contains("summary (5 ran, 0 cached, "), run.stdout)
         // Reproducible bytes: the seeded base and its quantization are pinned by their output digests.
-        XCTAssertTrue(run.stdout.contains("/artifacts/48f8a3ce346f4b803ec6045fe0c39a896e8660959e770e71145b504a59cd90c4\n"), run.stdout)
-        XCTAssertTrue(run.stdout.contains("/artifacts/4843f92cc4e688be2285aa738f8b13c550557330ebddef8ddc02f11c94dd4731\n"), run.stdout)
+        // The summary shows 12 hex of each, like git; the cache holds the full names.
+        XCTAssertEqual(try CLI.artifact(of: "base", in: run.stdout).lastPathComponent, "48f8a3ce346f4b803ec6045fe0c39a896e8660959e770e71145b504a59cd90c4")
+        XCTAssertEqual(try CLI.artifact(of: "quantized", in: run.stdout).lastPathComponent, "4843f92cc4e688be2285aa738f8b13c550557330ebddef8ddc02f11c94dd4731")
         let adapter = out.appendingPathComponent("adapter")
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: adapter.path).sorted(),
                        [".qlora-published", "adapter_config.json", "adapter_model.safetensors"])

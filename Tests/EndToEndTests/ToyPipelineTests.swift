@@ -57,10 +57,9 @@ final class ToyPipelineTests: XCTestCase {
             let r = try CLI.run(["run", "pipelines/toy.yaml", "--cache", cache.path, "--set", "stages.save.to=\(out.path)/adapter",
                                  "--set", "stages.train.max_steps=20"])
             XCTAssertEqual(r.status, 0, r.stderr)
-            // "  train      ran        0.12s  /…/artifacts/<digest>": stage name and digest.
-            digests.append(r.stdout.split(separator: "\n").filter { $0.contains("/artifacts/") }
-                .map { line in String(line.split(separator: " ")[0]) + " " + String(line.split(separator: "/").last ?? "") })
-            XCTAssertEqual(digests[run].count, 5, r.stdout)   // save publishes outside the cache
+            // Every stage that keeps its artifact in the cache (save publishes outside it), by full digest.
+            digests.append(try ["base", "quantized", "adapted", "train", "evaluate"].map { "\($0) " + (try CLI.artifact(of: $0, in: r.stdout).lastPathComponent) })
+            XCTAssertEqual(digests[run].count, 5, r.stdout)
             let logs = try FileManager.default.contentsOfDirectory(atPath: cache.appendingPathComponent("logs").path)
             let timing = try XCTUnwrap(logs.first { $0.hasSuffix(".timing.jsonl") }, "\(logs)")
             let lines = try String(contentsOf: cache.appendingPathComponent("logs/\(timing)"), encoding: .utf8).split(separator: "\n")

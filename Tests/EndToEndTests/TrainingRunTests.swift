@@ -23,9 +23,7 @@ final class TrainingRunTests: XCTestCase {
 
     /// The train stage's artifact directory, from the run summary line `  train  ran  …  <path>`.
     func trainArtifact(_ stdout: String, file: StaticString = #filePath, line: UInt = #line) throws -> URL {
-        let summary = stdout.split(separator: "\n").first { $0.hasPrefix("  train ") }
-        let path = try XCTUnwrap(summary?.components(separatedBy: "  ").last, "no train summary line in:\n\(stdout)", file: file, line: line)
-        return URL(fileURLWithPath: path)
+        try CLI.artifact(of: "train", in: stdout)
     }
 
     /// Runs the same pipeline uninterrupted in a fresh cache and checks that the resumed run (whose
