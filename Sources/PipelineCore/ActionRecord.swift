@@ -80,8 +80,15 @@ public struct RunRecord: Sendable, Equatable {
         public var outputDigest: String
         public var cached: Bool
         public var seconds: Double
-        public init(name: String, key: String, outputDigest: String, cached: Bool, seconds: Double) {
+        public var kind: String
+        /// The stage's headline metrics (its action record's summary).
+        public var summary: [String: JSONValue]
+        /// Where it published (absolute paths).
+        public var published: [String]
+        public init(name: String, key: String, outputDigest: String, cached: Bool, seconds: Double,
+                    kind: String = "", summary: [String: JSONValue] = [:], published: [String] = []) {
             self.name = name; self.key = key; self.outputDigest = outputDigest; self.cached = cached; self.seconds = seconds
+            self.kind = kind; self.summary = summary; self.published = published
         }
     }
     public var pipeline: String
@@ -92,10 +99,14 @@ public struct RunRecord: Sendable, Equatable {
     /// The stage that failed or was interrupted, with its key: its `work/<key>` checkpoints are
     /// what the next run resumes from, so `cache gc` keeps them while this record is kept.
     public var incomplete: (stage: String, key: String)?
+    /// What the run was, to list, compare and reproduce it (RunOptions.context): pipeline_file,
+    /// overrides, point, sweep values, parameters, manifest.
+    public var context: [String: JSONValue] = [:]
 
     public static func == (a: RunRecord, b: RunRecord) -> Bool {
         a.pipeline == b.pipeline && a.pipelineDigest == b.pipelineDigest && a.toolVersion == b.toolVersion
             && a.startedAt == b.startedAt && a.stages == b.stages && a.incomplete?.stage == b.incomplete?.stage && a.incomplete?.key == b.incomplete?.key
+            && a.context == b.context
     }
 
     public var json: JSONValue {
@@ -104,10 +115,12 @@ public struct RunRecord: Sendable, Equatable {
             "started_at": .string(startedAt),
             "stages": .array(stages.map {
                 .object(["name": .string($0.name), "key": .string($0.key), "output_digest": .string($0.outputDigest),
-                         "cached": .bool($0.cached), "seconds": .number($0.seconds)])
+                         "cached": .bool($0.cached), "seconds": .number($0.seconds), "kind": .string($0.kind),
+                         "summary": .object($0.summary), "published": .array($0.published.map { .string($0) })])
             }),
         ]
         if let incomplete { fields["incomplete"] = .object(["stage": .string(incomplete.stage), "key": .string(incomplete.key)]) }
+        for (k, v) in context { fields[k] = v }
         return .object(fields)
     }
 
@@ -117,6 +130,9 @@ public struct RunRecord: Sendable, Equatable {
         self.startedAt = startedAt; self.stages = stages; self.incomplete = incomplete
     }
 
+    /// The context fields a run record may carry beside its stages.
+    public static let contextKeys = ["pipeline_file", "overrides", "point", "sweep", "parameters", "manifest", "seconds", "status"]
+
     public init?(json: JSONValue) {
         guard let pipeline = json["pipeline"]?.stringValue, let stages = json["stages"]?.arrayValue else { return nil }
         self.init(pipeline: pipeline, pipelineDigest: json["pipeline_digest"]?.stringValue ?? "",
@@ -124,10 +140,13 @@ public struct RunRecord: Sendable, Equatable {
                   stages: stages.compactMap { s in
                       guard let name = s["name"]?.stringValue, let key = s["key"]?.stringValue else { return nil }
                       return Stage(name: name, key: key, outputDigest: s["output_digest"]?.stringValue ?? "",
-                                   cached: s["cached"]?.boolValue ?? false, seconds: s["seconds"]?.doubleValue ?? 0)
+                                   cached: s["cached"]?.boolValue ?? false, seconds: s["seconds"]?.doubleValue ?? 0,
+                                   kind: s["kind"]?.stringValue ?? "", summary: s["summary"]?.objectValue ?? [:],
+                                   published: s["published"]?.arrayValue?.compactMap(\.stringValue) ?? [])
                   })
         if let stage = json["incomplete"]?["stage"]?.stringValue, let key = json["incomplete"]?["key"]?.stringValue {
             incomplete = (stage, key)
         }
+        for key in Self.contextKeys { if let value = json[key] { context[key] = value } }
     }
 }

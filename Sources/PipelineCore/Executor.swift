@@ -132,11 +132,16 @@ public struct PipelineRunner: Sendable {
         let recordURL = store.runs.appendingPathComponent(String(format: "%013lld-%d.json", Int64(started.timeIntervalSince1970 * 1000), getpid()))
         // Written before each stage runs (naming it incomplete, so even a kill -9 leaves a record
         // that keeps its work/ checkpoints from `cache gc`) and once more at the end, either way.
+        var finished = false
         func writeRecord() {
-            let record = RunRecord(pipeline: pipeline.name, pipelineDigest: pipeline.digest, toolVersion: options.toolVersion,
+            var record = RunRecord(pipeline: pipeline.name, pipelineDigest: pipeline.digest, toolVersion: options.toolVersion,
                                    startedAt: ISO8601DateFormatter().string(from: started),
-                                   stages: outcomes.map { .init(name: $0.name, key: $0.key, outputDigest: $0.outputDigest, cached: $0.cached, seconds: $0.seconds) },
+                                   stages: outcomes.map { .init(name: $0.name, key: $0.key, outputDigest: $0.outputDigest, cached: $0.cached, seconds: $0.seconds,
+                                                                kind: $0.kind, summary: $0.summary, published: $0.published.map(\.path)) },
                                    incomplete: running)
+            record.context = options.context
+            record.context["seconds"] = .number(Date().timeIntervalSince(started))
+            record.context["status"] = .string(finished ? "ok" : running != nil ? "incomplete" : "failed")
             try? AtomicFile.write(json: record.json, to: recordURL)
         }
         defer { writeRecord() }
@@ -222,6 +227,7 @@ public struct PipelineRunner: Sendable {
         if repaired {
             for i in outcomes.indices { if let record = records[outcomes[i].name] { outcomes[i].outputDirectory = try store.materialize(record) } }
         }
+        finished = true
         return RunSummary(stages: outcomes, runRecord: recordURL)
     }
 

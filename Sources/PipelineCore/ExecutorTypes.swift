@@ -7,9 +7,11 @@ public struct RunOptions: Sendable {
     public var only: [String]
     /// Recorded in run records.
     public var toolVersion: String
+    /// Written into the run record beside its stages (RunRecord.contextKeys): what the run was.
+    public var context: [String: JSONValue]
 
-    public init(force: [String] = [], only: [String] = [], toolVersion: String = "dev") {
-        self.force = force; self.only = only; self.toolVersion = toolVersion
+    public init(force: [String] = [], only: [String] = [], toolVersion: String = "dev", context: [String: JSONValue] = [:]) {
+        self.force = force; self.only = only; self.toolVersion = toolVersion; self.context = context
     }
 }
 

@@ -26,6 +26,15 @@ public enum Overrides {
         return Document(file: document.file, root: root)
     }
 
+    /// Sets a node (keeping its own location, e.g. a sweep value in the file) at a dotted path;
+    /// keys created on the way are located at `here`; a failure is reported at `here` as `label: …`.
+    public static func set(_ value: Node, at components: [String], in document: Document, here: SourceLocation,
+                           label: String) throws(Diagnostic) -> Document {
+        func failure(_ reason: String) -> Diagnostic { Diagnostic(location: here, message: "\(label): \(reason)") }
+        let root = try set(value, at: components[...], in: document.root, prefix: .root, here: here, failure: failure)
+        return Document(file: document.file, root: root)
+    }
+
     private static func apply(_ assignment: String, to root: Node) throws(Diagnostic) -> Node {
         let label = "--set \(assignment)"
         func failure(_ reason: String) -> Diagnostic { Diagnostic(location: nil, message: "\(label): \(reason)") }

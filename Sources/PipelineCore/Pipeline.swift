@@ -172,3 +172,32 @@ extension Pipeline {
         return nestedStrings(inner, pattern: rest, prefix: prefix + [first])
     }
 }
+
+extension Pipeline {
+    /// A validated manifest with every input and output path (top-level, nested, in lists) and the
+    /// cache made absolute against `directory`, so it runs the same from anywhere; path keywords
+    /// (`chat_template: model`) stay.
+    public static func absolutizingPaths(_ manifest: JSONValue, schema: JSONValue, directory: URL) -> JSONValue {
+        guard case .object(var root) = manifest else { return manifest }
+        func absolute(_ text: String) -> String { URL(fileURLWithPath: text, relativeTo: directory).standardizedFileURL.path }
+        if let cache = root["cache"]?.stringValue { root["cache"] = .string(absolute(cache)) }
+        let kinds = StageKindInfo.all(in: schema)
+        guard case .object(var stages)? = root["stages"] else { return .object(root) }
+        for (name, stageValue) in stages {
+            guard let kind = stageValue["kind"]?.stringValue, let info = kinds[kind], case .object(var fields) = stageValue else { continue }
+            for (pattern, _) in info.inputPaths {
+                let keywords = info.properties[pattern]?["x-path-keywords"]?.arrayValue?.compactMap(\.stringValue) ?? []
+                for (components, text) in nestedStrings(.object(fields), pattern: pattern.split(separator: ".").map(String.init))
+                    where !keywords.contains(text) {
+                    var material = fields
+                    StageKey.replace(&material, at: components[...], with: .string(absolute(text)))
+                    fields = material
+                }
+            }
+            for field in info.outputPaths { if let text = fields[field]?.stringValue { fields[field] = .string(absolute(text)) } }
+            stages[name] = .object(fields)
+        }
+        root["stages"] = .object(stages)
+        return .object(root)
+    }
+}

@@ -32,7 +32,7 @@ public enum StageKey {
 
     /// Sets the member at a nested path of object keys and list indices (the path exists: it came
     /// from these fields).
-    static func replace(_ members: inout [String: JSONValue], at path: ArraySlice<String>, with value: JSONValue) {
+    package static func replace(_ members: inout [String: JSONValue], at path: ArraySlice<String>, with value: JSONValue) {
         guard let first = path.first, let inner = members[first] else { return }
         members[first] = replacing(inner, at: path.dropFirst(), with: value)
     }

@@ -120,11 +120,26 @@ public enum PublishSafety {
                 let url = URL(fileURLWithPath: output.text, relativeTo: pipelineDirectory).standardizedFileURL
                 if let occupied = occupantProblem(url), !holdsLastPublish(url, pipeline: pipelineName, stage: output.stage, cache: cacheDirectory) {
                     problem = "cannot publish to \(shown): " + occupied
+                } else if let published = publishedAncestor(of: url) {
+                    // e.g. a sweep point's out/adapter/<point> inside an earlier plain run's out/adapter:
+                    // publishing that one again would replace the directory and lose this.
+                    problem = "cannot publish to \(shown): it is inside '\(Publisher.shown(published))', which qlora-run published, and would be lost "
+                        + "when that is published again. Remove '\(Publisher.shown(published))' or choose another path"
                 }
             }
             if let problem { issues.append(PipelineIssue(path: ["stages", output.stage, output.field], message: problem, atKey: false)) }
         }
         return issues
+    }
+
+    /// The nearest directory above `url` that holds a publish marker.
+    static func publishedAncestor(of url: URL) -> URL? {
+        var parent = url.deletingLastPathComponent()
+        while parent.path != "/" && !parent.path.isEmpty {
+            if FileManager.default.fileExists(atPath: parent.appendingPathComponent(markerName).path) { return parent }
+            parent = parent.deletingLastPathComponent()
+        }
+        return nil
     }
 
     /// A directory published by a version that wrote no marker is still recognised: its files

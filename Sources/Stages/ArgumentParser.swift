@@ -22,7 +22,20 @@ public struct Invocation: Equatable, Sendable {
         case chatRender(ChatRenderOptions)
         case generate(GenerateOptions)
         case bench(quick: Bool)
+        case runs(RunsOptions)
+        case reproduce(id: String)
         case version
+    }
+    /// `runs [FILE]`, `runs diff A B`, `runs plot [FILE] -o SVG`, `runs show ID`.
+    public struct RunsOptions: Equatable, Sendable {
+        public enum Action: String, Equatable, Sendable { case list, diff, plot, show }
+        public var action: Action = .list
+        public var file: String?
+        public var ids: [String] = []
+        public var csv = false
+        public var sort: String?
+        public var last: Int?
+        public var output: String?
     }
     public enum CacheAction: String, Equatable, Sendable { case ls, verify, gc }
 
@@ -61,6 +74,7 @@ public struct Invocation: Equatable, Sendable {
     public var dryRun = false            // cache gc
     public var keep = 5                  // cache gc: keep what the last N runs referenced
     public var json = false              // run: the run as one JSON document on stdout, the log on stderr
+    public var sweeps: [String] = []     // --sweep PATH=V1,V2 (repeatable)
 
     public init(command: Command) { self.command = command }
 }
@@ -95,11 +109,11 @@ public enum ArgumentError: LocalizedError, Equatable {
 }
 
 public enum ArgumentParser {
-    public static let commands = ["run", "plan", "validate", "help", "cache", "tokenize", "chat", "generate", "bench"]
-    static let valueOptions = ["--set", "--force", "--only", "--cache", "--schema", "--keep", "--model", "--adapter",
+    public static let commands = ["run", "plan", "validate", "help", "cache", "tokenize", "chat", "generate", "bench", "runs", "reproduce"]
+    static let valueOptions = ["--set", "--sweep", "--sort", "--last", "-o", "--force", "--only", "--cache", "--schema", "--keep", "--model", "--adapter",
                                "--prompt", "--max-new-tokens", "--temperature", "--top-k", "--top-p", "--seed",
                                "--template", "--bos-token", "--eos-token", "--now", "--stage"]
-    static let flagOptions = ["--json", "--decode", "--dry-run", "--quick", "--chat", "--add-generation-prompt", "--help", "-h", "--version"]
+    static let flagOptions = ["--json", "--csv", "--decode", "--dry-run", "--quick", "--chat", "--add-generation-prompt", "--help", "-h", "--version"]
 
     /// Parses the arguments after the program name.
     public static func parse(_ arguments: [String]) throws(ArgumentError) -> Invocation {
@@ -160,8 +174,36 @@ public enum ArgumentParser {
         var invocation: Invocation
         var allowed: Set<String> = ["--set", "--force", "--only", "--cache"]
         switch name {
-        case "run": invocation = Invocation(command: .run(file: try one("a pipeline FILE"))); allowed.insert("--json")
-        case "plan": invocation = Invocation(command: .plan(file: try one("a pipeline FILE")))
+        case "run": invocation = Invocation(command: .run(file: try one("a pipeline FILE"))); allowed.formUnion(["--json", "--sweep"])
+        case "plan": invocation = Invocation(command: .plan(file: try one("a pipeline FILE"))); allowed.insert("--sweep")
+        case "runs":
+            var r = Invocation.RunsOptions()
+            if let first = rest.first, let action = Invocation.RunsOptions.Action(rawValue: first), action != .list {
+                r.action = action; rest.removeFirst()
+            }
+            switch r.action {
+            case .list, .plot: r.file = try atMostOne()
+            case .show:
+                r.ids = [try one("a run id")]
+            case .diff:
+                guard rest.count == 2 else { throw rest.count < 2 ? .missingArgument(command: "runs diff", what: "two run ids or point names") : .unexpectedArgument(command: "runs diff", argument: rest[2]) }
+                r.ids = rest
+            }
+            r.csv = flags.contains("--csv")
+            r.sort = values.last { $0.0 == "--sort" }?.1
+            if let last = values.last(where: { $0.0 == "--last" })?.1 { r.last = try integer("--last", last, minimum: 1) }
+            r.output = values.last { $0.0 == "-o" }?.1
+            if r.action == .plot && r.output == nil { throw .missingArgument(command: "runs plot", what: "-o FILE.svg") }
+            invocation = Invocation(command: .runs(r))
+            allowed = ["--cache", "--json"]
+            switch r.action {
+            case .list: allowed.formUnion(["--csv", "--sort", "--last"])
+            case .plot: allowed.formUnion(["--last", "-o"])
+            case .diff, .show: break
+            }
+        case "reproduce":
+            invocation = Invocation(command: .reproduce(id: try one("a run id")))
+            allowed = ["--cache"]
         case "validate":
             let file = try one("a FILE to validate")
             invocation = Invocation(command: .validate(file: file, schema: values.last { $0.0 == "--schema" }?.1))
@@ -239,6 +281,7 @@ public enum ArgumentParser {
                     throw .invalidValue(option: option, value: value, expected: "PATH=VALUE, e.g. stages.train.lr=1e-4")
                 }
                 invocation.sets.append(value)
+            case "--sweep": invocation.sweeps.append(value)
             case "--force": invocation.force.append(value)
             case "--only": invocation.only.append(value)
             case "--cache": invocation.cacheDirectory = value

@@ -69,7 +69,8 @@ struct EvaluateStage: StageRunner {
         }
         for line in headline { context.log(line) }
         if let gate = report.gateFailure { throw StageError.gateFailed(gate) }
-        var summary: [String: JSONValue] = ["loss": .number(mine.loss), "perplexity": .number(mine.perplexity)]
+        var summary: [String: JSONValue] = ["loss": .number(mine.loss), "perplexity": .number(mine.perplexity),
+                                            "token_accuracy": .number(mine.tokenAccuracy)]
         if let base = report.baseMetrics { summary["base_loss"] = .number(base.loss) }
         if let exact = mine.exactMatch { summary["exact_match"] = .number(exact) }
         return StageResult(summary: summary, report: headline)

@@ -105,6 +105,7 @@ struct TrainStage: StageRunner {
         var summary: [String: JSONValue] = ["steps": .integer(Int64(result.metrics.last?.step ?? result.totalSteps))]
         if let first = result.metrics.first?.loss { summary["loss_first"] = .number(first) }
         if let last = result.finalLoss { summary["loss_final"] = .number(last) }
+        if result.seconds > 0 && ranSteps > 0 { summary["tokens_per_second"] = .integer(Int64((Double(ranTokens) / result.seconds).rounded())) }
         if let v = validation, let lastEval = result.validations.last {
             summary["eval_loss_final"] = .number(lastEval.loss)
             summary["kept_step"] = .integer(Int64(result.keptStep))

@@ -5,7 +5,7 @@ import Stages
 let toolVersion = "qlora-run 0.1.0"
 
 let usage = """
-usage: qlora-run [run] FILE [--set PATH=VALUE]... [--force STAGE] [--only STAGE] [--cache DIR] [--json]
+usage: qlora-run [run] FILE [--set PATH=VALUE]... [--sweep PATH=V1,V2]... [--force STAGE] [--only STAGE] [--cache DIR] [--json]
        qlora-run plan FILE [options]          show each stage: cached or will run, and why
        qlora-run validate FILE [--schema S]   check a pipeline (or any YAML/JSON against schema S)
        qlora-run help [KIND]                  this text, or a stage kind's fields from the schema
@@ -15,6 +15,9 @@ usage: qlora-run [run] FILE [--set PATH=VALUE]... [--force STAGE] [--only STAGE]
                                               stdin {"messages": [...], "tools"?, ...} -> the model's chat template, exactly
        qlora-run generate (--model DIR [--adapter DIR] | PIPELINE [--stage NAME]) --prompt TEXT [--chat] [--max-new-tokens N]
                           [--temperature T] [--top-k K] [--top-p P] [--seed S]
+       qlora-run runs [FILE] [--json] [--csv] [--sort METRIC] [--last N]   the recorded runs: parameters that differ, metrics
+       qlora-run runs diff A B | runs show ID | runs plot [FILE] -o curves.svg
+       qlora-run reproduce ID                 run a recorded run again and compare its bytes
        qlora-run bench [--quick]              measure this machine (kernels, quantization, training)
        qlora-run --version | --help
 

@@ -19,11 +19,22 @@ struct PipelineCommands {
                 console.print("\(file): valid (\(pipeline.stages.count) stages: \(pipeline.stages.map(\.name).joined(separator: " -> ")))")
                 return .ok
             case .plan(let file):
-                let runner = try makeRunner(file, invocation)
-                for stage in try runner.plan() { console.print(stage.line) }
-                return .ok
+                let runs = try plannedRuns(file, invocation)
+                if runs.count == 1 && runs[0].point == nil {
+                    let runner = try makeRunner(runs[0], invocation)
+                    for stage in try runner.plan() { console.print(stage.line) }
+                    return .ok
+                }
+                return try planSweep(runs, invocation)
             case .run(let file):
-                return try runPipeline(file, invocation)
+                if invocation.json { return try runForJSON(file, invocation) }
+                let runs = try plannedRuns(file, invocation)
+                if runs.count == 1 && runs[0].point == nil { return try runPipeline(runs[0], file: file, invocation) }
+                return try runSweep(runs, invocation)
+            case .runs(let options):
+                return try RunsCommands(console: console, invocation: invocation).run(options)
+            case .reproduce(let id):
+                return try reproduce(id, invocation)
             case .cache(let action, let file):
                 return try cache(action, file: file, invocation)
             case .generate(var g) where g.pipeline != nil:
@@ -103,9 +114,17 @@ struct PipelineCommands {
     }
 
     func load(_ file: String, _ invocation: Invocation) throws -> Pipeline {
-        let document = try overridden(try read(file), invocation.sets)
+        try build(try overridden(try read(file), invocation.sets), file: file, invocation).pipeline
+    }
+
+    static func schema() throws -> (value: JSONValue, schema: JSONSchema) {
         let schemaValue = try JSONReader.read(text: EmbeddedSchema.text, displayName: "pipeline.schema.json")
-        let schema = try JSONSchema(schemaValue)
+        return (schemaValue, try JSONSchema(schemaValue))
+    }
+
+    /// Schema and graph checks of one document; the pipeline and the validated value (defaults filled).
+    func build(_ document: Document, file: String, _ invocation: Invocation) throws -> (pipeline: Pipeline, value: JSONValue) {
+        let (schemaValue, schema) = try Self.schema()
         let (value, diagnostics) = schema.validate(document)
         let order = document.root.child("stages")?.entries?.map(\.key) ?? []
         let (pipeline, issues) = Pipeline.load(value: value, schema: schemaValue, file: URL(fileURLWithPath: file),
@@ -125,7 +144,7 @@ struct PipelineCommands {
             throw Invalid(diagnostics: diagnostics)
         }
         guard let pipeline else { throw Invalid(diagnostics: [Diagnostic(location: nil, message: "\(file): the pipeline could not be built")]) }
-        return pipeline
+        return (pipeline, value)
     }
 
     /// Adds the fix to schema messages the schema cannot phrase itself.
@@ -151,21 +170,25 @@ struct PipelineCommands {
     }
 
     func makeRunner(_ file: String, _ invocation: Invocation) throws -> PipelineRunner {
-        let pipeline = try load(file, invocation)
+        try makeRunner(PlannedRun(point: nil, pipeline: try load(file, invocation), manifest: .null, file: file), invocation)
+    }
+
+    func makeRunner(_ planned: PlannedRun, _ invocation: Invocation) throws -> PipelineRunner {
+        let pipeline = planned.pipeline
         let console = self.console
         var statusLine: (@Sendable (String) -> Void)? = nil
         if let status = console.status { statusLine = { status.update($0) } }
         return PipelineRunner(pipeline: pipeline, registry: StageKinds.registry(),
                               cacheDirectory: invocation.cacheDirectory.map { URL(fileURLWithPath: $0) },
-                              options: RunOptions(force: invocation.force, only: invocation.only, toolVersion: toolVersion),
+                              options: RunOptions(force: invocation.force, only: invocation.only, toolVersion: toolVersion,
+                                                  context: planned.context(invocation)),
                               log: { console.print($0) }, progress: statusLine)
     }
 
     // MARK: run
 
-    func runPipeline(_ file: String, _ invocation: Invocation) throws -> ExitCode {
-        guard !invocation.json else { return try runForJSON(file, invocation) }
-        let runner = try makeRunner(file, invocation)
+    func runPipeline(_ planned: PlannedRun, file: String, _ invocation: Invocation) throws -> ExitCode {
+        let runner = try makeRunner(planned, invocation)
         Interrupt.install()
         let started = Date()
         let summary = try runner.run()
@@ -182,7 +205,15 @@ struct PipelineCommands {
         plain.json = false
         let started = Date()
         do {
-            let runner = try logging.makeRunner(file, plain)
+            let runs = try logging.plannedRuns(file, plain)
+            if runs.count > 1 || runs.first?.point != nil {
+                var documents: [JSONValue] = []
+                let code = try logging.runSweep(runs, plain, documents: &documents)
+                console.document(CanonicalJSON.string(.object(["pipeline_file": .string(file), "status": .string(code == .ok ? "ok" : "failed"),
+                                                              "points": .array(documents), "exit_code": .integer(Int64(code.rawValue))])))
+                return code
+            }
+            let runner = try logging.makeRunner(runs[0], plain)
             Interrupt.install()
             let summary = try runner.run()
             logging.console.status?.finish()
@@ -217,8 +248,13 @@ struct PipelineCommands {
             let location = s.published.first.map { DisplayPath.shown($0) }
                 ?? DisplayPath.shown(s.outputDirectory.deletingLastPathComponent()) + "/" + s.outputDigest.prefix(12) + "…"
             console.print("  \(name)  \(status)  \(String(format: "%7.2fs", s.seconds))  \(location)")
-            let headline = s.summary.keys.sorted().map { "\($0) \(Self.short(s.summary[$0]!))" }
-            if !headline.isEmpty { console.print("      " + headline.joined(separator: " · ")) }
+            // Headline metrics, wrapped to fit 120 columns.
+            var line = ""
+            for part in s.summary.keys.sorted().map({ "\($0) \(Self.short(s.summary[$0] ?? .null))" }) {
+                if !line.isEmpty && 6 + line.count + 3 + part.count > 120 { console.print("      " + line); line = "" }
+                line += (line.isEmpty ? "" : " · ") + part
+            }
+            if !line.isEmpty { console.print("      " + line) }
         }
         console.print("run record: \(DisplayPath.shown(summary.runRecord))")
     }

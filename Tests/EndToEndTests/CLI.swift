@@ -14,6 +14,16 @@ enum CLI {
 
     struct Result { var status: Int32; var stdout: String; var stderr: String }
 
+    /// A temporary directory holding copies of pipelines/ and toydata/, to run the toy in (its
+    /// default cache and out/ then land there).
+    static func projectCopy(_ name: String) throws -> URL {
+        let dir = try makeTemporaryDirectory(name)
+        for folder in ["pipelines", "toydata"] {
+            try FileManager.default.copyItem(at: Reference.projectRoot.appendingPathComponent(folder), to: dir.appendingPathComponent(folder))
+        }
+        return dir
+    }
+
     /// The artifact directory of `stage` from a run's summary row `  NAME  ran  0.12s  DIR/<12 hex>…`
     /// (DIR relative to `directory`, where the run was): the one artifact whose digest starts so.
     static func artifact(of stage: String, in stdout: String, directory: URL = Reference.projectRoot) throws -> URL {

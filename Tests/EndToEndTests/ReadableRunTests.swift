@@ -8,10 +8,7 @@ import TestSupport
 final class ReadableRunTests: XCTestCase {
     var dir: URL!
     override func setUpWithError() throws {
-        dir = try makeTemporaryDirectory("qlora-e2e-readable")
-        for folder in ["pipelines", "toydata"] {
-            try FileManager.default.copyItem(at: Reference.projectRoot.appendingPathComponent(folder), to: dir.appendingPathComponent(folder))
-        }
+        dir = try CLI.projectCopy("qlora-e2e-readable")
     }
     override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
 
@@ -79,7 +76,7 @@ final class ReadableRunTests: XCTestCase {
         }
         XCTAssertEqual(stages[4]["published"] as? [String], [dir.appendingPathComponent("out/toy-adapter").standardizedFileURL.path])
         let metrics = try XCTUnwrap(stages[5]["metrics"] as? [String: Any])
-        XCTAssertEqual(Set(metrics.keys), ["loss", "perplexity", "base_loss", "exact_match"])
+        XCTAssertEqual(Set(metrics.keys), ["loss", "perplexity", "token_accuracy", "base_loss", "exact_match"])
         XCTAssertEqual(stages[0]["reasons"] as? [String], ["new"])
         // The human log went to stderr, summary included.
         XCTAssertTrue(run.stderr.contains("[6/6] evaluate: done ("), run.stderr)
