@@ -135,11 +135,15 @@ struct RunsCommands {
             console.document(CanonicalJSON.string(document))
             return .ok
         }
-        // The table names a point by its parameter columns (the point name would repeat them).
-        var header = ["run", "started"] + parameters.map(Self.shortName) + metrics.map { Self.columnLabels[$0] ?? $0 }
+        // A sweep point's name already says its swept values: those get no column of their own.
+        let hasPoints = runs.contains { !$0.point.isEmpty }
+        let swept = Set(runs.flatMap { ($0.record.context["sweep"]?.objectValue ?? [:]).keys })
+        let columns = hasPoints ? parameters.filter { !swept.contains($0) } : parameters
+        var header = ["run", "started"] + (hasPoints ? ["point"] : []) + columns.map(Self.shortName) + metrics.map { Self.columnLabels[$0] ?? $0 }
         var rows: [[String]] = runs.map { run in
             var row = [run.id, Self.when(run.record.startedAt)]
-            row += parameters.map { Self.clip(run.parameters[$0] ?? "—", 16) }
+            if hasPoints { row.append(run.point.isEmpty ? "—" : run.point) }
+            row += columns.map { Self.clip(run.parameters[$0] ?? "—", 16) }
             row += metrics.map { Self.format($0, run.metrics[$0]) }
             return row
         }
@@ -154,7 +158,7 @@ struct RunsCommands {
         guard !runs.isEmpty else { console.print("no recorded runs in \(DisplayPath.shown(cache))"); return .ok }
         let table = [header] + rows
         let widths: [Int] = header.indices.map { c in table.map { $0[c].count }.max() ?? 0 }
-        let leftAligned = 2   // run, started: text; parameters and metrics right-aligned
+        let leftAligned = hasPoints ? 3 : 2   // run, started (, point): text; parameters and metrics right-aligned
         for row in table {
             var cells: [String] = []
             for c in row.indices {

@@ -54,7 +54,8 @@ final class SweepRunTests: XCTestCase {
         let text = try CLI.run(["runs", "pipelines/toy.yaml"], in: dir)
         let lines = text.stdout.split(separator: "\n")
         XCTAssertEqual(lines.count, 5, text.stdout)
-        XCTAssertTrue(lines[0].hasPrefix("run ") && lines[0].contains("  rank     lr   train     val    eval") && lines[0].hasSuffix("  tok_acc  exact  tok/s  time"), text.stdout)
+        XCTAssertEqual(lines[0].split(separator: " "), ["run", "started", "point", "train", "val", "eval", "ppl", "tok_acc", "exact", "tok/s", "time"])
+        for (line, point) in zip(lines.dropFirst(), Self.points) { XCTAssertTrue(line.contains("  \(point)  "), String(line)) }
         for line in lines { XCTAssertLessThanOrEqual(line.count, 120, String(line)) }
 
         let diff = try CLI.run(["runs", "diff", "rank=4,lr=0.005", "rank=8,lr=0.01"], in: dir)
@@ -122,5 +123,20 @@ final class SweepRunTests: XCTestCase {
         XCTAssertTrue(run.stdout.contains("  data=../toydata/bad.jsonl        FAILED  stage 'train' failed: "), run.stdout)
         XCTAssertTrue(run.stdout.contains("  data=../toydata/eval.jsonl       ok      train loss "), run.stdout)
         XCTAssertTrue(run.stderr.contains("error: stage 'train' failed: "), run.stderr)
+    }
+
+    func testCtrlCStopsTheSweepAndTheSameCommandResumesIt() throws {
+        let args = ["run", "pipelines/toy.yaml", "--set", "stages.train.max_steps=6", "--set", "stages.train.log_every=1",
+                    "--sweep", "stages.train.lr=0.005,0.01,0.02"]
+        let stopped = try CLI.run(args, in: dir, interruptAfter: "point 2/3: lr=0.01")
+        XCTAssertEqual(stopped.status, 130, stopped.stdout + stopped.stderr)
+        XCTAssertTrue(stopped.stderr.contains("error: sweep stopped at point 2 of 3 (lr=0.01); run the same command again to resume"), stopped.stderr)
+        XCTAssertFalse(stopped.stdout.contains("point 3/3"), stopped.stdout)
+        let resumed = try CLI.run(args, in: dir)
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        // Point 1 finished before the stop: all cached now.
+        let first = try XCTUnwrap(resumed.stdout.components(separatedBy: "point 2/3").first)
+        XCTAssertTrue(first.contains("summary (0 ran, 6 cached, "), first)
+        XCTAssertTrue(resumed.stdout.contains("\nsweep (3 points, 3 ok, 0 failed, "), resumed.stdout)
     }
 }
