@@ -131,6 +131,7 @@ public enum AtomicFile {
         }
         if ok { ok = fsync(fd) == 0 }
         close(fd)
+        if ok { CrashPoint.here("atomic-write") }
         guard ok, rename(temp.path, url.path) == 0 else {
             unlink(temp.path)
             throw CacheError.io("cannot write \(url.path): \(String(cString: strerror(errno)))")

@@ -284,9 +284,11 @@ public struct PipelineRunner: Sendable {
         if Interrupt.isInterrupted { throw CacheError.interrupted(stage: stage.name) }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - clock) / 1e9
         let manifest = try store.ingest(directory: scratch)
+        CrashPoint.here("ingest")
         let record = ActionRecord(stage: stage.name, kind: stage.kind, key: key, outputDigest: ContentDigest.manifestDigest(manifest),
                                   files: manifest, material: flat, summary: result.summary, seconds: seconds, report: result.report)
         try store.write(record)  // the commit point
+        CrashPoint.here("commit")
         CacheStore.removeTree(work)
         return record
     }

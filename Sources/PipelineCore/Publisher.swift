@@ -47,6 +47,7 @@ struct Publisher {
             CacheStore.removeTree(temp)
             throw error
         }
+        CrashPoint.here("publish-temp")
         let old = parent.appendingPathComponent(".\(destination.lastPathComponent).old-\(getpid())")
         if PublishSafety.occupant(destination) != .nothing {
             guard rename(destination.path, old.path) == 0 else {
@@ -55,12 +56,14 @@ struct Publisher {
                 throw CacheError.publishFailed(stage: stage, path: Self.shown(destination), reason: reason)
             }
         }
+        CrashPoint.here("publish-swap")
         guard rename(temp.path, destination.path) == 0 else {
             let reason = Self.reason(errno)
             _ = rename(old.path, destination.path)
             CacheStore.removeTree(temp)
             throw CacheError.publishFailed(stage: stage, path: Self.shown(destination), reason: reason)
         }
+        CrashPoint.here("publish-done")
         CacheStore.removeTree(old)
         return true
     }

@@ -42,17 +42,18 @@ enum CLI {
     /// With `interruptAfter`, sends SIGINT (like Ctrl-C) once that text appears on stdout.
     @discardableResult
     static func run(_ arguments: [String], in directory: URL = Reference.projectRoot,
-                    interruptAfter marker: String? = nil, input: String? = nil) throws -> Result {
+                    interruptAfter marker: String? = nil, input: String? = nil, environment extra: [String: String] = [:]) throws -> Result {
         var condition: (@Sendable (String) -> Bool)? = nil
         if let marker { condition = { (text: String) -> Bool in text.contains(marker) } }
-        return try run(arguments, in: directory, signal: SIGINT, when: condition, input: input)
+        return try run(arguments, in: directory, signal: SIGINT, when: condition, input: input, environment: extra)
     }
 
     /// Runs `qlora-run arguments` and sends `signal` once, the first time `condition` holds; `condition`
     /// sees the stdout collected so far and is checked after every chunk of output (the training log
     /// prints a line per step with `log_every: 1`, so it is checked at least once per step).
     static func run(_ arguments: [String], in directory: URL = Reference.projectRoot,
-                    signal: Int32, when condition: (@Sendable (String) -> Bool)?, input: String? = nil) throws -> Result {
+                    signal: Int32, when condition: (@Sendable (String) -> Bool)?, input: String? = nil,
+                    environment extra: [String: String] = [:]) throws -> Result {
         guard FileManager.default.isExecutableFile(atPath: binary.path) else {
             throw XCTSkip("qlora-run is not built at \(binary.path); run `swift build` first")
         }
@@ -62,6 +63,7 @@ enum CLI {
         process.currentDirectoryURL = directory
         var environment = ProcessInfo.processInfo.environment
         environment["NO_COLOR"] = "1"
+        environment.merge(extra) { _, new in new }
         process.environment = environment
         let out = Pipe(), err = Pipe()
         process.standardOutput = out; process.standardError = err
