@@ -8,7 +8,7 @@ import TestSupport
 /// with the same message.
 final class ChatTemplateGoldenTests: XCTestCase {
     func testSharedReferenceRenderingsAreExact() throws {
-        guard let dir = Reference.file("chat_templates") else { throw XCTSkip(Reference.skipMessage) }
+        guard let dir = Reference.file("chat_templates") else { throw Reference.missing() }
         let checked = try GoldenRenderings.check(dir)
         XCTAssertEqual(checked, 238)
     }

@@ -4,7 +4,7 @@ import TestSupport
 
 final class GenerationTests: XCTestCase {
     func testGreedyGenerationMatchesTransformers() throws {
-        guard let url = Reference.file("golden/generate.json") else { throw XCTSkip(Reference.skipMessage) }
+        guard let url = Reference.file("golden/generate.json") else { throw Reference.missing() }
         let g = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
         let prompt = (g["prompt_ids"] as! [Int]).map(Int32.init)
         let expected = (g["greedy_ids"] as! [Int]).map(Int32.init)

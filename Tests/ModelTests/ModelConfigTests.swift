@@ -6,7 +6,7 @@ final class ModelConfigTests: XCTestCase {
     func decode(_ json: String) throws -> ModelConfig { try JSONDecoder().decode(ModelConfig.self, from: Data(json.utf8)) }
 
     func testTransformers5ReferenceConfigs() throws {
-        guard let dir = Reference.directory() else { throw XCTSkip(Reference.skipMessage) }
+        guard let dir = Reference.directory() else { throw Reference.missing() }
         let c = try ModelConfig.load(from: dir.appendingPathComponent("tiny-llama/config.json"))
         XCTAssertEqual(c.modelType, "llama")
         XCTAssertEqual([c.vocabSize, c.hiddenSize, c.intermediateSize, c.layers, c.heads, c.kvHeads, c.headDim],

@@ -12,7 +12,7 @@ final class BitsAndBytesFormatTests: XCTestCase {
 
     func inputs() throws -> (ShardedCheckpoint, SafeTensorsFile, URL) {
         guard let dir = Reference.file("golden/qlora_train/base-nf4-dq"), let qb = Reference.file("golden/qlora_train/quantized_base.safetensors") else {
-            throw XCTSkip(Reference.skipMessage)
+            throw Reference.missing()
         }
         return (try ShardedCheckpoint(directory: dir), try SafeTensorsFile(url: qb), dir)
     }

@@ -1,4 +1,5 @@
 import Foundation
+import XCTest
 
 /// Locates the shared golden reference kit (`../shared/reference` next to the project root).
 /// Tests that need it call `Reference.directory()` and skip with a clear message when absent.
@@ -21,6 +22,19 @@ public enum Reference {
     }
 
     public static let skipMessage = "golden reference kit not found at ../shared/reference (set QLORA_REFERENCE to its path); skipping"
+
+    /// What a golden test throws when the reference kit is missing: a skip, or — with
+    /// QLORA_REQUIRE_REFERENCE=1, as `.ci/run` sets it — a failure, so CI never passes a golden
+    /// test by skipping it.
+    public static func missing() -> Error {
+        if ProcessInfo.processInfo.environment["QLORA_REQUIRE_REFERENCE"] == "1" { return MissingReference() }
+        return XCTSkip(skipMessage)
+    }
+
+    public struct MissingReference: Error, CustomStringConvertible, LocalizedError {
+        public var description: String { "golden reference kit not found at ../shared/reference and QLORA_REQUIRE_REFERENCE=1: a golden test may not skip here" }
+        public var errorDescription: String? { description }
+    }
 
     /// A file inside the reference kit, e.g. `Reference.file("golden/logits.safetensors")`.
     public static func file(_ relative: String) -> URL? {

@@ -11,7 +11,7 @@ final class ChatFormatSpanTests: XCTestCase {
     static let specials = ["<|im_end|>", "<|eot_id|>", "</s>", "<|end|>", "<|endoftext|>", "<end_of_turn>", "<eos>"]
 
     func testSharedReferenceSpans() throws {
-        guard let dir = Reference.file("chat_templates") else { throw XCTSkip(Reference.skipMessage) }
+        guard let dir = Reference.file("chat_templates") else { throw Reference.missing() }
         XCTAssertEqual(try check(dir), 121)   // assistant turns with string content, no tools, no extra kwargs
     }
 

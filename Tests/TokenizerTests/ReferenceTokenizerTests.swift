@@ -8,12 +8,12 @@ final class ReferenceTokenizerTests: XCTestCase {
     struct Case: Decodable { let category: String; let text: String; let ids: [Int32] }
 
     func referenceTokenizer() throws -> Tokenizer {
-        guard let url = Reference.file("tokenizer/tokenizer.json") else { throw XCTSkip(Reference.skipMessage) }
+        guard let url = Reference.file("tokenizer/tokenizer.json") else { throw Reference.missing() }
         return try Tokenizer(contentsOf: url)
     }
 
     func referenceCases() throws -> [Case] {
-        guard let url = Reference.file("tokenizer/tokenizer_cases.jsonl") else { throw XCTSkip(Reference.skipMessage) }
+        guard let url = Reference.file("tokenizer/tokenizer_cases.jsonl") else { throw Reference.missing() }
         let text = try String(contentsOf: url, encoding: .utf8)
         return try text.split(separator: "\n").map { try JSONDecoder().decode(Case.self, from: Data($0.utf8)) }
     }
@@ -51,7 +51,7 @@ final class ReferenceTokenizerTests: XCTestCase {
     }
 
     func testChatTemplateCases() throws {
-        guard let url = Reference.file("tokenizer/chat_template_cases.json") else { throw XCTSkip(Reference.skipMessage) }
+        guard let url = Reference.file("tokenizer/chat_template_cases.json") else { throw Reference.missing() }
         struct Message: Decodable { let role: String; let content: String }
         struct ChatCase: Decodable {
             let messages: [Message]; let add_generation_prompt: Bool; let text: String; let ids: [Int32]
@@ -93,7 +93,7 @@ final class ReferenceTokenizerTests: XCTestCase {
     /// Prints throughput when QLORA_TOKENIZER_BENCH is set (no timed assertion; run in release).
     func testBenchmarkThroughput() throws {
         guard ProcessInfo.processInfo.environment["QLORA_TOKENIZER_BENCH"] != nil else { throw XCTSkip("set QLORA_TOKENIZER_BENCH=1 to measure") }
-        guard let url = Reference.file("tokenizer/tokenizer.json") else { throw XCTSkip(Reference.skipMessage) }
+        guard let url = Reference.file("tokenizer/tokenizer.json") else { throw Reference.missing() }
         let corpus = try referenceCases().map(\.text).joined(separator: "\n")
         var text = ""
         while text.utf8.count < 5_000_000 { text += corpus + "\n" }

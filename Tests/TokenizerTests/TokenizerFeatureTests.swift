@@ -91,7 +91,7 @@ final class TokenizerFeatureTests: XCTestCase {
     }
 
     func testSplitWithGPT2PatternUsesScannerAndMatchesByteLevel() throws {
-        guard let url = Reference.file("tokenizer/tokenizer.json") else { throw XCTSkip(Reference.skipMessage) }
+        guard let url = Reference.file("tokenizer/tokenizer.json") else { throw Reference.missing() }
         var root = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
         root["pre_tokenizer"] = ["type": "Sequence", "pretokenizers": [
             ["type": "Split", "pattern": ["Regex": GPT2Splitter.pattern], "behavior": "Isolated", "invert": false],

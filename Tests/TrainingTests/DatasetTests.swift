@@ -6,7 +6,7 @@ import Tokenizer
 
 final class DatasetTests: XCTestCase {
     func tokenizer() throws -> Tokenizer {
-        guard let url = Reference.file("tokenizer/tokenizer.json") else { throw XCTSkip(Reference.skipMessage) }
+        guard let url = Reference.file("tokenizer/tokenizer.json") else { throw Reference.missing() }
         return try Tokenizer(contentsOf: url)
     }
 
@@ -77,7 +77,7 @@ final class DatasetTests: XCTestCase {
 /// each assistant reply and the end-of-turn token after it, whatever format the line is in.
 final class ChatTemplateDatasetTests: XCTestCase {
     func tokenizer() throws -> Tokenizer {
-        guard let url = Reference.file("tokenizer/tokenizer.json") else { throw XCTSkip(Reference.skipMessage) }
+        guard let url = Reference.file("tokenizer/tokenizer.json") else { throw Reference.missing() }
         return try Tokenizer(contentsOf: url)
     }
 

@@ -5,7 +5,7 @@ import TestSupport
 
 final class ScheduleTests: XCTestCase {
     func golden() throws -> [String: Any] {
-        guard let url = Reference.file("golden/schedules.json") else { throw XCTSkip(Reference.skipMessage) }
+        guard let url = Reference.file("golden/schedules.json") else { throw Reference.missing() }
         return try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
     }
 
@@ -75,7 +75,7 @@ final class OptimizerTests: XCTestCase {
     }
 
     func testDynamicMapMatchesBitsAndBytes() throws {
-        guard let url = Reference.file("golden/quant.safetensors") else { throw XCTSkip(Reference.skipMessage) }
+        guard let url = Reference.file("golden/quant.safetensors") else { throw Reference.missing() }
         let golden = try GoldenTensors(url).floats("table.dynamic8")
         // Within 2 ulp: 22 of 256 entries differ in the last bits (the float32 linspace rounding of the
         // generating torch version is not reproduced exactly; the codebook's use is unaffected).

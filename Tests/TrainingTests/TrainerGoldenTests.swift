@@ -10,7 +10,7 @@ final class TrainerGoldenTests: XCTestCase {
     struct Golden { let steps: [[String: Any]]; let data: GoldenTensors; let params: GoldenTensors; let dir: URL }
 
     func golden(_ run: String) throws -> Golden {
-        guard let dir = Reference.file("golden/\(run)") else { throw XCTSkip(Reference.skipMessage) }
+        guard let dir = Reference.file("golden/\(run)") else { throw Reference.missing() }
         let json = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("steps.json"))) as! [String: Any]
         return Golden(steps: json["steps"] as! [[String: Any]], data: try GoldenTensors(dir.appendingPathComponent("data.safetensors")),
                       params: try GoldenTensors(dir.appendingPathComponent("lora_params.safetensors")), dir: dir)
@@ -65,7 +65,7 @@ final class TrainerGoldenTests: XCTestCase {
 
     func testLoRATrainMatchesGolden() throws {
         let g = try golden("lora_train")
-        guard let base = Reference.file("tiny-llama") else { throw XCTSkip(Reference.skipMessage) }
+        guard let base = Reference.file("tiny-llama") else { throw Reference.missing() }
         try check(g, model: try LlamaModel.load(directory: base))
     }
 
@@ -73,7 +73,7 @@ final class TrainerGoldenTests: XCTestCase {
     /// transformers' BitsAndBytesConfig does: golden/qlora_train.
     func testQLoRATrainMatchesGolden() throws {
         let g = try golden("qlora_train")
-        guard let base = Reference.file("tiny-llama") else { throw XCTSkip(Reference.skipMessage) }
+        guard let base = Reference.file("tiny-llama") else { throw Reference.missing() }
         let model = try LlamaModel.load(directory: base)
         let quantized = try model.quantize(type: .nf4, blockSize: 64, doubleQuant: true, skip: ["lm_head"])
         XCTAssertEqual(quantized.count, 14)
