@@ -5,13 +5,14 @@ import TensorIO
 public struct TrainingOptions: Equatable, Sendable {
     public var epochs = 1
     public var maxSteps: Int? = nil          // optimizer steps; overrides epochs when set
-    public var batchSize = 2
+    // Defaults are the schema's (schemas/pipeline.schema.json, train); TrainingDefaultsTests keeps them equal.
+    public var batchSize = 1
     public var gradAccum = 1
     public var learningRate = 2e-4
-    public var schedule: LearningRateSchedule = .constant
+    public var schedule: LearningRateSchedule = .linear(warmupSteps: 0)
     public var maxGradNorm: Double? = 1.0    // nil = no clipping
     public var optimizer = OptimizerOptions()
-    public var checkpointEvery = 0           // optimizer steps; 0 = only at epoch ends
+    public var checkpointEvery = 50          // optimizer steps; 0 = only at epoch ends
     public var logEvery = 10
     public var shuffle = true
     public var seed: UInt64 = 0
