@@ -14,7 +14,7 @@ public enum StageError: LocalizedError, Equatable {
         switch self {
         case .invalidSchema(let why): return "the embedded pipeline schema is invalid: \(why)"
         case .unknownKind(let k, let s):
-            return "unknown stage kind '\(k)'" + (s.map { "; did you mean '\($0)'?" } ?? "; kinds: load_checkpoint, quantize, attach_adapters, train, save_adapter, evaluate")
+            return "unknown stage kind '\(k)'" + (s.map { "; did you mean '\($0)'?" } ?? "; kinds: " + StageKinds.names.joined(separator: ", "))
         case .unsupported(let f, let v, let hint): return "\(f): \(v) is not supported yet; \(hint)"
         case .gateFailed(let m): return "evaluation gate failed: \(m)"
         case .missingFile(let p): return "\(p): no such file or directory"

@@ -4,14 +4,17 @@ import PipelineCore
 /// The product's stage kinds, one file each (LoadCheckpointStage.swift, ...). The CLI runs pipelines
 /// with `StageKinds.registry()`; test-only kinds live in the test targets.
 public enum StageKinds {
+    /// The one list of product stage kinds, in pipeline order: the registry, usage text and errors
+    /// derive from it, and a test keeps it equal to the schema's kinds.
+    static let all: [(name: String, runner: any StageRunner)] = [
+        ("load_checkpoint", LoadCheckpointStage()), ("quantize", QuantizeStage()), ("attach_adapters", AttachAdaptersStage()),
+        ("train", TrainStage()), ("save_adapter", SaveAdapterStage()), ("evaluate", EvaluateStage()),
+    ]
+    public static var names: [String] { all.map(\.name) }
+
     public static func registry() -> StageRegistry {
         var registry = StageRegistry()
-        registry.register(kind: "load_checkpoint", runner: LoadCheckpointStage())
-        registry.register(kind: "quantize", runner: QuantizeStage())
-        registry.register(kind: "attach_adapters", runner: AttachAdaptersStage())
-        registry.register(kind: "train", runner: TrainStage())
-        registry.register(kind: "save_adapter", runner: SaveAdapterStage())
-        registry.register(kind: "evaluate", runner: EvaluateStage())
+        for kind in all { registry.register(kind: kind.name, runner: kind.runner) }
         return registry
     }
 }

@@ -21,7 +21,7 @@ usage: qlora-run [run] FILE [--set PATH=VALUE]... [--sweep PATH=V1,V2]... [--for
        qlora-run bench [--quick]              measure this machine (kernels, quantization, training)
        qlora-run --version | --help
 
-stage kinds: load_checkpoint, quantize, attach_adapters, train, save_adapter, evaluate
+stage kinds: \(StageKinds.names.joined(separator: ", "))
 exit codes: 0 ok, 1 a stage failed, 2 invalid input, 130 interrupted
 """
 
