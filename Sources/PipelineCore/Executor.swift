@@ -132,7 +132,7 @@ public struct PipelineRunner: Sendable {
         let recordURL = store.runs.appendingPathComponent(String(format: "%013lld-%d.json", Int64(started.timeIntervalSince1970 * 1000), getpid()))
         // Written before each stage runs (naming it incomplete, so even a kill -9 leaves a record
         // that keeps its work/ checkpoints from `cache gc`) and once more at the end, either way.
-        var finished = false
+        var finished = false, ending = false
         func writeRecord() {
             var record = RunRecord(pipeline: pipeline.name, pipelineDigest: pipeline.digest, toolVersion: options.toolVersion,
                                    startedAt: ISO8601DateFormatter().string(from: started),
@@ -141,10 +141,11 @@ public struct PipelineRunner: Sendable {
                                    incomplete: running)
             record.context = options.context
             record.context["seconds"] = .number(Date().timeIntervalSince(started))
-            record.context["status"] = .string(finished ? "ok" : running != nil ? "incomplete" : "failed")
+            // ok; interrupted (Ctrl-C) or failed while a stage ran; or still running (a kill -9 leaves that).
+            record.context["status"] = .string(finished ? "ok" : !ending ? "running" : Interrupt.isInterrupted ? "interrupted" : "failed")
             try? AtomicFile.write(json: record.json, to: recordURL)
         }
-        defer { writeRecord() }
+        defer { ending = true; writeRecord() }
         /// Re-hashes a finished stage's output; when damaged, repairs its inputs first, then
         /// recomputes it (its damaged objects are quarantined by `verifyObjects`).
         func repairIfDamaged(_ name: String) throws {

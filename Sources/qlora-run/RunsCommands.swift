@@ -85,10 +85,12 @@ struct RunsCommands {
         return runs.last { $0.point == text }
     }
 
-    /// Parameters whose values differ between the runs (missing counts as a value).
+    /// Parameters whose values differ between the runs (missing counts as a value). Records written
+    /// before run records kept parameters have none and are left out of the comparison.
     static func differing(_ runs: [RecordedRun]) -> [String] {
-        let keys = Set(runs.flatMap { $0.parameters.keys })
-        return keys.filter { key in Set(runs.map { $0.parameters[key] ?? "—" }).count > 1 }.sorted()
+        let compared = runs.filter { !$0.parameters.isEmpty }
+        let keys = Set(compared.flatMap { $0.parameters.keys })
+        return keys.filter { key in Set(compared.map { $0.parameters[key] ?? "—" }).count > 1 }.sorted()
     }
 
     static func shortName(_ parameter: String) -> String {
@@ -137,14 +139,18 @@ struct RunsCommands {
         }
         // A sweep point's name already says its swept values: those get no column of their own.
         let hasPoints = runs.contains { !$0.point.isEmpty }
+        // A run that did not finish says so in its own column (its missing metrics are not a result).
+        let unfinished = runs.contains { ($0.record.context["status"]?.stringValue ?? "ok") != "ok" }
         let swept = Set(runs.flatMap { ($0.record.context["sweep"]?.objectValue ?? [:]).keys })
         let columns = hasPoints ? parameters.filter { !swept.contains($0) } : parameters
         var header = ["run", "started"] + (hasPoints ? ["point"] : []) + columns.map(Self.shortName) + metrics.map { Self.columnLabels[$0] ?? $0 }
+            + (unfinished ? ["status"] : [])
         var rows: [[String]] = runs.map { run in
             var row = [run.id, Self.when(run.record.startedAt)]
             if hasPoints { row.append(run.point.isEmpty ? "—" : run.point) }
             row += columns.map { Self.clip(run.parameters[$0] ?? "—", 16) }
             row += metrics.map { Self.format($0, run.metrics[$0]) }
+            if unfinished { row.append(run.record.context["status"]?.stringValue ?? "ok") }
             return row
         }
         if options.csv {

@@ -123,6 +123,13 @@ final class SweepRunTests: XCTestCase {
         XCTAssertTrue(run.stdout.contains("  data=../toydata/bad.jsonl        FAILED  stage 'train' failed: "), run.stdout)
         XCTAssertTrue(run.stdout.contains("  data=../toydata/eval.jsonl       ok      train loss "), run.stdout)
         XCTAssertTrue(run.stderr.contains("error: stage 'train' failed: "), run.stderr)
+        // The run records say which point failed; the table gives it a status column.
+        let table = try CLI.run(["runs", "pipelines/toy.yaml", "--json"], in: dir)
+        let runs = try XCTUnwrap((try JSONSerialization.jsonObject(with: Data(table.stdout.utf8)) as? [String: Any])?["runs"] as? [[String: Any]])
+        XCTAssertEqual(runs.map { $0["status"] as? String }, ["ok", "failed", "ok"])
+        let text = try CLI.run(["runs", "pipelines/toy.yaml"], in: dir)
+        XCTAssertTrue(text.stdout.split(separator: "\n").first?.hasSuffix("  status") ?? false, text.stdout)
+        XCTAssertTrue(text.stdout.contains("data=../toydata/bad.jsonl") && text.stdout.contains("  failed\n"), text.stdout)
     }
 
     func testCtrlCStopsTheSweepAndTheSameCommandResumesIt() throws {
