@@ -94,13 +94,25 @@ public struct ChatFormat: Sendable {
         for s in fullScalars { utf8Offset.append(utf8Offset.last! + UTF8.width(s)) }
         var spans: [Range<Int>] = []
         for (i, message) in messages.enumerated() {
-            guard case .dict(var d) = message, case .string("assistant")? = d["role"], case .string? = d["content"] else { continue }
+            guard case .dict(var d) = message, case .string("assistant")? = d["role"] else { continue }
+            // A tool-call turn: what the model learns to write is the calls as the template renders
+            // them (with any content), so the probe drops them along with the content.
+            var hasToolCalls = false
+            if case .array(let calls)? = d["tool_calls"], !calls.isEmpty { hasToolCalls = true }
+            guard hasToolCalls || d["content"].map({ if case .string = $0 { return true }; return false }) == true else { continue }
             d["content"] = .string(ChatFormat.sentinel)
+            if hasToolCalls { d["tool_calls"] = nil }
             // Reasoning given in its own field is part of what the model learns to write.
             for field in ["reasoning_content", "thinking", "reasoning"] { d[field] = nil }
             var probe = messages
             probe[i] = .dict(d)
-            let other = Array(try render(probe, addGenerationPrompt: false).unicodeScalars)
+            // A template may refuse a call-less probe of a tool turn (Mistral checks that tool results
+            // follow calls): then the turn is what rendering it adds after the generation prompt.
+            guard let probeText = hasToolCalls ? try? render(probe, addGenerationPrompt: false) : try render(probe, addGenerationPrompt: false) else {
+                if let span = try generationPromptSpan(messages, turn: i, full: fullScalars) { spans.append(utf8Offset[span.lowerBound]..<utf8Offset[span.upperBound]) }
+                continue
+            }
+            let other = Array(probeText.unicodeScalars)
             var prefix = 0
             while prefix < fullScalars.count, prefix < other.count, fullScalars[prefix] == other[prefix] { prefix += 1 }
             var suffix = 0
@@ -112,6 +124,17 @@ public struct ChatFormat: Sendable {
             spans.append(utf8Offset[start]..<utf8Offset[end])
         }
         return (full, spans)
+    }
+
+    /// Scalars of turn `i` as "render messages[:i] with the generation prompt, then messages[:i+1]":
+    /// what the second adds, trailing whitespace left out; nil where the renderings are not prefixes
+    /// of each other and of the full one.
+    func generationPromptSpan(_ messages: [Value], turn i: Int, full: [Unicode.Scalar]) throws -> Range<Int>? {
+        let prompt = Array(try render(Array(messages[..<i]), addGenerationPrompt: true).unicodeScalars)
+        var upto = Array(try render(Array(messages[...i]), addGenerationPrompt: false).unicodeScalars)
+        guard upto.starts(with: prompt), full.starts(with: upto) else { return nil }
+        while let last = upto.last, upto.count > prompt.count, last.properties.isWhitespace { upto.removeLast() }
+        return upto.count > prompt.count ? prompt.count..<upto.count : nil
     }
 
     /// Length in scalars of the end-of-turn token at `position`: a special token right there, or

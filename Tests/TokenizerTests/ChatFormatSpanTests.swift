@@ -12,7 +12,7 @@ final class ChatFormatSpanTests: XCTestCase {
 
     func testSharedReferenceSpans() throws {
         guard let dir = Reference.file("chat_templates") else { throw Reference.missing() }
-        XCTAssertEqual(try check(dir), 121)   // assistant turns with string content, no tools, no extra kwargs
+        XCTAssertEqual(try check(dir), 124)   // 121 turns with string content (no tools, no extra kwargs) + 3 tool-call turns (Qwen2.5, Llama 3.2, Mistral Nemo)
     }
 
     func testProjectFixtureSpans() throws {
@@ -32,18 +32,22 @@ final class ChatFormatSpanTests: XCTestCase {
                   r["add_generation_prompt"]?.truthy == false, case .string(let rendered)? = r["rendered"],
                   case .array(let goldenSpans)? = r["assistant_spans"], let conversation = byId[caseId],
                   case .array(let messages)? = conversation["messages"] else { continue }
-            if r["tools_passed"]?.truthy == true { continue }   // tool turns are not supervised by content
+            let tools = r["tools_passed"]?.truthy == true
             func token(_ key: String) -> String? { if case .string(let s)? = r[key] { return s }; return nil }
             let source = try String(contentsOf: dir.appendingPathComponent("templates/\(name).jinja"), encoding: .utf8)
             let format = try ChatFormat(source: source, name: name, origin: name, bosToken: token("bos_token"), eosToken: token("eos_token"))
             var extra: [(String, Value)] = []
             if case .dict(let kwargs)? = r["extra_kwargs"] { extra = kwargs.pairs }
             guard extra.isEmpty else { continue }   // ChatFormat renders data rows without extra kwargs
+            // Tools are passed to the template by the trainer only through the data row; these cases
+            // check the tool-call turns' spans on the rendering without the tools preamble.
             let (full, spans) = try format.supervisedSpans(messages, specialTokens: Self.specials, eosToken: token("eos_token"))
-            XCTAssertEqual(full, rendered, "\(name)/\(caseId)")
+            if !tools { XCTAssertEqual(full, rendered, "\(name)/\(caseId)") }
             let bytes = Array(full.utf8)
             let assistantIndices = messages.enumerated().compactMap { i, m -> Int? in
-                if case .dict(let d) = m, case .string("assistant")? = d["role"], case .string? = d["content"] { return i }
+                guard case .dict(let d) = m, case .string("assistant")? = d["role"] else { return nil }
+                if case .array(let calls)? = d["tool_calls"], !calls.isEmpty { return i }
+                if case .string? = d["content"] { return i }
                 return nil
             }
             guard spans.count == assistantIndices.count else { failures.append("\(name)/\(caseId): \(spans.count) spans for \(assistantIndices.count) assistant turns"); continue }
@@ -53,7 +57,19 @@ final class ChatFormatSpanTests: XCTestCase {
                 }).first else { continue }
                 let mine = String(decoding: bytes[span], as: UTF8.self)
                 checked += 1
-                if dummyDiff {
+                var toolTurn = false
+                if tools, case .dict(let d) = messages[index], case .array(let calls)? = d["tool_calls"], !calls.isEmpty { toolTurn = true }
+                // Content turns of a tools case render here without the tools preamble: their offsets differ.
+                if tools && !toolTurn { checked -= 1; continue }
+                if toolTurn {
+                    // A tool-call turn: the calls as rendered and the end of turn, i.e. the generation-prompt
+                    // span up to trailing whitespace (its dummy-diff span depends on the dummy text).
+                    guard case .dict(let method)? = golden["gen_prompt_method"], case .dict(let g)? = method["span"],
+                          case .string(let turn)? = g["text"] else { checked -= 1; continue }
+                    if !(turn.hasPrefix(mine) && turn.dropFirst(mine.count).allSatisfy(\.isWhitespace)) || mine.isEmpty {
+                        failures.append("\(name)/\(caseId)#\(index) (tool call): supervised \(mine.debugDescription), turn \(turn.debugDescription)")
+                    }
+                } else if dummyDiff {
                     // The reference's dummy-diff span: the content's own characters, in messages[:i+1]'s rendering.
                     guard case .dict(let method)? = golden["dummy_diff_method"], case .dict(let g)? = method["span"],
                           case .string(let content)? = g["text"] else { checked -= 1; continue }
