@@ -28,20 +28,25 @@ enum RunsPlot {
         let maxStep = max(1, points.map(\.step).max() ?? 1)
         var lo = points.map(\.loss).min() ?? 0, hi = points.map(\.loss).max() ?? 1
         if hi - lo < 1e-12 { lo -= 0.5; hi += 0.5 }
+        // Losses spanning more than a decade (a first step near ln V, a fitted run near 0.05) on a
+        // log axis, so the end of training, where runs differ, is not squashed against the floor.
+        let logarithmic = lo > 0 && hi / lo > 10
+        func scale(_ l: Double) -> Double { logarithmic ? Foundation.log(l) : l }
+        func y(_ l: Double) -> Double { top + plotH * (1 - (scale(l) - scale(lo)) / (scale(hi) - scale(lo))) }
         func x(_ s: Double) -> Double { left + plotW * s / maxStep }
-        func y(_ l: Double) -> Double { top + plotH * (1 - (l - lo) / (hi - lo)) }
         func f(_ v: Double) -> String { String(format: "%.1f", v) }
         var out = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" font-family=\"sans-serif\" font-size=\"12\">\n"
         out += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
         out += "<line x1=\"\(f(left))\" y1=\"\(f(top + plotH))\" x2=\"\(f(left + plotW))\" y2=\"\(f(top + plotH))\" stroke=\"#333\"/>\n"
         out += "<line x1=\"\(f(left))\" y1=\"\(f(top))\" x2=\"\(f(left))\" y2=\"\(f(top + plotH))\" stroke=\"#333\"/>\n"
         for i in 0...4 {
-            let l = lo + (hi - lo) * Double(i) / 4, s = maxStep * Double(i) / 4
+            let l = logarithmic ? Foundation.exp(scale(lo) + (scale(hi) - scale(lo)) * Double(i) / 4) : lo + (hi - lo) * Double(i) / 4
+            let s = maxStep * Double(i) / 4
             out += "<text x=\"\(f(left - 6))\" y=\"\(f(y(l) + 4))\" text-anchor=\"end\">\(String(format: "%.3g", l))</text>\n"
             out += "<text x=\"\(f(x(s)))\" y=\"\(f(top + plotH + 16))\" text-anchor=\"middle\">\(Int(s.rounded()))</text>\n"
         }
         out += "<text x=\"\(f(left + plotW / 2))\" y=\"\(f(height - 6))\" text-anchor=\"middle\">step</text>\n"
-        out += "<text x=\"14\" y=\"\(f(top + plotH / 2))\" text-anchor=\"middle\" transform=\"rotate(-90 14 \(f(top + plotH / 2)))\">loss</text>\n"
+        out += "<text x=\"14\" y=\"\(f(top + plotH / 2))\" text-anchor=\"middle\" transform=\"rotate(-90 14 \(f(top + plotH / 2)))\">loss\(logarithmic ? " (log scale)" : "")</text>\n"
         for (i, s) in series.enumerated() {
             let colour = colours[i % colours.count]
             if !s.train.isEmpty {
