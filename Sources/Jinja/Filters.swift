@@ -12,7 +12,7 @@ extension Builtins {
         switch value {
         case .undefined: return 0
         case .string(let s): return s.unicodeScalars.count
-        case .array(let a): return a.count
+        case .array(let a), .tuple(let a): return a.count
         case .dict(let d): return d.count
         case .namespace(let n): return n.attributes.count
         default: throw TemplateError.type("object of type '\(value.typeName)' has no len()")
@@ -36,7 +36,7 @@ extension Builtins {
         case "items":
             switch value {
             case .undefined: return .array([])
-            case .dict(let d): return .array(d.pairs.map { .array([.string($0.0), $0.1]) })
+            case .dict(let d): return .array(d.pairs.map { .tuple([.string($0.0), $0.1]) })
             default: throw TemplateError.type("Can only get item pairs from a mapping.")
             }
         case "tojson":
@@ -198,7 +198,7 @@ extension Builtins {
             let sorted = try d.pairs.sorted { l, r in
                 try compare("<", byValue ? l.1 : .string(l.0.lowercased()), byValue ? r.1 : .string(r.0.lowercased()))
             }
-            return .array(sorted.map { .array([.string($0.0), $0.1]) })
+            return .array(sorted.map { .tuple([.string($0.0), $0.1]) })
         case "batch":
             guard let size = argument(args, 0, "linecount")?.integer, size > 0 else { throw TemplateError.type("batch needs a positive size") }
             let items = try iterate(value)
@@ -243,9 +243,9 @@ extension Builtins {
         case "string": if case .string = value { return true }; return false
         case "mapping": if case .dict = value { return true }; return false
         case "iterable":
-            switch value { case .string, .array, .dict, .undefined: return true; default: return false }
+            switch value { case .string, .array, .tuple, .dict, .undefined: return true; default: return false }
         case "sequence":
-            switch value { case .string, .array, .dict, .undefined: return true; default: return false }
+            switch value { case .string, .array, .tuple, .dict, .undefined: return true; default: return false }
         case "callable": if case .function = value { return true }; return false
         case "equalto", "eq", "==": return value.equals(try other())
         case "ne", "!=": return !value.equals(try other())

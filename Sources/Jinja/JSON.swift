@@ -32,7 +32,7 @@ public enum JSON {
         case .double(let d):
             if d.isNaN { out += "NaN" } else if d.isInfinite { out += d < 0 ? "-Infinity" : "Infinity" } else { out += PythonFloat.repr(d) }
         case .string(let s): quote(s, into: &out, ascii: ascii)
-        case .array(let items):
+        case .array(let items), .tuple(let items):
             if items.isEmpty { out += "[]"; return }
             out += "["
             for (i, element) in items.enumerated() {

@@ -5,7 +5,7 @@ enum Methods {
         switch value {
         case .string(let s): return stringMethod(s, name).map(Value.function)
         case .dict(let d): return dictMethod(d, name).map(Value.function)
-        case .array(let a): return listMethod(a, name).map(Value.function)
+        case .array(let a), .tuple(let a): return listMethod(a, name).map(Value.function)
         default: return nil
         }
     }
@@ -123,7 +123,7 @@ enum Methods {
     static func prefixTest(_ s: String, _ args: [Value], suffix: Bool) throws -> Bool {
         guard let first = args.first else { throw TemplateError.type("\(suffix ? "endswith" : "startswith")() takes at least 1 argument (0 given)") }
         let candidates: [Value]
-        if case .array(let a) = first { candidates = a } else { candidates = [first] }
+        if case .tuple(let a) = first { candidates = a } else if case .array(let a) = first { candidates = a } else { candidates = [first] }
         let scalars = Array(s.unicodeScalars)
         for candidate in candidates {
             guard case .string(let p) = candidate else {
@@ -219,7 +219,7 @@ enum Methods {
 
     static func dictMethod(_ d: Dict, _ name: String) -> Function? {
         switch name {
-        case "items": return Function("dict.items") { _, _ in .array(d.pairs.map { .array([.string($0.0), $0.1]) }) }
+        case "items": return Function("dict.items") { _, _ in .array(d.pairs.map { .tuple([.string($0.0), $0.1]) }) }
         case "keys": return Function("dict.keys") { _, _ in .array(d.keys.map(Value.string)) }
         case "values": return Function("dict.values") { _, _ in .array(d.pairs.map(\.1)) }
         case "get":

@@ -4,7 +4,7 @@ enum Builtins {
     static func iterate(_ value: Value) throws -> [Value] {
         switch value {
         case .undefined: return []
-        case .array(let a): return a
+        case .array(let a), .tuple(let a): return a
         case .dict(let d): return d.keys.map(Value.string)
         case .string(let s): return s.unicodeScalars.map { .string(String($0)) }
         default: throw TemplateError.type("'\(value.typeName)' object is not iterable")
@@ -33,13 +33,13 @@ enum Builtins {
         case (.dict(let d), .string(let k)):
             if let v = d[k] { return v }
             return try attribute(object, k)
-        case (.array(let a), _):
+        case (.array(let a), _), (.tuple(let a), _):
             guard let i = key.integer else {
                 if case .string(let k) = key { return try attribute(object, k) }
-                throw TemplateError.type("list indices must be integers or slices, not \(key.typeName)")
+                throw TemplateError.type("\(object.typeName) indices must be integers or slices, not \(key.typeName)")
             }
             let j = i < 0 ? a.count + i : i
-            return a.indices.contains(j) ? a[j] : .undefined(message: "'list object' has no element \(i)")
+            return a.indices.contains(j) ? a[j] : .undefined(message: "'\(object.typeName) object' has no element \(i)")
         case (.string(let s), _):
             guard let i = key.integer else {
                 if case .string(let k) = key { return try attribute(object, k) }
@@ -80,6 +80,7 @@ enum Builtins {
         }
         switch try value.defined() {
         case .array(let items): return .array(try indices(items.count).map { items[$0] })
+        case .tuple(let items): return .tuple(try indices(items.count).map { items[$0] })
         case .string(let s):
             let scalars = Array(s.unicodeScalars)
             var out = String.UnicodeScalarView()
@@ -100,12 +101,16 @@ enum Builtins {
         switch (op, a, b) {
         case ("+", .string(let x), .string(let y)): return .string(x + y)
         case ("+", .array(let x), .array(let y)): return .array(x + y)
+        case ("+", .tuple(let x), .tuple(let y)): return .tuple(x + y)
         case ("*", .string(let s), _) where b.integer != nil, ("*", _, .string(let s)) where a.integer != nil:
             let n = (b.integer ?? a.integer) ?? 0
             return .string(n > 0 ? String(repeating: s, count: n) : "")
         case ("*", .array(let items), _) where b.integer != nil:
             let n = b.integer ?? 0
             return .array(n > 0 ? Array(repeating: items, count: n).flatMap { $0 } : [])
+        case ("*", .tuple(let items), _) where b.integer != nil:
+            let n = b.integer ?? 0
+            return .tuple(n > 0 ? Array(repeating: items, count: n).flatMap { $0 } : [])
         default: break
         }
         if let x = a.integer, let y = b.integer {
@@ -198,7 +203,7 @@ enum Builtins {
                 throw TemplateError.type("'in <string>' requires string as left operand, not \(needle.typeName)")
             }
             return Methods.find(Array(t.unicodeScalars), in: Array(s.unicodeScalars), from: 0) != nil
-        case .array(let items): return items.contains { $0.equals(needle) }
+        case .array(let items), .tuple(let items): return items.contains { $0.equals(needle) }
         case .dict(let d):
             guard case .string(let k) = needle else { return false }
             return d[k] != nil

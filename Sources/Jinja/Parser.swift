@@ -229,9 +229,10 @@ struct Parser {
         while skipOp(",") {
             if case .blockEnd = current.kind { break }
             if case .variableEnd = current.kind { break }
+            if isOp(")") { break }   // `(x,)`: a one-element tuple
             items.append(try parseExpression(conditional: conditional))
         }
-        return .list(items)
+        return .tuple(items)
     }
 
     mutating func parseExpression(conditional: Bool = true) throws -> Expression {
@@ -335,7 +336,7 @@ struct Parser {
         case .float(let d): _ = advance(); return .literal(.double(d))
         case .op("("):
             _ = advance()
-            if skipOp(")") { return .list([]) }
+            if skipOp(")") { return .tuple([]) }
             let inner = try parseTuple()
             try expectOp(")")
             return inner

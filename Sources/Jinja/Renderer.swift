@@ -166,6 +166,7 @@ struct Renderer {
         case .literal(let v): return v
         case .name(let n): return scope.lookup(n) ?? .undefinedName(n)
         case .list(let items): return .array(try items.map { try evaluate($0, in: scope) })
+        case .tuple(let items): return .tuple(try items.map { try evaluate($0, in: scope) })
         case .dict(let pairs):
             var d = Dict()
             for (k, v) in pairs {

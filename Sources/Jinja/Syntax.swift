@@ -5,6 +5,7 @@ indirect enum Expression {
     case literal(Value)
     case name(String)
     case list([Expression])
+    case tuple([Expression])
     case dict([(Expression, Expression)])
     case attribute(Expression, String)
     case item(Expression, Expression)

@@ -15,6 +15,9 @@ public enum Value {
     case string(String)
     /// Python list (and tuple: templates cannot tell them apart except by `repr`).
     case array([Value])
+    /// Python tuple: `(a, b)` and the bare `a, b` form. Acts as a list everywhere except `repr`
+    /// (`('a', 1)`), `==` (a tuple never equals a list) and its type name.
+    case tuple([Value])
     case dict(Dict)
     case namespace(Namespace)
     case function(Function)
@@ -72,7 +75,7 @@ extension Value {
         case .int(let i): return i != 0
         case .double(let d): return d != 0
         case .string(let s): return !s.unicodeScalars.isEmpty
-        case .array(let a): return !a.isEmpty
+        case .array(let a), .tuple(let a): return !a.isEmpty
         case .dict(let d): return d.count > 0
         case .namespace, .function: return true
         }
@@ -88,6 +91,7 @@ extension Value {
         case .double: return "float"
         case .string: return "str"
         case .array: return "list"
+        case .tuple: return "tuple"
         case .dict: return "dict"
         case .namespace: return "Namespace"
         case .function: return "function"
@@ -126,6 +130,7 @@ extension Value {
         case .double(let d): return PythonFloat.repr(d)
         case .string(let s): return PythonString.repr(s)
         case .array(let a): return "[" + a.map(\.repr).joined(separator: ", ") + "]"
+        case .tuple(let a): return "(" + a.map(\.repr).joined(separator: ", ") + (a.count == 1 ? ",)" : ")")
         case .dict(let d): return "{" + d.pairs.map { PythonString.repr($0.0) + ": " + $0.1.repr }.joined(separator: ", ") + "}"
         case .namespace(let n): return "<Namespace " + Value.dict(n.attributes).repr + ">"
         case .function(let f): return "<function \(f.name)>"
@@ -138,7 +143,7 @@ extension Value {
         switch (self, other) {
         case (.undefined, .undefined), (.none, .none): return true
         case (.string(let a), .string(let b)): return a.unicodeScalars.elementsEqual(b.unicodeScalars)
-        case (.array(let a), .array(let b)): return a.count == b.count && zip(a, b).allSatisfy { $0.equals($1) }
+        case (.array(let a), .array(let b)), (.tuple(let a), .tuple(let b)): return a.count == b.count && zip(a, b).allSatisfy { $0.equals($1) }
         case (.dict(let a), .dict(let b)):
             return a.count == b.count && a.pairs.allSatisfy { key, value in b[key].map { value.equals($0) } ?? false }
         case (.namespace(let a), .namespace(let b)): return a === b

@@ -60,3 +60,18 @@ final class TemplateSyntaxTests: XCTestCase {
         XCTAssertEqual(try Template("a\r\nb").render([:]), "a\nb")
     }
 }
+
+/// Tuples render as Python writes them (repr), and otherwise behave like lists.
+final class TupleTests: XCTestCase {
+    func render(_ source: String) throws -> String { try Template(source).render([:]) }
+
+    func testTupleReprAndBehaviour() throws {
+        XCTAssertEqual(try render("{{ ('a', 1) }}"), "('a', 1)")
+        XCTAssertEqual(try render("{{ ('a',) }} {{ () }} {{ [('a', 1)] }}"), "('a',) () [('a', 1)]")
+        XCTAssertEqual(try render("{% set t = 1, 2 %}{{ t }} {{ t|length }} {{ t[1] }} {{ t[:1] }} {{ 2 in t }}"), "(1, 2) 2 2 (1,) True")
+        XCTAssertEqual(try render("{{ {'k': 1}.items()|list }} {{ {'b': 2, 'a': 1}|dictsort }}"), "[('k', 1)] [('a', 1), ('b', 2)]")
+        XCTAssertEqual(try render("{% for k, v in {'x': 1}.items() %}{{ k }}={{ v }}{% endfor %}"), "x=1")
+        XCTAssertEqual(try render("{{ (1, 2) == [1, 2] }} {{ (1, 2) == (1, 2) }} {{ (1,) + (2,) }} {{ (1, 2)|tojson }}"), "False True (1, 2) [1, 2]")
+        XCTAssertEqual(try render("{{ 'abc'.startswith(('x', 'a')) }}"), "True")
+    }
+}
