@@ -124,7 +124,7 @@ public enum PublishSafety {
                     // e.g. a sweep point's out/adapter/<point> inside an earlier plain run's out/adapter:
                     // publishing that one again would replace the directory and lose this.
                     problem = "cannot publish to \(shown): it is inside '\(Publisher.shown(published))', which qlora-run published, and would be lost "
-                        + "when that is published again. Remove '\(Publisher.shown(published))' or choose another path"
+                        + "when that is published again. Remove '\(Publisher.shown(published))' or choose another path (a sweep can use {point}, e.g. to: out/sweep/{point})"
                 }
             }
             if let problem { issues.append(PipelineIssue(path: ["stages", output.stage, output.field], message: problem, atKey: false)) }

@@ -146,4 +146,20 @@ final class SweepRunTests: XCTestCase {
         XCTAssertTrue(first.contains("summary (0 ran, 6 cached, "), first)
         XCTAssertTrue(resumed.stdout.contains("\nsweep (3 points, 3 ok, 0 failed, "), resumed.stdout)
     }
+
+    /// A sweep's points may not be published inside a plain run's published adapter (the next plain
+    /// run would replace that directory and the points with it); `{point}` in `to:` gives them their own.
+    func testPointsAreNotPublishedInsideAnEarlierPublish() throws {
+        let plain = try CLI.run(["run", "pipelines/toy.yaml", "--set", "stages.train.max_steps=3", "--only", "save"], in: dir)
+        XCTAssertEqual(plain.status, 0, plain.stderr)
+        let refused = try CLI.run(["run", "pipelines/toy.yaml", "--set", "stages.train.max_steps=3", "--only", "save", "--sweep", "stages.adapted.rank=4"], in: dir)
+        XCTAssertEqual(refused.status, 2)
+        XCTAssertEqual(refused.stderr, "pipelines/toy.yaml:55:9: error: stages.save.to: cannot publish to '../out/toy-adapter/rank=4' (relative to pipelines/): "
+                       + "it is inside 'out/toy-adapter', which qlora-run published, and would be lost when that is published again. Remove 'out/toy-adapter' "
+                       + "or choose another path (a sweep can use {point}, e.g. to: out/sweep/{point})\nerror: 1 problem found; nothing was run\n")
+        let own = try CLI.run(["run", "pipelines/toy.yaml", "--set", "stages.train.max_steps=3", "--only", "save", "--sweep", "stages.adapted.rank=4",
+                               "--set", "stages.save.to=../out/sweep/{point}/adapter"], in: dir)
+        XCTAssertEqual(own.status, 0, own.stderr)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir.appendingPathComponent("out/sweep/rank=4/adapter/adapter_model.safetensors").path))
+    }
 }
