@@ -37,7 +37,7 @@ public struct CacheStore: Sendable {
     var scratch: URL { root.appendingPathComponent("scratch") }
     var work: URL { root.appendingPathComponent("work") }
     var locks: URL { root.appendingPathComponent("locks") }
-    var runs: URL { root.appendingPathComponent("runs") }
+    public var runs: URL { root.appendingPathComponent("runs") }
     var logs: URL { root.appendingPathComponent("logs") }
     var quarantine: URL { root.appendingPathComponent("quarantine") }
     public var digests: ContentDigest { ContentDigest(memoDirectory: root.appendingPathComponent("digests")) }

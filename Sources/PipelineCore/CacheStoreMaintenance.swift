@@ -39,6 +39,22 @@ extension CacheStore {
     }
 
     /// Every action record, sorted by stage name then key.
+    /// The run records (`runs/*.json`) in name order, which is start order; names of those that
+    /// cannot be read are returned apart (gc keeps them out of its decisions, `runs` out of its table).
+    public func runRecords() -> (readable: [(name: String, run: RunRecord)], unreadable: [String]) {
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: runs.path)) ?? [])
+            .filter { $0.hasSuffix(".json") && !$0.hasPrefix(".") }.sorted()
+        var readable: [(name: String, run: RunRecord)] = [], unreadable: [String] = []
+        for name in names {
+            if let json = try? AtomicFile.readJSON(runs.appendingPathComponent(name)), let run = RunRecord(json: json) {
+                readable.append((name, run))
+            } else {
+                unreadable.append(name)
+            }
+        }
+        return (readable, unreadable)
+    }
+
     public func list() throws -> [Entry] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: actions.path)) ?? []
         var entries: [Entry] = []
@@ -93,16 +109,8 @@ extension CacheStore {
         let lock = try lockStore(exclusive: true)
         defer { withExtendedLifetime(lock) {} }
         var report = GCReport()
-        let runNames = ((try? FileManager.default.contentsOfDirectory(atPath: runs.path)) ?? [])
-            .filter { $0.hasSuffix(".json") && !$0.hasPrefix(".") }.sorted()
-        var readable: [(name: String, run: RunRecord)] = []
-        for name in runNames {
-            if let json = try? AtomicFile.readJSON(runs.appendingPathComponent(name)), let run = RunRecord(json: json) {
-                readable.append((name, run))
-            } else {
-                report.unreadableRuns.append(name)
-            }
-        }
+        let (readable, unreadable) = runRecords()
+        report.unreadableRuns = unreadable
         let kept = readable.suffix(max(0, keepRuns))
         var keepKeys = Set<String>(), keepWork = Set<String>()
         for (_, run) in kept {

@@ -98,7 +98,7 @@ public enum Overrides {
     }
 
     /// A copy of `node` whose every location is the override's.
-    private static func relocate(_ node: Node, to here: SourceLocation) -> Node {
+    static func relocate(_ node: Node, to here: SourceLocation) -> Node {
         switch node.content {
         case .scalar: return Node(node.content, location: here)
         case .sequence(let items): return Node(.sequence(items.map { relocate($0, to: here) }), location: here)

@@ -30,14 +30,7 @@ public struct PipelineIssue: Sendable, Equatable, CustomStringConvertible {
     public var description: String { "\(shownPath): \(message)" }
     /// The path as diagnostics spell it: list indices as `[i]` (`stages.train.data[1].path`).
     /// Only past `stages.NAME`, since a stage may be named by digits.
-    public var shownPath: String {
-        var text = ""
-        for (i, component) in path.enumerated() {
-            if i >= 2, !component.isEmpty, component.allSatisfy(\.isASCII), component.allSatisfy(\.isNumber) { text += "[\(component)]" }
-            else { text += text.isEmpty ? component : "." + component }
-        }
-        return text
-    }
+    public var shownPath: String { StageKey.shownPath(path, indicesFrom: 2) }
 }
 
 /// A validated pipeline: stages in execution order, ready for the executor.

@@ -55,9 +55,15 @@ public enum StageKey {
 
     /// A dotted field path with list indices as `[i]`: `data.1.path` -> `data[1].path`.
     static func shownPath(_ dotted: String) -> String {
+        shownPath(dotted.split(separator: ".", omittingEmptySubsequences: false).map(String.init))
+    }
+
+    /// Path components joined with dots, all-digit components from `indicesFrom` on as `[i]`
+    /// (PipelineIssue starts past `stages.NAME`: a stage may be named by digits).
+    static func shownPath(_ components: [String], indicesFrom: Int = 0) -> String {
         var text = ""
-        for component in dotted.split(separator: ".", omittingEmptySubsequences: false) {
-            if !component.isEmpty, component.allSatisfy({ $0.isASCII && $0.isNumber }) { text += "[\(component)]" }
+        for (i, component) in components.enumerated() {
+            if i >= indicesFrom, !component.isEmpty, component.allSatisfy({ $0.isASCII && $0.isNumber }) { text += "[\(component)]" }
             else { text += text.isEmpty ? component : "." + component }
         }
         return text

@@ -37,7 +37,7 @@ public enum Sweep {
             let path = String(text[..<equals]), values = String(text[text.index(after: equals)...])
             do {
                 let parsed = try YAMLReader.read(text: "[" + values + "]", displayName: label)
-                let list = relocated(parsed.root, to: here)
+                let list = Overrides.relocate(parsed.root, to: here)
                 let existing = result.root.entry("sweep")?.value.entries ?? []
                 var entries = existing.filter { $0.key != path }
                 entries.append(Node.Entry(key: path, keyLocation: here, value: list))
@@ -174,15 +174,6 @@ public enum Sweep {
         case .string(let s): return s
         case .number(let d): return d == d.rounded() && abs(d) < 1e15 ? String(format: "%.1f", d) : "\(d)"
         case let other: return CanonicalJSON.string(other)
-        }
-    }
-
-    private static func relocated(_ node: Node, to here: SourceLocation) -> Node {
-        switch node.content {
-        case .scalar: return Node(node.content, location: here)
-        case .sequence(let items): return Node(.sequence(items.map { relocated($0, to: here) }), location: here)
-        case .mapping(let entries):
-            return Node(.mapping(entries.map { Node.Entry(key: $0.key, keyLocation: here, value: relocated($0.value, to: here)) }), location: here)
         }
     }
 }

@@ -31,13 +31,9 @@ struct RecordedRun {
     }
 
     static func all(in cache: URL) -> [RecordedRun] {
-        let directory = cache.appendingPathComponent("runs")
-        let names = ((try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []).filter { $0.hasSuffix(".json") && !$0.hasPrefix(".") }
-        return names.sorted().compactMap { name in
-            let url = directory.appendingPathComponent(name)
-            guard let data = try? Data(contentsOf: url), let json = try? JSONReader.read(text: String(decoding: data, as: UTF8.self), displayName: name),
-                  let record = RunRecord(json: json) else { return nil }
-            return RecordedRun(id: String(name.dropLast(".json".count)), record: record, url: url)
+        let store = CacheStore(root: cache)
+        return store.runRecords().readable.map { name, record in
+            RecordedRun(id: String(name.dropLast(".json".count)), record: record, url: store.runs.appendingPathComponent(name))
         }
     }
 }
