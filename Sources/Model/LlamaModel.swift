@@ -18,6 +18,17 @@ public final class DecoderLayer {
         gate = projections[.gate]!; up = projections[.up]!; down = projections[.down]!
     }
     public var linears: [LinearModule] { [q, k, v, o, gate, up, down] }
+    public func projection(_ p: Projection) -> LinearModule {
+        switch p {
+        case .q: return q
+        case .k: return k
+        case .v: return v
+        case .o: return o
+        case .gate: return gate
+        case .up: return up
+        case .down: return down
+        }
+    }
 }
 
 /// A Llama-family decoder (llama, mistral, qwen2, minimind) in fp32 on the CPU.

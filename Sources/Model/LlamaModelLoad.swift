@@ -7,33 +7,80 @@ extension LlamaModel {
     /// Writes `config.json` and `model.safetensors` (deterministic bytes: same model, same files).
     /// Dense tensors are F32; 4-bit modules use transformers' bitsandbytes serialization. A tied head
     /// is not written (as transformers does). The tokenizer is the caller's business.
-    public func save(to directory: URL) throws {
+    /// `dtype` F32 (default), BF16 or F16 stores the dense tensors in that type (round to nearest
+    /// even, as torch's `.to()`), and config.json names it. Above `maxShardBytes` the weights are
+    /// split into `model-0000k-of-0000n.safetensors` shards with a `model.safetensors.index.json`,
+    /// as transformers' `save_pretrained` does.
+    public func save(to directory: URL, dtype: DType = .f32, maxShardBytes: Int = 2_000_000_000) throws {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         var w = SafeTensorsWriter(metadata: ["format": "pt"])
         let C = config.hiddenSize
-        w.add(layout.embedding + ".weight", floats: embedding, shape: [config.vocabSize, C])
+        func dense(_ name: String, _ values: [Float], _ shape: [Int]) {
+            switch dtype {
+            case .bf16: w.add(name, bfloat16: values, shape: shape)
+            case .f16:
+                var bytes = [UInt8](); bytes.reserveCapacity(values.count * 2)
+                for v in values { let h = Float16Bits.fromFloat(v); bytes.append(UInt8(h & 0xFF)); bytes.append(UInt8(h >> 8)) }
+                w.add(name, dtype: .f16, shape: shape, bytes: bytes)
+            default: w.add(name, floats: values, shape: shape)
+            }
+        }
+        dense(layout.embedding + ".weight", embedding, [config.vocabSize, C])
         func addLinear(_ m: LinearModule) {
             switch m.weight {
-            case .dense(let weight): w.add(m.name + ".weight", floats: weight, shape: [m.outFeatures, m.inFeatures])
+            case .dense(let weight): dense(m.name + ".weight", weight, [m.outFeatures, m.inFeatures])
             case .quantized(let q): BitsAndBytesFormat.add(q.weight, module: m.name, to: &w)
             }
-            if let b = m.bias { w.add(m.name + ".bias", floats: b, shape: [m.outFeatures]) }
+            if let b = m.bias { dense(m.name + ".bias", b, [m.outFeatures]) }
         }
         for (l, layer) in layers.enumerated() {
-            w.add(layout.attentionNorm(layer: l) + ".weight", floats: layer.attentionNorm, shape: [C])
-            w.add(layout.mlpNorm(layer: l) + ".weight", floats: layer.mlpNorm, shape: [C])
+            dense(layout.attentionNorm(layer: l) + ".weight", layer.attentionNorm, [C])
+            dense(layout.mlpNorm(layer: l) + ".weight", layer.mlpNorm, [C])
             if let qn = layer.queryNorm, let kn = layer.keyNorm {
-                w.add(layout.queryNorm(layer: l) + ".weight", floats: qn, shape: [config.headDim])
-                w.add(layout.keyNorm(layer: l) + ".weight", floats: kn, shape: [config.headDim])
+                dense(layout.queryNorm(layer: l) + ".weight", qn, [config.headDim])
+                dense(layout.keyNorm(layer: l) + ".weight", kn, [config.headDim])
             }
             for m in layer.linears { addLinear(m) }
         }
-        w.add(layout.finalNorm + ".weight", floats: finalNorm, shape: [C])
+        dense(layout.finalNorm + ".weight", finalNorm, [C])
         if !headTied { addLinear(head) }
         var c = config
         c.tieWordEmbeddings = headTied
+        switch dtype {
+        case .bf16: c.dtype = "bfloat16"
+        case .f16: c.dtype = "float16"
+        default: break   // fp32 keeps the config's own dtype field (pinned artifact bytes)
+        }
         try c.write(to: directory.appendingPathComponent("config.json"))
-        try w.write(to: directory.appendingPathComponent("model.safetensors"))
+        try Self.writeShards(w, to: directory, maxShardBytes: maxShardBytes)
+    }
+
+    /// One model.safetensors, or shards in name order each at most `maxShardBytes` (a larger
+    /// tensor gets a shard of its own) plus the index transformers reads.
+    static func writeShards(_ w: SafeTensorsWriter, to directory: URL, maxShardBytes: Int) throws {
+        let entries = w.orderedEntries
+        let total = entries.reduce(0) { $0 + $1.byteCount }
+        guard total > maxShardBytes else {
+            try w.write(to: directory.appendingPathComponent(ShardedCheckpoint.singleFileName))
+            return
+        }
+        var shards: [[SafeTensorsWriter.Entry]] = [[]]
+        var size = 0
+        for e in entries {
+            if size > 0 && size + e.byteCount > maxShardBytes { shards.append([]); size = 0 }
+            shards[shards.count - 1].append(e); size += e.byteCount
+        }
+        var map: [(String, String)] = []
+        for (k, group) in shards.enumerated() {
+            let name = String(format: "model-%05d-of-%05d.safetensors", k + 1, shards.count)
+            var shard = SafeTensorsWriter(metadata: w.metadata)
+            for e in group { shard.add(e.name, dtype: e.dtype, shape: e.shape, bytes: e.bytes); map.append((e.name, name)) }
+            try shard.write(to: directory.appendingPathComponent(name))
+        }
+        var index = "{\n  \"metadata\": {\n    \"total_size\": \(total)\n  },\n  \"weight_map\": {\n"
+        index += map.sorted { $0.0 < $1.0 }.map { "    \"\($0.0)\": \"\($0.1)\"" }.joined(separator: ",\n")
+        index += "\n  }\n}\n"
+        try Data(index.utf8).write(to: directory.appendingPathComponent(ShardedCheckpoint.indexFileName), options: .atomic)
     }
 
     /// Loads `config.json` + safetensors (single file or sharded) from an HF-style directory,

@@ -126,6 +126,24 @@ public struct Pipeline: Sendable {
             dependencies[name] = stage.upstream
         }
 
+        // x-default-ancestor: an omitted stage reference means the nearest upstream stage (breadth
+        // first along the references) whose output the field accepts.
+        for name in declared {
+            guard let stage = stages[name] else { continue }
+            var fields = stage.fields, references = stage.references
+            for (field, accepted) in stage.info.stageRefs.sorted(by: { $0.key < $1.key })
+                where fields[field] == nil && stage.info.properties[field]?["x-default-ancestor"]?.boolValue == true {
+                if let found = Self.nearestAncestor(of: name, accepting: accepted, stages: stages, kinds: kinds) {
+                    fields[field] = .string(found); references[field] = found
+                }
+            }
+            guard references != stage.references else { continue }
+            let filled = PipelineStage(name: name, kind: stage.kind, fields: fields, info: stage.info, references: references,
+                                       inputPaths: stage.inputPaths, outputPaths: stage.outputPaths)
+            stages[name] = filled
+            dependencies[name] = filled.upstream
+        }
+
         let known = declared.filter { stages[$0] != nil }
         let (order, cycle) = DAG.order(known, dependencies: dependencies)
         if let cycle {
@@ -152,6 +170,23 @@ public struct Pipeline: Sendable {
 }
 
 extension Pipeline {
+    /// Breadth-first over stage references from `name` (not itself): the first stage whose kind
+    /// outputs one of `accepted`; ties at one depth go to the first field name.
+    static func nearestAncestor(of name: String, accepting accepted: [String], stages: [String: PipelineStage],
+                                kinds: [String: StageKindInfo]) -> String? {
+        var frontier = stages[name]?.upstream ?? [], seen = Set([name])
+        while !frontier.isEmpty {
+            var next: [String] = []
+            for candidate in frontier where seen.insert(candidate).inserted {
+                guard let stage = stages[candidate] else { continue }
+                if let output = kinds[stage.kind]?.outputType, accepted.contains(output) { return candidate }
+                next += stage.upstream
+            }
+            frontier = next
+        }
+        return nil
+    }
+
     /// The string values at a dotted pattern whose `*` components stand for every list index:
     /// (`["data", "1", "path"]`, "b.jsonl") for pattern `data.*.path`.
     static func nestedStrings(_ value: JSONValue, pattern: [String], prefix: [String] = []) -> [([String], String)] {

@@ -98,6 +98,7 @@ public enum ArtifactPhrases {
         "trained": "a trained model with adapters",
         "adapter": "a saved adapter",
         "report": "an evaluation report",
+        "gguf": "a GGUF file",
     ]
     /// What a field "needs", keyed by its sorted accepted types joined with ",".
     public static let groups: [String: String] = [
@@ -105,6 +106,7 @@ public enum ArtifactPhrases {
         "checkpoint,quantized": "a model",
         "adapted,checkpoint,quantized,trained": "a model",
         "adapter,trained": "trained adapters",
+        "adapted,checkpoint,trained": "a model",
     ]
 
     public static func outputs(_ type: String) -> String { single[type] ?? "a '\(type)' artifact" }

@@ -14,6 +14,10 @@ struct LoadCheckpointStage: StageRunner {
         let out = context.outputDirectory
         if let source = context.inputPaths["path"] {
             let fm = FileManager.default
+            var isDirectory: ObjCBool = false
+            if fm.fileExists(atPath: source.path, isDirectory: &isDirectory), !isDirectory.boolValue {
+                return try loadGGUF(source, context)
+            }
             let names = try fm.contentsOfDirectory(atPath: source.path).sorted()
             guard names.contains("config.json") else {
                 throw StageError.invalidCheckpoint(directory: source.path, reason: "no config.json; expected a Hugging Face model directory")
@@ -80,6 +84,27 @@ struct LoadCheckpointStage: StageRunner {
         let count = Self.parameterCount(model)
         context.log("initialised \(arch): \(config.layers) layers, hidden \(config.hiddenSize), vocab \(config.vocabSize), \(count) parameters (seed \(context.seed))")
         return StageResult(summary: ["parameters": .integer(Int64(count))])
+    }
+
+    /// `path: model.gguf`: the file becomes a Hugging Face checkpoint directory (fp32 weights,
+    /// tokenizer and chat template rebuilt from its metadata), checked by loading it back.
+    func loadGGUF(_ source: URL, _ context: StageContext) throws -> StageResult {
+        let out = context.outputDirectory
+        let summary: GGUFCheckpoint.Summary
+        do { summary = try GGUFCheckpoint.convert(source, to: out) } catch {
+            throw StageError.invalidCheckpoint(directory: source.path, reason: (error as? LocalizedError)?.errorDescription ?? "\(error)")
+        }
+        let model = try LlamaModel.load(directory: out)
+        let tokenizer = try Tokenizer(contentsOf: out.appendingPathComponent("tokenizer.json"))
+        guard tokenizer.vocabularySize <= model.config.vocabSize else {
+            throw StageError.invalidCheckpoint(directory: source.path, reason: "its vocabulary has \(tokenizer.vocabularySize) tokens but the embedding \(model.config.vocabSize) rows")
+        }
+        try ArtifactFiles.writeJSON(.object(["name_or_path": .string(context.fields["path"]?.stringValue ?? source.path)]),
+                                    to: out.appendingPathComponent(ArtifactFiles.sourceFile))
+        let types = summary.types.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
+        let c = model.config
+        context.log("loaded \(source.lastPathComponent) (GGUF, \(summary.architecture); tensors \(types), dequantized to fp32): \(c.layers) layers, hidden \(c.hiddenSize), vocab \(c.vocabSize)")
+        return StageResult(summary: ["parameters": .integer(Int64(Self.parameterCount(model)))])
     }
 
     /// Parameters of a Llama-family model of this shape (embeddings, attention, MLP, norms, head).

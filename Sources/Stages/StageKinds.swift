@@ -9,6 +9,7 @@ public enum StageKinds {
     static let all: [(name: String, runner: any StageRunner)] = [
         ("load_checkpoint", LoadCheckpointStage()), ("quantize", QuantizeStage()), ("attach_adapters", AttachAdaptersStage()),
         ("train", TrainStage()), ("save_adapter", SaveAdapterStage()), ("evaluate", EvaluateStage()),
+        ("merge", MergeStage()), ("export", ExportStage()),
     ]
     public static var names: [String] { all.map(\.name) }
 

@@ -151,3 +151,16 @@ enum GPT2Splitter {
         }
     }
 }
+
+/// The byte-level alphabet for code outside this target (GGUF vocabularies store some tokens in
+/// plain UTF-8; transformers re-spells those before building a byte-level BPE).
+public enum ByteLevelAlphabet {
+    /// Every character of `token` is one of the 256 byte stand-ins.
+    public static func isSpelled(_ token: String) -> Bool {
+        token.unicodeScalars.allSatisfy { $0.value < 324 && ByteLevel.scalarToByte[Int($0.value)] >= 0 }
+    }
+    /// The byte-level spelling of `text`'s UTF-8 bytes.
+    public static func spell(_ text: String) -> String {
+        Array(text.utf8).withUnsafeBufferPointer { ByteLevel.symbols($0) }
+    }
+}

@@ -1,0 +1,46 @@
+import Foundation
+import Kernels
+import TensorIO
+
+extension LlamaModel {
+    /// Folds every LoRA adapter into its base weight, as PEFT's `merge_and_unload()` does for a
+    /// dense fp32 layer: W (out, in) += scale · (B (out, r) · A (r, in)), computed as the product
+    /// first and the scale after (peft/tuners/lora/layer.py `get_delta_weight`), then the adapter
+    /// is removed. A 4-bit weight is dequantized first (`from: dequantized`: the weight the adapter
+    /// was trained against). A head tied to the embedding is never adapted. Returns the merged
+    /// module names.
+    @discardableResult
+    public func mergeAdapters() -> [String] {
+        var merged: [String] = []
+        for m in linearModules {
+            guard let ad = m.adapter else { continue }
+            var w = m.denseWeight   // (out, in)
+            let O = m.outFeatures, I = m.inFeatures, r = ad.rank
+            var delta = [Float](repeating: 0, count: O * I)   // (out, in) = B · A
+            ad.b.withUnsafeBufferPointer { bp in
+                ad.a.withUnsafeBufferPointer { ap in
+                    delta.withUnsafeMutableBufferPointer { dp in
+                        BLAS.sgemm(transposeA: false, transposeB: false, m: O, n: I, k: r, a: bp.baseAddress!, lda: r,
+                                   b: ap.baseAddress!, ldb: I, beta: 0, c: dp.baseAddress!, ldc: I)
+                    }
+                }
+            }
+            for i in 0..<(O * I) { w[i] += delta[i] * ad.scale }
+            m.weight = .dense(w)
+            m.adapter = nil
+            merged.append(m.name)
+        }
+        return merged
+    }
+
+    /// Replaces every 4-bit weight by its dequantized fp32 weight and drops the quantization config.
+    public func dequantizeAll() {
+        for m in linearModules where m.isQuantized { m.weight = .dense(m.denseWeight) }
+        config.quantization = nil
+    }
+
+    /// The config's storage dtype, for a model about to be saved in `dtype`.
+    public func setStorageDType(_ dtype: DType) {
+        config.dtype = dtype == .bf16 ? "bfloat16" : dtype == .f16 ? "float16" : "float32"
+    }
+}
