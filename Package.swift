@@ -55,6 +55,6 @@ let package = Package(
         .testTarget(name: "ModelTests", dependencies: ["Model", "Kernels", "TensorIO", "TestSupport"], swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Model", "Quant", "Kernels", "TensorIO", "TestSupport"], swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "StagesTests", dependencies: ["Stages", "PipelineCore", "Training", "TestSupport"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["TestSupport"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["TestSupport", "TensorIO"]),
     ]
 )

@@ -47,8 +47,8 @@ final class CommandLineTests: XCTestCase {
     func testEveryPipelineValidates() throws {
         let shipped = try FileManager.default.contentsOfDirectory(atPath: Reference.projectRoot.appendingPathComponent("pipelines").path)
             .filter { $0.hasSuffix(".yaml") }.sorted()
-        XCTAssertEqual(shipped, ["hf-model.yaml", "minimind-qlora.yaml", "smollm-shape.yaml", "toy.yaml"], "a new pipeline belongs in this test")
-        for name in ["toy", "minimind-qlora", "smollm-shape"] {
+        XCTAssertEqual(shipped, ["hf-model.yaml", "minimind-qlora.yaml", "smollm-shape.yaml", "toy-serve.yaml", "toy.yaml"], "a new pipeline belongs in this test")
+        for name in ["toy", "toy-serve", "minimind-qlora", "smollm-shape"] {
             let r = try CLI.run(["validate", "pipelines/\(name).yaml"])
             XCTAssertEqual(r.status, 0, r.stderr)
             XCTAssertTrue(r.stdout.hasPrefix("pipelines/\(name).yaml: valid ("), r.stdout)

@@ -33,12 +33,12 @@ final class ToyPipelineTests: XCTestCase {
         let base = try XCTUnwrap(Double(numbers[0])), adapted = try XCTUnwrap(Double(numbers[2]))
         XCTAssertLessThan(adapted, base - 0.5, "adapted eval loss \(adapted) should be clearly below the base's \(base)")
         // The toy visibly learns (issue 18): the base answers none of the 30 eval pairs, the adapted
-        // model most of them (24 here; the bound leaves room for other float rounding), and at least
-        // 2 of the 3 shown prompts exactly.
+        // model many of them (24 on an AVX2-only machine, 16 on an AVX-512 one: 1,152 float steps amplify
+        // the kernels' different rounding), and at least 2 of the 3 shown prompts exactly.
         let exact = try XCTUnwrap(line.range(of: " · exact match ").map { line[$0.upperBound...] }, String(line))
         XCTAssertTrue(exact.hasPrefix("0/30 -> "), String(line))
         let matched = try XCTUnwrap(Int(exact.dropFirst("0/30 -> ".count).prefix { $0.isNumber }), String(line))
-        XCTAssertGreaterThanOrEqual(matched, 20, String(line))
+        XCTAssertGreaterThanOrEqual(matched, 12, String(line))
         let answers = ["What is 3 + 4?": "3 + 4 = 7.", "Uppercase: dog": "DOG.", "Reverse: cat": "tac."]
         let right = answers.filter { run.stdout.contains("  evaluate: \($0.key) -> \"\($0.value)\" (base: ") }
         XCTAssertGreaterThanOrEqual(right.count, 2, run.stdout)

@@ -96,7 +96,7 @@ final class PipelineGraphTests: XCTestCase {
         let kinds = StageKindInfo.all(in: schema)
         XCTAssertEqual(kinds["train"]?.stageRefs["model"], ["adapted", "trained"])
         XCTAssertEqual(kinds["save_adapter"]?.outputPaths, ["to"])
-        XCTAssertEqual(kinds["load_checkpoint"]?.inputPaths, ["path": "directory"])
+        XCTAssertEqual(kinds["load_checkpoint"]?.inputPaths, ["path": "any"])
         let document = try YAMLReader.read(text: """
         version: 1
         name: real

@@ -17,9 +17,9 @@ final class EmbeddedSchemaTests: XCTestCase {
         let json = try JSONSerialization.jsonObject(with: Data(EmbeddedSchema.text.utf8)) as? [String: Any]
         let defs = json?["$defs"] as? [String: Any] ?? [:]
         let kinds = defs.keys.filter { $0 != "stage" }.sorted()
-        XCTAssertEqual(kinds, ["attach_adapters", "evaluate", "load_checkpoint", "quantize", "save_adapter", "train"])
+        XCTAssertEqual(kinds, ["attach_adapters", "evaluate", "export", "load_checkpoint", "merge", "quantize", "save_adapter", "train"])
         let outputs = kinds.map { (defs[$0] as? [String: Any])?["x-output"] as? String ?? "?" }
-        XCTAssertEqual(outputs, ["adapted", "report", "checkpoint", "quantized", "adapter", "trained"])
+        XCTAssertEqual(outputs, ["adapted", "report", "gguf", "checkpoint", "checkpoint", "quantized", "adapter", "trained"])
         // Every field has a description; every optional field has a default.
         for kind in kinds {
             let def = defs[kind] as? [String: Any] ?? [:]
@@ -31,7 +31,12 @@ final class EmbeddedSchemaTests: XCTestCase {
                 let documentedDefault = (s["description"] as? String ?? "").contains("Default:")
                 // exclusive pair / default computed from rank / from the adapter file with init.from
                 let optionalWithoutDefault = ["path", "init", "alpha", "dropout", "eval_data", "early_stopping"]
-                if !required.contains(field) && !optionalWithoutDefault.contains(field) {
+                // merge/export: a default that depends on the upstream checkpoint, said in words ("Omitted: ...").
+                let derived = ["merge.base", "merge.dtype", "merge.to", "export.type"]
+                if derived.contains("\(kind).\(field)") {
+                    let text = s["description"] as? String ?? ""
+                    XCTAssertTrue(text.contains("Omitted:") || text.contains("Optional."), "\(kind).\(field) must say what omitting it means")
+                } else if !required.contains(field) && !optionalWithoutDefault.contains(field) {
                     XCTAssertNotNil(s["default"], "\(kind).\(field) has no default")
                 }
                 if field == "alpha" || field == "dropout" { XCTAssertTrue(documentedDefault, "\(kind).\(field)") }

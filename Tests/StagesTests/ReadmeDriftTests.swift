@@ -29,7 +29,7 @@ final class ReadmeDriftTests: XCTestCase {
         let attach = try XCTUnwrap(help.kind("attach_adapters"))
         XCTAssertEqual(attach.fields.first { $0.name == "alpha" }?.defaultValue, "rank")
         XCTAssertEqual(help.kind("load_checkpoint")?.fields.map(\.name).prefix(4), ["kind", "path", "init", "init.arch"])
-        XCTAssertEqual(help.kinds.map(\.name), ["load_checkpoint", "quantize", "attach_adapters", "train", "save_adapter", "evaluate"])
+        XCTAssertEqual(help.kinds.map(\.name), ["load_checkpoint", "quantize", "attach_adapters", "train", "save_adapter", "evaluate", "merge", "export"])
         XCTAssertEqual(StageKinds.names, help.kinds.map(\.name), "the registry's kinds are the schema's, in its order")
     }
 }

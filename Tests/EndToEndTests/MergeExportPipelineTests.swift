@@ -1,0 +1,152 @@
+import Foundation
+import XCTest
+import TestSupport
+import TensorIO
+
+/// Issue 14 on pipelines/toy-serve.yaml (2 epochs): merge (original and dequantized), GGUF export of the model and
+/// of the adapter, and GGUF as input (export → load → export). Release only, like the other full runs.
+final class MergeExportPipelineTests: XCTestCase {
+    static let extraStages = """
+
+      merged_dq:                # merged into the dequantized NF4 weights: the function the adapter was trained with
+        kind: merge
+        model: train
+        from: dequantized
+
+      evaluate_merged:
+        kind: evaluate
+        model: merged_dq
+        data: ../toydata/eval.jsonl
+        compare_base: false
+        prompts: ["What is 3 + 4?", "Uppercase: dog", "Reverse: cat"]
+        max_new_tokens: 12
+
+      gguf_f32:
+        kind: export
+        model: merged
+        type: f32
+        to: ../out/gguf-f32
+
+
+    """
+
+    func testMergeExportAndGGUFRoundTrip() throws {
+        #if DEBUG
+        guard ProcessInfo.processInfo.environment["QLORA_E2E_FULL"] == "1" else {
+            throw XCTSkip("the merge/export pipeline runs in release (`swift test -c release -Xswiftc -enable-testing`) or with QLORA_E2E_FULL=1")
+        }
+        #endif
+        let project = try CLI.projectCopy("qlora-e2e-merge")
+        defer { try? FileManager.default.removeItem(at: project) }
+        let pipeline = project.appendingPathComponent("pipelines/toy-serve.yaml")
+        try (String(contentsOf: pipeline, encoding: .utf8) + Self.extraStages).write(to: pipeline, atomically: true, encoding: .utf8)
+        let run = try CLI.run(["run", "pipelines/toy-serve.yaml", "--set", "stages.train.epochs=2", "--set", "stages.train.eval_every=0",
+                               "--set", "stages.train.keep=last"], in: project)
+        XCTAssertEqual(run.status, 0, run.stderr + run.stdout)
+        XCTAssertTrue(run.stdout.contains("summary (12 ran, 0 cached, "), run.stdout)
+        // `base:` was omitted: it defaults to the nearest upstream checkpoint, the `base` stage.
+        XCTAssertTrue(run.stdout.contains("  merged: merged 14 adapters (rank 8, scale 2) into the original weights, saved as fp32"), run.stdout)
+        XCTAssertTrue(run.stdout.contains("  merged_dq: merged 14 adapters (rank 8, scale 2) into the dequantized 4-bit weights (15 layers), saved as fp32"), run.stdout)
+        let out = project.appendingPathComponent("out")
+        let merged = out.appendingPathComponent("toy-serve/merged")
+        for name in ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "generation_config.json", ".qlora-published"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: merged.appendingPathComponent(name).path), name)
+        }
+        let config = try String(contentsOf: merged.appendingPathComponent("config.json"), encoding: .utf8)
+        XCTAssertFalse(config.contains("quantization_config"), config)
+
+        // W' = W + (α/r)·B·A against the original fp32 weights, for every adapted module.
+        let base = try SafeTensorsFile(url: CLI.artifact(of: "base", in: run.stdout, directory: project).appendingPathComponent("model.safetensors"))
+        let adapter = try SafeTensorsFile(url: out.appendingPathComponent("toy-serve/adapter/adapter_model.safetensors"))
+        let mergedFile = try SafeTensorsFile(url: merged.appendingPathComponent("model.safetensors"))
+        XCTAssertEqual(mergedFile.names, base.names)
+        var adapted = 0
+        for name in base.names {
+            let w = try base.floats(name), m = try mergedFile.floats(name)
+            let module = String(name.dropLast(".weight".count))
+            guard let a = try? adapter.floats("base_model.model.\(module).lora_A.weight"),
+                  let b = try? adapter.floats("base_model.model.\(module).lora_B.weight") else {
+                XCTAssertEqual(m, w, "\(name) has no adapter and is copied unchanged"); continue
+            }
+            let shape = try XCTUnwrap(base.info(name)?.shape), O = shape[0], I = shape[1], r = 8
+            var expected = w
+            for o in 0..<O { for i in 0..<I {
+                var s: Double = 0
+                for k in 0..<r { s += Double(b[o * r + k]) * Double(a[k * I + i]) }
+                expected[o * I + i] += Float(s * 2)
+            } }
+            // A rank-8 float product: a few ulps of the largest term.
+            assertClose(m, expected, rtol: 1e-6, atol: 1e-6, name)
+            adapted += 1
+        }
+        XCTAssertEqual(adapted, 14)
+
+        // Evaluate on the checkpoint merged into the dequantized weights equals evaluate on base + adapter.
+        func loss(_ stage: String, _ key: String) throws -> Double {
+            let metrics = try CLI.artifact(of: stage, in: run.stdout, directory: project).appendingPathComponent("metrics.json")
+            let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: metrics)) as? [String: Any])
+            return try XCTUnwrap((object[key] as? [String: Any])?["loss"] as? Double, "\(object)")
+        }
+        let viaAdapter = try loss("evaluate", "adapted"), viaMerge = try loss("evaluate_merged", "adapted")
+        assertClose(viaMerge, viaAdapter, rtol: 1e-5, atol: 0, "merged-model loss vs base + adapter (fp32, reassociated sums)")
+
+        // The GGUF files: model q8_0 (toy.yaml) and f32, and the adapter.
+        let q8 = try GGUFFile(url: out.appendingPathComponent("toy-serve/gguf/model.gguf"))
+        XCTAssertEqual(q8.metadata["general.architecture"]?.string, "llama")
+        XCTAssertEqual(q8.metadata["general.file_type"]?.int, 7)
+        XCTAssertEqual(q8.metadata["llama.block_count"]?.int, 2)
+        XCTAssertEqual(q8.metadata["llama.attention.head_count_kv"]?.int, 2)
+        XCTAssertEqual(q8.metadata["tokenizer.ggml.model"]?.string, "gpt2")
+        XCTAssertEqual(q8.metadata["tokenizer.ggml.tokens"]?.array?.count, 259)
+        XCTAssertEqual(q8.metadata["tokenizer.ggml.token_type"]?.array?.prefix(4).compactMap(\.int), [3, 3, 3, 1])
+        XCTAssertNotNil(q8.metadata["tokenizer.chat_template"]?.string)
+        XCTAssertEqual(q8.info("blk.0.attn_q.weight")?.type, .q8_0)
+        XCTAssertEqual(q8.info("blk.0.attn_norm.weight")?.type, .f32)
+        XCTAssertNil(q8.info("output.weight"), "the toy's head is tied to token_embd")
+        let f32 = try GGUFFile(url: out.appendingPathComponent("gguf-f32/model.gguf"))
+        // v is not permuted; q rows are (llama.cpp pairs adjacent rotary elements): per head of 16 rows,
+        // stored row 2j + t holds original row t·8 + j.
+        let v = try mergedFile.floats("model.layers.0.self_attn.v_proj.weight")
+        XCTAssertEqual(try f32.floats("blk.0.attn_v.weight"), v)
+        let q = try mergedFile.floats("model.layers.0.self_attn.q_proj.weight"), stored = try f32.floats("blk.0.attn_q.weight")
+        for (storedRow, originalRow) in [(0, 0), (1, 8), (2, 1), (3, 9), (17, 24)] {
+            XCTAssertEqual(Array(stored[(storedRow * 64)..<(storedRow * 64 + 64)]), Array(q[(originalRow * 64)..<(originalRow * 64 + 64)]), "row \(storedRow)")
+        }
+        let lora = try GGUFFile(url: out.appendingPathComponent("toy-serve/gguf-adapter/adapter.gguf"))
+        XCTAssertEqual(lora.metadata["general.type"]?.string, "adapter")
+        XCTAssertEqual(lora.metadata["adapter.type"]?.string, "lora")
+        XCTAssertEqual(lora.metadata["adapter.lora.alpha"]?.double, 16)
+        XCTAssertEqual(lora.tensors.count, 28)
+        XCTAssertEqual(lora.info("blk.1.ffn_down.weight.lora_a")?.shape, [8, 176])
+        XCTAssertEqual(lora.info("blk.1.ffn_down.weight.lora_b")?.shape, [64, 8])
+        XCTAssertEqual(try lora.floats("blk.1.ffn_down.weight.lora_a"), try adapter.floats("base_model.model.model.layers.1.mlp.down_proj.lora_A.weight"))
+        XCTAssertEqual(try lora.floats("blk.0.attn_v.weight.lora_b"), try adapter.floats("base_model.model.model.layers.0.self_attn.v_proj.lora_B.weight"))
+
+        // GGUF as input: load the exports back and export them again: identical tensors (f32 exactly;
+        // q8_0 because decoding then re-encoding a q8_0 block is a fixed point).
+        let reload = project.appendingPathComponent("pipelines/reload.yaml")
+        try """
+        version: 1
+        name: reload
+        cache: ../.qlora
+        stages:
+          from_f32: {kind: load_checkpoint, path: ../out/gguf-f32/model.gguf}
+          from_q8: {kind: load_checkpoint, path: ../out/toy-serve/gguf/model.gguf}
+          again_f32: {kind: export, model: from_f32, type: f32, to: ../out/again-f32}
+          again_q8: {kind: export, model: from_q8, type: q8_0, to: ../out/again-q8}
+          evaluate_gguf: {kind: evaluate, model: from_f32, data: ../toydata/eval.jsonl, compare_base: false}
+        """.write(to: reload, atomically: true, encoding: .utf8)
+        let second = try CLI.run(["run", "pipelines/reload.yaml"], in: project)
+        XCTAssertEqual(second.status, 0, second.stderr + second.stdout)
+        XCTAssertTrue(second.stdout.contains("  from_q8: loaded model.gguf (GGUF, llama; tensors 2 F16, 5 F32, 13 Q8_0, dequantized to fp32): 2 layers, hidden 64, vocab 259"), second.stdout)
+        for (first, again) in [("gguf-f32", "again-f32"), ("toy-serve/gguf", "again-q8")] {
+            let a = try GGUFFile(url: out.appendingPathComponent("\(first)/model.gguf")), b = try GGUFFile(url: out.appendingPathComponent("\(again)/model.gguf"))
+            XCTAssertEqual(a.tensors.map(\.name), b.tensors.map(\.name))
+            for t in a.tensors { XCTAssertEqual(try a.rawBytes(t.name), try b.rawBytes(t.name), "\(first): \(t.name)") }
+            XCTAssertEqual(a.metadata["tokenizer.ggml.tokens"], b.metadata["tokenizer.ggml.tokens"])
+            XCTAssertEqual(a.metadata["tokenizer.chat_template"], b.metadata["tokenizer.chat_template"])
+        }
+        // ffn_down's rows (176) are not a multiple of q8_0's 32-value block: written as F16, as llama.cpp's converter does.
+        XCTAssertEqual(q8.info("blk.0.ffn_down.weight")?.type, .f16)
+    }
+}
