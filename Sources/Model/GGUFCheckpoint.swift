@@ -18,6 +18,7 @@ public enum GGUFCheckpoint {
     public static func convert(_ url: URL, to directory: URL) throws -> Summary {
         let file = try GGUFFile(url: url)
         let config = try GGUFLlama.config(from: file)
+        try GGUFTokenizer.checkSupported(file)
         let arch = file.metadata["general.architecture"]?.string ?? "llama"
         let layout = WeightLayout.huggingFace
         var w = SafeTensorsWriter(metadata: ["format": "pt"])

@@ -23,13 +23,18 @@ public enum GGUFTokenizer {
     /// Builds the files as transformers' GGUF loader builds its tokenizer (byte-level BPE over the
     /// file's tokens and merges; control tokens special, user-defined tokens added; the split
     /// regex of a known `tokenizer.ggml.pre`), so both encode alike.
-    static func writeHuggingFaceFiles(from file: GGUFFile, config: ModelConfig, to directory: URL) throws {
-        let path = file.url.path, m = file.metadata
-        let model = m["tokenizer.ggml.model"]?.string ?? "(none)"
+    /// Refuses, before any tensor is read, a vocabulary that is not byte-level BPE.
+    static func checkSupported(_ file: GGUFFile) throws {
+        let model = file.metadata["tokenizer.ggml.model"]?.string ?? "(none)"
         guard model == "gpt2" else {
-            throw GGUFError.unsupported(file: path, what: "tokenizer.ggml.model '\(model)'" + (model == "llama" ? " (a SentencePiece vocabulary)" : ""),
+            throw GGUFError.unsupported(file: file.url.path, what: "tokenizer.ggml.model '\(model)'" + (model == "llama" ? " (a SentencePiece vocabulary)" : ""),
                                         hint: "qlora-run reads byte-level BPE (gpt2) tokenizers from GGUF; load the model's Hugging Face directory instead")
         }
+    }
+
+    static func writeHuggingFaceFiles(from file: GGUFFile, config: ModelConfig, to directory: URL) throws {
+        let path = file.url.path, m = file.metadata
+        try checkSupported(file)
         guard let tokens = m["tokenizer.ggml.tokens"]?.array?.compactMap(\.string), !tokens.isEmpty else {
             throw GGUFError.missingMetadata(file: path, key: "tokenizer.ggml.tokens")
         }

@@ -92,7 +92,8 @@ struct LoadCheckpointStage: StageRunner {
         let out = context.outputDirectory
         let summary: GGUFCheckpoint.Summary
         do { summary = try GGUFCheckpoint.convert(source, to: out) } catch {
-            throw StageError.invalidCheckpoint(directory: source.path, reason: (error as? LocalizedError)?.errorDescription ?? "\(error)")
+            let text = (error as? LocalizedError)?.errorDescription ?? "\(error)"
+            throw StageError.invalidCheckpoint(directory: source.path, reason: text.hasPrefix(source.path + ": ") ? String(text.dropFirst(source.path.count + 2)) : text)
         }
         let model = try LlamaModel.load(directory: out)
         let tokenizer = try Tokenizer(contentsOf: out.appendingPathComponent("tokenizer.json"))

@@ -47,12 +47,18 @@ final class CommandLineTests: XCTestCase {
     func testEveryPipelineValidates() throws {
         let shipped = try FileManager.default.contentsOfDirectory(atPath: Reference.projectRoot.appendingPathComponent("pipelines").path)
             .filter { $0.hasSuffix(".yaml") }.sorted()
-        XCTAssertEqual(shipped, ["hf-model.yaml", "minimind-qlora.yaml", "smollm-shape.yaml", "toy-serve.yaml", "toy.yaml"], "a new pipeline belongs in this test")
+        XCTAssertEqual(shipped, ["hf-model.yaml", "minimind-qlora.yaml", "smollm-shape.yaml", "smollm2-gguf.yaml", "toy-serve.yaml", "toy.yaml"], "a new pipeline belongs in this test")
         for name in ["toy", "toy-serve", "minimind-qlora", "smollm-shape"] {
             let r = try CLI.run(["validate", "pipelines/\(name).yaml"])
             XCTAssertEqual(r.status, 0, r.stderr)
             XCTAssertTrue(r.stdout.hasPrefix("pipelines/\(name).yaml: valid ("), r.stdout)
         }
+        // The GGUF walkthrough names the file the fetch script writes under models/; any GGUF path validates.
+        let gguf = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: gguf) }
+        try Data("GGUF".utf8).write(to: gguf.appendingPathComponent("m.gguf"))
+        let walkthrough = try CLI.run(["validate", "pipelines/smollm2-gguf.yaml", "--set", "stages.base.path=\(gguf.path)/m.gguf"])
+        XCTAssertEqual(walkthrough.status, 0, walkthrough.stderr)
         // The template names a model directory the user fills in; substitute any existing directory.
         let template = try CLI.run(["validate", "pipelines/hf-model.yaml"])
         XCTAssertEqual(template.status, 2)

@@ -30,6 +30,34 @@ final class MergeExportPipelineTests: XCTestCase {
 
     """
 
+    /// A file that is not GGUF, and a GGUF whose tokenizer qlora-run cannot rebuild: named errors, exit 1,
+    /// nothing cached for the stage.
+    func testBadGGUFInputsAreNamedErrors() throws {
+        let dir = try makeTemporaryDirectory("qlora-bad-gguf")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try Data("hello\n".utf8).write(to: dir.appendingPathComponent("bad.gguf"))
+        var spm = GGUFWriter()
+        spm.set("general.architecture", string: "llama")
+        for (key, value) in [("embedding_length", 64), ("attention.head_count", 4), ("feed_forward_length", 128), ("block_count", 1), ("vocab_size", 8)] {
+            spm.set("llama.\(key)", uint32: value)
+        }
+        spm.set("tokenizer.ggml.model", string: "llama")
+        spm.add("token_embd.weight", floats: [Float](repeating: 0.5, count: 8 * 64), shape: [8, 64], type: .f32)
+        spm.add("output_norm.weight", floats: [Float](repeating: 1, count: 64), shape: [64], type: .f32)
+        try spm.write(to: dir.appendingPathComponent("spm.gguf"))
+        for (file, message) in [
+            ("bad.gguf", "not a GGUF file (it does not start with the magic bytes \"GGUF\")"),
+            ("spm.gguf", "tokenizer.ggml.model 'llama' (a SentencePiece vocabulary) is not supported; qlora-run reads byte-level BPE (gpt2) tokenizers from GGUF; load the model's Hugging Face directory instead"),
+        ] {
+            try "version: 1\nname: bad\nstages:\n  base: {kind: load_checkpoint, path: \(file)}\n".write(to: dir.appendingPathComponent("p.yaml"), atomically: true, encoding: .utf8)
+            let run = try CLI.run(["run", "p.yaml"], in: dir)
+            XCTAssertEqual(run.status, 1, run.stdout)
+            XCTAssertTrue(run.stderr.contains("error: stage 'base' failed: checkpoint \(dir.appendingPathComponent(file).path): \(message)"), run.stderr)
+            let artifacts = (try? FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent(".qlora/artifacts").path)) ?? []
+            XCTAssertEqual(artifacts, [], "a failed stage caches nothing")
+        }
+    }
+
     func testMergeExportAndGGUFRoundTrip() throws {
         #if DEBUG
         guard ProcessInfo.processInfo.environment["QLORA_E2E_FULL"] == "1" else {
