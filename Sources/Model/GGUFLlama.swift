@@ -45,28 +45,24 @@ public enum GGUFLlama {
     /// the pair (j, j + HS/2) that rotate-half rotates together becomes adjacent. `rows` = heads·HS,
     /// each row `columns` wide (a bias is columns = 1).
     public static func permuteRows(_ w: [Float], heads: Int, columns: Int) -> [Float] {
-        var out = w
-        let rowsPerHead = w.count / columns / heads, half = rowsPerHead / 2
-        for h in 0..<heads {
-            for t in 0..<2 {
-                for j in 0..<half {
-                    let from = h * rowsPerHead + t * half + j, to = h * rowsPerHead + 2 * j + t
-                    for c in 0..<columns { out[to * columns + c] = w[from * columns + c] }
-                }
-            }
-        }
-        return out
+        moveRows(w, heads: heads, columns: columns, toStored: true)
     }
 
     /// The inverse of `permuteRows` (reading a llama GGUF back into rotate-half order).
     public static func unpermuteRows(_ w: [Float], heads: Int, columns: Int) -> [Float] {
+        moveRows(w, heads: heads, columns: columns, toStored: false)
+    }
+
+    /// One loop for both directions: row `original` = t·HS/2 + j of a head and row `stored` = 2j + t.
+    static func moveRows(_ w: [Float], heads: Int, columns: Int, toStored: Bool) -> [Float] {
         var out = w
         let rowsPerHead = w.count / columns / heads, half = rowsPerHead / 2
         for h in 0..<heads {
             for t in 0..<2 {
                 for j in 0..<half {
                     let original = h * rowsPerHead + t * half + j, stored = h * rowsPerHead + 2 * j + t
-                    for c in 0..<columns { out[original * columns + c] = w[stored * columns + c] }
+                    let (from, to) = toStored ? (original, stored) : (stored, original)
+                    for c in 0..<columns { out[to * columns + c] = w[from * columns + c] }
                 }
             }
         }
