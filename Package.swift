@@ -34,15 +34,17 @@ let package = Package(
         .target(name: "Tokenizer", dependencies: ["Jinja"], swiftSettings: numeric),  // tokenizer.json: BPE, byte-level, added tokens; chat templates
         .target(name: "Quant", dependencies: ["Kernels", "TensorIO"], swiftSettings: numeric),
         .target(name: "Model", dependencies: ["Kernels", "Quant", "TensorIO", "Tokenizer"], swiftSettings: numeric),
-        .target(name: "Training", dependencies: ["Model", "Quant", "Kernels", "TensorIO", "Tokenizer", "Jinja"], swiftSettings: numeric),
+        .target(name: "Training", dependencies: ["Model", "Quant", "Kernels", "TensorIO", "Tokenizer", "Jinja", "Distributed"], swiftSettings: numeric),
+        // Data-parallel training over MPI, loaded at run time (dlopen): no MPI needed to build or run alone.
+        .target(name: "Distributed"),
 
         // Stage plug-ins bind the pipeline spine to the engine.
         // The schema file is embedded at build time (Plugins/EmbedSchemaPlugin): it exists once.
         .executableTarget(name: "embed-schema"),
         .plugin(name: "EmbedSchemaPlugin", capability: .buildTool(), dependencies: ["embed-schema"]),
-        .target(name: "Stages", dependencies: ["PipelineCore", "Model", "Quant", "Training", "TensorIO", "Kernels", "Tokenizer", "Jinja"],
+        .target(name: "Stages", dependencies: ["PipelineCore", "Model", "Quant", "Training", "TensorIO", "Kernels", "Tokenizer", "Jinja", "Distributed"],
                 plugins: ["EmbedSchemaPlugin"]),
-        .executableTarget(name: "qlora-run", dependencies: ["Stages", "PipelineCore"]),
+        .executableTarget(name: "qlora-run", dependencies: ["Stages", "PipelineCore", "Distributed"]),
 
         // Tests.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
@@ -53,7 +55,7 @@ let package = Package(
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "Jinja", "TestSupport"], swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "QuantTests", dependencies: ["Quant", "Model", "TensorIO", "TestSupport"], swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Kernels", "TensorIO", "TestSupport"], swiftSettings: [.swiftLanguageMode(.v5)]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Model", "Quant", "Kernels", "TensorIO", "TestSupport"], swiftSettings: [.swiftLanguageMode(.v5)]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Model", "Quant", "Kernels", "TensorIO", "TestSupport", "Distributed"], swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "StagesTests", dependencies: ["Stages", "PipelineCore", "Training", "TestSupport"]),
         .testTarget(name: "EndToEndTests", dependencies: ["TestSupport", "TensorIO"]),
     ]

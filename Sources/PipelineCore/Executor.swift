@@ -62,7 +62,8 @@ public struct PipelineRunner: Sendable {
         for (field, path) in stage.inputPaths {
             inputDigests[field] = try store.digests.digest(of: URL(fileURLWithPath: path, relativeTo: pipeline.directory))
         }
-        let material = StageKey.material(for: stage, seed: pipeline.seed, upstreamDigests: upstreamDigests, inputDigests: inputDigests)
+        let material = StageKey.material(for: stage, seed: pipeline.seed, upstreamDigests: upstreamDigests, inputDigests: inputDigests,
+                                         extraFields: options.extraKeyFields[stage.kind] ?? [:])
         let key = StageKey.key(material)
         let flat = StageKey.flatten(material, stage: stage)
         if forced.contains(stage.name) { return Decision(key: key, flat: flat, reasons: ["forced"]) }
@@ -118,7 +119,7 @@ public struct PipelineRunner: Sendable {
         let storeLock = try store.lockStore(exclusive: false)
         defer { withExtendedLifetime(storeLock) {} }
         store.sweepScratch()
-        recoverPublishLeftovers()
+        if options.publishes { recoverPublishLeftovers() }
         let stages = try selectedStages()
         let forced = forcedStages()
         let started = Date()
@@ -297,6 +298,7 @@ public struct PipelineRunner: Sendable {
     /// Publishes the artifact to each x-output-path destination (see `Publisher`), unless the
     /// destination already holds exactly these bytes.
     func publish(_ stage: PipelineStage, key: String, record: ActionRecord) throws -> [URL] {
+        guard options.publishes else { return [] }
         let publisher = Publisher(store: store, pipelineName: pipeline.name)
         var published: [URL] = []
         for field in stage.outputPaths.keys.sorted() {

@@ -9,6 +9,12 @@ public struct RunOptions: Sendable {
     public var toolVersion: String
     /// Written into the run record beside its stages (RunRecord.contextKeys): what the run was.
     public var context: [String: JSONValue]
+    /// Key fields a stage kind gets beside its own, by kind: facts of the run that change a stage's
+    /// result without being in the file (the rank count of a data-parallel `train`). They are part
+    /// of the key, so a re-run with another value re-runs the stage and says why.
+    public var extraKeyFields: [String: [String: JSONValue]] = [:]
+    /// False: never write x-output-path destinations (the ranks after the first of an MPI job).
+    public var publishes = true
 
     public init(force: [String] = [], only: [String] = [], toolVersion: String = "dev", context: [String: JSONValue] = [:]) {
         self.force = force; self.only = only; self.toolVersion = toolVersion; self.context = context

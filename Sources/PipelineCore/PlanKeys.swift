@@ -7,15 +7,16 @@ import Foundation
 /// `fields` are the stage's fields with defaults filled, except: x-stage-ref fields hold the
 /// upstream OUTPUT digest (so identical upstream bytes keep downstream cached), x-input-path
 /// fields hold the content digest (not the path; also nested ones like `init.from`, in place),
-/// x-output-path fields are removed.
+/// x-output-path fields are removed; run facts the options name (`RunOptions.extraKeyFields`) are added.
 /// No paths, host names, thread counts or timestamps.
 public enum StageKey {
     public static let format = "qlora-run/key/v1"
 
     /// The key material; `upstreamDigests` / `inputDigests` map field -> digest.
     public static func material(for stage: PipelineStage, seed: UInt64, upstreamDigests: [String: String],
-                                inputDigests: [String: String]) -> JSONValue {
+                                inputDigests: [String: String], extraFields: [String: JSONValue] = [:]) -> JSONValue {
         var fields = stage.fields
+        for (field, value) in extraFields where fields[field] == nil { fields[field] = value }
         for field in stage.info.outputPaths { fields[field] = nil }
         for (field, digest) in upstreamDigests { fields[field] = .string(digest) }
         for (field, digest) in inputDigests {

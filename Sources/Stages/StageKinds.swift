@@ -1,5 +1,6 @@
 import Foundation
 import PipelineCore
+import Distributed
 
 /// The product's stage kinds, one file each (LoadCheckpointStage.swift, ...). The CLI runs pipelines
 /// with `StageKinds.registry()`; test-only kinds live in the test targets.
@@ -13,9 +14,10 @@ public enum StageKinds {
     ]
     public static var names: [String] { all.map(\.name) }
 
-    public static func registry() -> StageRegistry {
+    /// `collective`: the ranks `train` runs data-parallel over (one process unless under MPI).
+    public static func registry(collective: any Collective = SingleProcess()) -> StageRegistry {
         var registry = StageRegistry()
-        for kind in all { registry.register(kind: kind.name, runner: kind.runner) }
+        for kind in all { registry.register(kind: kind.name, runner: kind.name == "train" ? TrainStage(collective: collective) : kind.runner) }
         return registry
     }
 }

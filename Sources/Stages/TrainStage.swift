@@ -3,11 +3,15 @@ import PipelineCore
 import Model
 import Tokenizer
 import Training
+import Distributed
 
 /// `train`: trains the adapters of an `adapted`/`trained` model. Checkpoints go to the stage's
 /// work directory (kept by the cache across crashes and Ctrl-C, so a re-run resumes).
 /// Artifact: base model files (linked) + the trained PEFT adapter + metrics.jsonl + loss.svg.
 struct TrainStage: StageRunner {
+    /// The ranks of an MPI job (DataParallel.swift in Training), or one process.
+    var collective: any Collective = SingleProcess()
+
     func run(_ context: StageContext) throws -> StageResult {
         guard let source = context.inputs["model"] else { throw StageError.missingFile("model") }
         // The stage's own peak memory, apart from what earlier stages of this process peaked at
@@ -70,7 +74,12 @@ struct TrainStage: StageRunner {
         let stepLog: ((String) -> Void)? = context.progress == nil ? nil : { line in context.record(line) }
         let result: TrainingResult
         do {
-            result = try Trainer(options).train(model: model, dataset: dataset, workDirectory: context.workDirectory,
+            if collective.isDistributed {
+                context.log("data-parallel over \(collective.size) ranks (MPI): each step takes grad_accum × \(collective.size) = "
+                            + "\(options.gradAccum * collective.size) micro-batches of \(options.batchSize), rank \(collective.rank) computes micro-batches "
+                            + "\(collective.rank), \(collective.rank + collective.size), …")
+            }
+            result = try Trainer(options, collective: collective).train(model: model, dataset: dataset, workDirectory: context.workDirectory,
                                                 validation: validation, log: context.log, progress: bar,
                                                 stepLog: stepLog,
                                                 isInterrupted: context.isInterrupted)
@@ -86,6 +95,10 @@ struct TrainStage: StageRunner {
                            result.seconds > 0 ? Double(ranTokens) / result.seconds : 0)
                     + (stagePeak.map { String(format: "peak RSS of this stage %.0f MB, of the process %.0f MB", $0, processPeak) }
                        ?? String(format: "peak RSS of the process %.0f MB", processPeak)))
+        if collective.isDistributed && ranSteps > 0 {
+            context.log(String(format: "all-reduce: %.2f ms per step (%.1f%% of the stage's training time)", result.allReduceSeconds / Double(ranSteps) * 1000,
+                               result.seconds > 0 ? result.allReduceSeconds / result.seconds * 100 : 0))
+        }
         let out = context.outputDirectory
         for name in try FileManager.default.contentsOfDirectory(atPath: source.path).sorted()
             where name != PEFTAdapter.configFile && name != PEFTAdapter.weightsFile && name != "lora.json" {

@@ -1,6 +1,7 @@
 import Foundation
 import Model
 import TensorIO
+import Distributed
 
 public struct TrainingOptions: Equatable, Sendable {
     public var epochs = 1
@@ -81,6 +82,8 @@ public struct TrainingResult: Sendable {
     /// Wall-clock seconds at the end of each step of this process (timing.jsonl; not deterministic,
     /// hence kept out of metrics.jsonl).
     public var stepSeconds: [(step: Int, seconds: Double)] = []
+    /// Seconds this process spent in all-reduces (0 for one process).
+    public var allReduceSeconds: Double = 0
     public var finalLoss: Double? { metrics.last?.loss }
     public var metricsJSONL: String { Trainer.metricsJSONL(metrics, validations) }
 
@@ -97,16 +100,24 @@ public struct TrainingResult: Sendable {
 }
 
 /// The training loop: grad accumulation normalised by all micro-batches' supervised tokens,
-/// global-norm clipping, schedule, optimizer, atomic checkpoints and exact resume.
+/// global-norm clipping, schedule, optimizer, atomic checkpoints and exact resume; data-parallel
+/// over the ranks of `collective` (DataParallel.swift says how the work is split).
 public final class Trainer {
     public let options: TrainingOptions
-    public init(_ options: TrainingOptions) { self.options = options }
+    public let collective: any Collective
+    public init(_ options: TrainingOptions, collective: any Collective = SingleProcess()) {
+        self.options = options; self.collective = collective
+    }
+
+    /// Micro-batches per optimizer step: grad_accum on each of the ranks.
+    var microBatchesPerStep: Int { options.gradAccum * collective.size }
 
     /// Micro-batches of one epoch (indices into the dataset), grouped per optimizer step.
     func stepsOfEpoch(_ data: TrainingDataset, epoch: Int) -> [[[Int]]] {
         let order = data.order(epoch: epoch, shuffle: options.shuffle, seed: options.seed)
         let micro = stride(from: 0, to: order.count, by: options.batchSize).map { Array(order[$0..<min(order.count, $0 + options.batchSize)]) }
-        return stride(from: 0, to: micro.count, by: options.gradAccum).map { Array(micro[$0..<min(micro.count, $0 + options.gradAccum)]) }
+        let per = microBatchesPerStep
+        return stride(from: 0, to: micro.count, by: per).map { Array(micro[$0..<min(micro.count, $0 + per)]) }
     }
 
     public func totalSteps(_ data: TrainingDataset) -> Int {
@@ -156,7 +167,10 @@ public final class Trainer {
         var validations: [ValidationMetrics] = []
         var stopping = EarlyStopping()
         var best: [AdapterSnapshot]? = nil
-        if let ck = try store.latest(warn: log) {
+        // Rank 0 alone owns checkpoints; the others resume from the copy it sends.
+        var latest = collective.rank == 0 ? try store.latest(warn: log) : nil
+        if collective.isDistributed { latest = try DataParallel.share(latest, store: store, over: collective) }
+        if let ck = latest {
             try ck.restore(into: model, optimizer: optimizer)
             step = ck.state.step; epoch = ck.state.epoch; stepInEpoch = ck.state.stepInEpoch
             metrics = ck.metrics; resumed = step
@@ -178,7 +192,13 @@ public final class Trainer {
             log(String(format: "eval at step %d: loss %.4f · perplexity %.3f · token accuracy %.4f over %d tokens", step, m.loss,
                        m.perplexity, m.tokenAccuracy, m.supervisedTokens) + " (\(mark))")
         }
+        var checkpointedStep: Int? = nil
+        var reduceSeconds = 0.0
         func checkpoint() throws {
+            // Every rank reaches this at the same steps: the moment to check they still agree.
+            guard try collective.allEqual(DataParallel.fingerprint(adapters)) else { throw DistributedError.ranksDiverged(step: step) }
+            checkpointedStep = step
+            guard collective.rank == 0 else { return }
             try store.write(model: model, optimizer: optimizer, state: .init(step: step, epoch: epoch, stepInEpoch: stepInEpoch),
                             metrics: metrics, validations: validations, best: vo.keepBest ? best : nil)
         }
@@ -188,8 +208,8 @@ public final class Trainer {
         var epochSteps = stepsOfEpoch(dataset, epoch: epoch)
         while step < total && !stopping.shouldStop(patience: vo.patience) {
             if stepInEpoch >= epochSteps.count { epoch += 1; stepInEpoch = 0; epochSteps = stepsOfEpoch(dataset, epoch: epoch) }
-            if isInterrupted() {
-                if store.lastStep != step { try checkpoint() }
+            if try collective.any(isInterrupted()) {
+                if checkpointedStep != step { try checkpoint() }
                 throw TrainingError.interrupted(step: step)
             }
             let micro = epochSteps[stepInEpoch].map { dataset.batch($0) }
@@ -198,12 +218,17 @@ public final class Trainer {
             var lossSum = 0.0, tokens = 0
             if supervised > 0 {
                 let scale = Float(1.0 / Double(supervised))
-                for (k, b) in micro.enumerated() {
+                for (k, b) in micro.enumerated() where k % collective.size == collective.rank {
                     let context = LoRADropoutContext(seed: options.seed, step: step + 1, micro: k)
                     for ad in adapters { ad.dropoutContext = context }
                     lossSum += model.lossAndGradients(tokens: b.tokens, batch: b.batch, length: b.length, lossWeights: b.lossWeights, gradScale: scale)
                 }
                 for ad in adapters { ad.dropoutContext = nil }
+                if collective.isDistributed {
+                    let started = DispatchTime.now().uptimeNanoseconds
+                    lossSum = try DataParallel.reduce(adapters, lossSum: lossSum, over: collective)
+                    reduceSeconds += Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+                }
             }
             tokens = micro.reduce(0) { acc, b in acc + (0..<b.batch).reduce(0) { $0 + Trainer.realLength(b, row: $1, pad: dataset.padId) } }
             let norm = Trainer.gradNorm(adapters)
@@ -245,6 +270,7 @@ public final class Trainer {
                                     stepSeconds: stepSeconds)
         result.validations = validations
         result.keptStep = step
+        result.allReduceSeconds = reduceSeconds
         if stopping.shouldStop(patience: vo.patience), let patience = vo.patience {
             result.stopReason = .earlyStopping(step: step, passes: patience)
         }

@@ -1,6 +1,7 @@
 import Foundation
 import PipelineCore
 import Stages
+import Distributed
 
 let toolVersion = "qlora-run 0.1.0"
 
@@ -28,6 +29,8 @@ exit codes: 0 ok, 1 a stage failed, 2 invalid input, 130 interrupted
 /// Dispatch of parsed commands. Every command returns an ExitCode; errors propagate to main.
 struct Commands {
     let console: Console
+    /// The ranks of an MPI job, or one process (main.swift starts it).
+    var world: any Collective = SingleProcess()
 
     func run(_ invocation: Invocation) throws -> ExitCode {
         switch invocation.command {
@@ -43,7 +46,7 @@ struct Commands {
             }
             console.print(help.text(for: k)); return .ok
         default:
-            return try PipelineCommands(console: console).run(invocation)
+            return try PipelineCommands(console: console, world: world).run(invocation)
         }
     }
 }

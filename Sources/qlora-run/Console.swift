@@ -1,4 +1,5 @@
 import Foundation
+import Distributed
 
 /// Terminal output: results on stdout, errors on stderr; colour only on a TTY and never with NO_COLOR
 /// (https://no-color.org).
@@ -10,33 +11,42 @@ struct Console: Sendable {
     let status: StatusLine?
     /// Where `print` writes: stdout, or stderr while stdout carries a JSON document (`run --json`).
     let log: FileHandle
+    /// Ranks after the first of an MPI job print nothing but their errors and warnings (named by
+    /// rank): rank 0's log is the job's log, as if one process ran.
+    let rank: Int
 
     init(environment: [String: String] = ProcessInfo.processInfo.environment, logToStandardError: Bool = false) {
-        let noColour = environment["NO_COLOR"].map { !$0.isEmpty } ?? false
+        rank = World.rank(environment)
+        // Open MPI gives every rank a pseudo-terminal whatever mpirun's own output is (often a log
+        // file): under a launcher, plain lines, no colour and no live bar.
+        let launched = World.launcher(environment) != nil
+        let noColour = launched || (environment["NO_COLOR"].map { !$0.isEmpty } ?? false)
         let logDescriptor = logToStandardError ? STDERR_FILENO : STDOUT_FILENO
         colourOut = !noColour && isatty(logDescriptor) == 1
         colourErr = !noColour && isatty(STDERR_FILENO) == 1
-        status = isatty(logDescriptor) == 1 ? StatusLine(handle: logToStandardError ? .standardError : .standardOutput) : nil
+        status = !launched && isatty(logDescriptor) == 1 ? StatusLine(handle: logToStandardError ? .standardError : .standardOutput) : nil
         log = logToStandardError ? .standardError : .standardOutput
     }
 
     func print(_ line: String) {
+        guard rank == 0 else { return }
         status?.finish()
         log.write(Data((line + "\n").utf8))
     }
 
     /// The one document of `run --json`, on stdout.
     func document(_ text: String) {
+        guard rank == 0 else { return }
         FileHandle.standardOutput.write(Data((text + "\n").utf8))
     }
     func error(_ message: String) {
         status?.finish()
-        let prefix = colourErr ? "\u{1B}[1;31merror:\u{1B}[0m " : "error: "
+        let prefix = (colourErr ? "\u{1B}[1;31merror:\u{1B}[0m " : "error: ") + (rank > 0 ? "rank \(rank): " : "")
         FileHandle.standardError.write(Data((prefix + message + "\n").utf8))
     }
     func warning(_ message: String) {
         status?.finish()
-        let prefix = colourErr ? "\u{1B}[1;33mwarning:\u{1B}[0m " : "warning: "
+        let prefix = (colourErr ? "\u{1B}[1;33mwarning:\u{1B}[0m " : "warning: ") + (rank > 0 ? "rank \(rank): " : "")
         FileHandle.standardError.write(Data((prefix + message + "\n").utf8))
     }
     /// Bold/green/yellow only when colour is on.

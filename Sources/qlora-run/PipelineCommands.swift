@@ -1,10 +1,12 @@
 import Foundation
 import PipelineCore
 import Stages
+import Distributed
 
 /// run / plan / validate / cache: YAML -> --set overrides -> JSON Schema -> graph -> executor.
 struct PipelineCommands {
     let console: Console
+    var world: any Collective = SingleProcess()
 
     /// Problems found before anything runs (exit 2), printed compiler-style.
     struct Invalid: Error { var diagnostics: [Diagnostic] }
@@ -178,11 +180,20 @@ struct PipelineCommands {
         let console = self.console
         var statusLine: (@Sendable (String) -> Void)? = nil
         if let status = console.status { statusLine = { status.update($0) } }
-        return PipelineRunner(pipeline: pipeline, registry: StageKinds.registry(),
-                              cacheDirectory: invocation.cacheDirectory.map { URL(fileURLWithPath: $0) },
-                              options: RunOptions(force: invocation.force, only: invocation.only, toolVersion: toolVersion,
-                                                  context: planned.context(invocation)),
-                              log: { console.print($0) }, progress: statusLine)
+        var options = RunOptions(force: invocation.force, only: invocation.only, toolVersion: toolVersion, context: planned.context(invocation))
+        var cache = invocation.cacheDirectory.map { URL(fileURLWithPath: $0) } ?? pipeline.cacheDirectory
+        if world.isDistributed {
+            // N ranks train with N times the micro-batches per step: another result, another key.
+            options.extraKeyFields["train"] = ["world_size": .integer(Int64(world.size))]
+            if world.rank > 0 {
+                // Its own cache (rank 0's plus `.rank<r>`): on a shared filesystem the ranks never wait
+                // on each other's stage locks, and only rank 0 publishes.
+                cache = URL(fileURLWithPath: cache.standardizedFileURL.path + ".rank\(world.rank)")
+                options.publishes = false
+            }
+        }
+        return PipelineRunner(pipeline: pipeline, registry: StageKinds.registry(collective: world), cacheDirectory: cache,
+                              options: options, log: { console.print($0) }, progress: statusLine)
     }
 
     // MARK: run
@@ -200,7 +211,7 @@ struct PipelineCommands {
     /// `run --json`: the human log (and summary) on stderr, one JSON document on stdout — the run,
     /// or `{"status": "failed"|"interrupted"|"invalid", "error": ...}` with the same exit code.
     func runForJSON(_ file: String, _ invocation: Invocation) throws -> ExitCode {
-        let logging = PipelineCommands(console: Console(logToStandardError: true))
+        let logging = PipelineCommands(console: Console(logToStandardError: true), world: world)
         var plain = invocation
         plain.json = false
         let started = Date()

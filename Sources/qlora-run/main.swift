@@ -2,13 +2,22 @@
 import Foundation
 import PipelineCore
 import Stages
+import Distributed
 
 let console = Console()
 let arguments = Array(CommandLine.arguments.dropFirst())
+// Under an MPI launcher: this process is one rank of the job (Distributed/World.swift).
+let world: any Collective
+do {
+    world = try World.start()
+} catch {
+    console.error(error.localizedDescription)
+    exit(ExitCode.invalidInput.rawValue)
+}
 let code: ExitCode
 do {
     let invocation = try ArgumentParser.parse(arguments)
-    code = try Commands(console: console).run(invocation)
+    code = try Commands(console: console, world: world).run(invocation)
 } catch let error as ArgumentError {
     console.error(error.localizedDescription)
     code = .invalidInput
@@ -16,4 +25,6 @@ do {
     console.error(error.localizedDescription)
     code = .stageFailed
 }
+// A failed rank aborts the job: the others would otherwise wait in a collective forever.
+(world as? MPICollective)?.finish(success: code == .ok, exitCode: code.rawValue)
 exit(code.rawValue)

@@ -53,13 +53,14 @@ enum CLI {
     /// prints a line per step with `log_every: 1`, so it is checked at least once per step).
     static func run(_ arguments: [String], in directory: URL = Reference.projectRoot,
                     signal: Int32, when condition: (@Sendable (String) -> Bool)?, input: String? = nil,
-                    environment extra: [String: String] = [:]) throws -> Result {
+                    environment extra: [String: String] = [:], launcher: [String] = [], killingTree: Bool = false) throws -> Result {
         guard FileManager.default.isExecutableFile(atPath: binary.path) else {
             throw XCTSkip("qlora-run is not built at \(binary.path); run `swift build` first")
         }
         let process = Process()
-        process.executableURL = binary
-        process.arguments = arguments
+        // `launcher`: a command that starts the binary, e.g. `mpirun -np 2` (its path first).
+        process.executableURL = launcher.first.map { URL(fileURLWithPath: $0) } ?? binary
+        process.arguments = launcher.isEmpty ? arguments : Array(launcher.dropFirst()) + [binary.path] + arguments
         process.currentDirectoryURL = directory
         var environment = ProcessInfo.processInfo.environment
         environment["NO_COLOR"] = "1"
@@ -71,7 +72,8 @@ enum CLI {
         process.standardInput = stdin
         let collected = OutputCollector()
         out.fileHandleForReading.readabilityHandler = { h in
-            if collected.append(h.availableData, condition: condition) { kill(process.processIdentifier, signal) }
+            guard collected.append(h.availableData, condition: condition) else { return }
+            if killingTree { ProcessTree.kill(process.processIdentifier, signal: signal) } else { kill(process.processIdentifier, signal) }
         }
         try process.run()
         stdin.fileHandleForWriting.write(Data((input ?? "").utf8))
@@ -97,4 +99,30 @@ final class OutputCollector: @unchecked Sendable {
         return true
     }
     var text: String { lock.lock(); defer { lock.unlock() }; return String(decoding: data, as: UTF8.self) }
+}
+
+/// A process and all its descendants, from /proc (an MPI launcher's ranks sit in their own process
+/// groups, so a group kill would miss them).
+enum ProcessTree {
+    static func descendants(of root: pid_t) -> [pid_t] {
+        var children: [pid_t: [pid_t]] = [:]
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let pid = pid_t(name), let stat = try? String(contentsOfFile: "/proc/\(name)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { continue }
+            // `pid (comm) state ppid ...`: comm may hold spaces, so fields are read after the last ')'.
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            if fields.count > 1, let parent = pid_t(fields[1]) { children[parent, default: []].append(pid) }
+        }
+        var found: [pid_t] = [], queue = [root]
+        while let next = queue.popLast() {
+            for child in children[next] ?? [] { found.append(child); queue.append(child) }
+        }
+        return found
+    }
+
+    /// Signals the descendants, then the process itself: with SIGKILL, the whole job at once.
+    static func kill(_ root: pid_t, signal: Int32) {
+        for pid in descendants(of: root) { Glibc.kill(pid, signal) }
+        Glibc.kill(root, signal)
+    }
 }
