@@ -169,14 +169,22 @@ public struct PipelineRunner: Sendable {
             guard let key = decision.key else { continue }  // unreachable: upstream outcomes are known
             let prefix = "[\(i + 1)/\(stages.count)] \(stage.name)"
             var record = decision.record
+            var reasons = decision.reasons
+            let collective = options.collectiveKinds.contains(stage.kind) ? options.agreeToRun : nil
+            if let agree = collective, try agree(record == nil), record != nil {
+                record = nil
+                reasons = ["another process of the job has no cached result and runs it with this one"]
+            }
+            let cached = record != nil
             if record == nil {
-                if decision.reasons.contains(where: { $0.hasPrefix("cache ") }) {
+                if reasons.contains(where: { $0.hasPrefix("cache ") }) {
                     log("warning: \(stage.name): the cached output is missing or corrupt (\(key.prefix(12))…); running the stage again")
                 }
-                log("\(prefix): running — " + decision.reasons.joined(separator: "; "))
+                log("\(prefix): running — " + reasons.joined(separator: "; "))
                 let keyLock = try store.lockKey(key)
-                // Another process may have finished this key while we waited for the lock.
-                if !forced.contains(stage.name), let done = try? store.actionRecord(key), store.objectsPresent(done) {
+                // Another process may have finished this key while we waited for the lock (not taken
+                // by a stage run together with partners, who are waiting for this process).
+                if !forced.contains(stage.name), collective == nil, let done = try? store.actionRecord(key), store.objectsPresent(done) {
                     record = done
                     log("\(prefix): finished by another process")
                 } else {
@@ -193,7 +201,6 @@ public struct PipelineRunner: Sendable {
                 withExtendedLifetime(keyLock) {}
             }
             guard var record else { continue }
-            let cached = decision.record != nil
             try store.write(StageRecord(stage: stage.name, key: key, material: decision.flat), pipeline: pipeline.name)
             var published: [URL]
             do {
@@ -224,7 +231,7 @@ public struct PipelineRunner: Sendable {
             }
             outcomes.append(StageOutcome(name: stage.name, kind: stage.kind, cached: cached, seconds: seconds,
                                          key: key, outputDigest: record.outputDigest, outputDirectory: directory,
-                                         published: published, summary: record.summary, reasons: decision.reasons))
+                                         published: published, summary: record.summary, reasons: reasons))
         }
         if repaired {
             for i in outcomes.indices { if let record = records[outcomes[i].name] { outcomes[i].outputDirectory = try store.materialize(record) } }

@@ -15,6 +15,11 @@ public struct RunOptions: Sendable {
     public var extraKeyFields: [String: [String: JSONValue]] = [:]
     /// False: never write x-output-path destinations (the ranks after the first of an MPI job).
     public var publishes = true
+    /// Stage kinds that several processes run together (data-parallel `train`): each process asks
+    /// `agreeToRun` whether any of them must run the stage, and then all do, even one whose own cache
+    /// holds it; otherwise one would wait forever for partners that took the cached result.
+    public var collectiveKinds: Set<String> = []
+    public var agreeToRun: (@Sendable (Bool) throws -> Bool)? = nil
 
     public init(force: [String] = [], only: [String] = [], toolVersion: String = "dev", context: [String: JSONValue] = [:]) {
         self.force = force; self.only = only; self.toolVersion = toolVersion; self.context = context

@@ -96,8 +96,10 @@ struct TrainStage: StageRunner {
                     + (stagePeak.map { String(format: "peak RSS of this stage %.0f MB, of the process %.0f MB", $0, processPeak) }
                        ?? String(format: "peak RSS of the process %.0f MB", processPeak)))
         if collective.isDistributed && ranSteps > 0 {
-            context.log(String(format: "all-reduce: %.2f ms per step (%.1f%% of the stage's training time)", result.allReduceSeconds / Double(ranSteps) * 1000,
-                               result.seconds > 0 ? result.allReduceSeconds / result.seconds * 100 : 0))
+            let share = { (seconds: Double) in result.seconds > 0 ? seconds / result.seconds * 100 : 0 }
+            context.log(String(format: "all-reduce of the gradients: %.2f ms per step (%.1f%% of the training time); waiting for the slowest rank: %.2f ms per step (%.1f%%)",
+                               result.allReduceSeconds / Double(ranSteps) * 1000, share(result.allReduceSeconds),
+                               result.waitSeconds / Double(ranSteps) * 1000, share(result.waitSeconds)))
         }
         let out = context.outputDirectory
         for name in try FileManager.default.contentsOfDirectory(atPath: source.path).sorted()

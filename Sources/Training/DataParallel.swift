@@ -12,9 +12,16 @@ import Model
 /// Each rank then applies the same update to the same parameters: no parameter broadcast, but a
 /// check at every checkpoint that the ranks still agree bit for bit.
 enum DataParallel {
-    /// Sums every adapter's gradients and the loss over the ranks: one all-reduce of floats (all
-    /// gradients packed in parameter order) and one of a double.
-    static func reduce(_ adapters: [LoRAAdapter], lossSum: Double, over collective: any Collective) throws -> Double {
+    /// Sums the loss and every adapter's gradients over the ranks. The loss goes first, alone (one
+    /// double): it returns when the slowest rank has finished its micro-batches, so the gradient
+    /// all-reduce after it (all gradients packed in parameter order, one call) times the transfer
+    /// alone. Returns the summed loss and both times.
+    static func reduce(_ adapters: [LoRAAdapter], lossSum: Double, over collective: any Collective) throws
+        -> (loss: Double, waitSeconds: Double, transferSeconds: Double) {
+        let started = DispatchTime.now().uptimeNanoseconds
+        var loss = [lossSum]
+        try collective.sum(&loss)
+        let synchronised = DispatchTime.now().uptimeNanoseconds
         var total = 0
         for ad in adapters { total += ad.gradA.count + ad.gradB.count }
         var packed = [Float](repeating: 0, count: total)  // (Σ rank·(in+out)) over adapters
@@ -29,9 +36,8 @@ enum DataParallel {
             ad.gradA = Array(packed[offset..<offset + ad.gradA.count]); offset += ad.gradA.count
             ad.gradB = Array(packed[offset..<offset + ad.gradB.count]); offset += ad.gradB.count
         }
-        var loss = [lossSum]
-        try collective.sum(&loss)
-        return loss[0]
+        let done = DispatchTime.now().uptimeNanoseconds
+        return (loss[0], Double(synchronised - started) / 1e9, Double(done - synchronised) / 1e9)
     }
 
     /// FNV-1a 64 over the bits of every adapter's A and B: equal on all ranks while they agree.

@@ -82,7 +82,9 @@ public struct TrainingResult: Sendable {
     /// Wall-clock seconds at the end of each step of this process (timing.jsonl; not deterministic,
     /// hence kept out of metrics.jsonl).
     public var stepSeconds: [(step: Int, seconds: Double)] = []
-    /// Seconds this process spent in all-reduces (0 for one process).
+    /// Seconds this process waited for the slowest rank before each all-reduce, and spent in the
+    /// gradient all-reduces themselves (both 0 for one process).
+    public var waitSeconds: Double = 0
     public var allReduceSeconds: Double = 0
     public var finalLoss: Double? { metrics.last?.loss }
     public var metricsJSONL: String { Trainer.metricsJSONL(metrics, validations) }
@@ -193,7 +195,7 @@ public final class Trainer {
                        m.perplexity, m.tokenAccuracy, m.supervisedTokens) + " (\(mark))")
         }
         var checkpointedStep: Int? = nil
-        var reduceSeconds = 0.0
+        var waitSeconds = 0.0, reduceSeconds = 0.0
         func checkpoint() throws {
             // Every rank reaches this at the same steps: the moment to check they still agree.
             guard try collective.allEqual(DataParallel.fingerprint(adapters)) else { throw DistributedError.ranksDiverged(step: step) }
@@ -225,9 +227,8 @@ public final class Trainer {
                 }
                 for ad in adapters { ad.dropoutContext = nil }
                 if collective.isDistributed {
-                    let started = DispatchTime.now().uptimeNanoseconds
-                    lossSum = try DataParallel.reduce(adapters, lossSum: lossSum, over: collective)
-                    reduceSeconds += Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+                    let reduced = try DataParallel.reduce(adapters, lossSum: lossSum, over: collective)
+                    lossSum = reduced.loss; waitSeconds += reduced.waitSeconds; reduceSeconds += reduced.transferSeconds
                 }
             }
             tokens = micro.reduce(0) { acc, b in acc + (0..<b.batch).reduce(0) { $0 + Trainer.realLength(b, row: $1, pad: dataset.padId) } }
@@ -271,6 +272,7 @@ public final class Trainer {
         result.validations = validations
         result.keptStep = step
         result.allReduceSeconds = reduceSeconds
+        result.waitSeconds = waitSeconds
         if stopping.shouldStop(patience: vo.patience), let patience = vo.patience {
             result.stopReason = .earlyStopping(step: step, passes: patience)
         }

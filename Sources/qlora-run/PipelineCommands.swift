@@ -185,6 +185,10 @@ struct PipelineCommands {
         if world.isDistributed {
             // N ranks train with N times the micro-batches per step: another result, another key.
             options.extraKeyFields["train"] = ["world_size": .integer(Int64(world.size))]
+            // All ranks train together, or none does (a rank's cache may hold the result when another's does not).
+            options.collectiveKinds = ["train"]
+            let world = self.world
+            options.agreeToRun = { try world.any($0) }
             if world.rank > 0 {
                 // Its own cache (rank 0's plus `.rank<r>`): on a shared filesystem the ranks never wait
                 // on each other's stage locks, and only rank 0 publishes.

@@ -28,7 +28,8 @@ final class MPITrainingTests: XCTestCase {
             }
             throw XCTSkip("mpirun not found (Debian: apt-get install openmpi-bin libopenmpi-dev); skipping the MPI tests")
         }
-        return [mpirun, "-np", "2", "--oversubscribe"]
+        // --timeout: a job that hangs (ranks waiting on each other) fails the test instead of CI.
+        return [mpirun, "-np", "2", "--oversubscribe", "--timeout", "300"]
     }
 
     /// Open MPI refuses root without these (CI runs as root); they change nothing else.
@@ -66,7 +67,8 @@ final class MPITrainingTests: XCTestCase {
         XCTAssertEqual(job.stdout.components(separatedBy: "[4/5] train: running").count, 2, job.stdout)
         XCTAssertTrue(job.stdout.contains("  train: data-parallel over 2 ranks (MPI): each step takes grad_accum × 2 = 2 micro-batches of 4, "
                                           + "rank 0 computes micro-batches 0, 2, …\n"), job.stdout)
-        XCTAssertTrue(job.stdout.contains("  train: all-reduce: "), job.stdout)
+        XCTAssertTrue(job.stdout.contains("  train: all-reduce of the gradients: "), job.stdout)
+        XCTAssertTrue(job.stdout.contains(" ms per step ("), job.stdout)
         XCTAssertTrue(job.stdout.contains("  train: 72 steps in "), job.stdout)
 
         // Same global batch: 72 steps with losses equal to float tolerance. The gradients are summed in
@@ -87,6 +89,15 @@ final class MPITrainingTests: XCTestCase {
         // Rank 1 kept its own cache beside rank 0's, with the same adapter bit for bit, and published nothing.
         let rank1Train = project.appendingPathComponent("mpi.rank1/artifacts").appendingPathComponent(mpiTrain.lastPathComponent)
         XCTAssertEqual(try Data(contentsOf: rank1Train.appendingPathComponent("adapter_model.safetensors")),
+                       try Data(contentsOf: mpiTrain.appendingPathComponent("adapter_model.safetensors")))
+
+        // Rank 0's cache lost, rank 1's kept: rank 1 trains again with rank 0 instead of leaving it waiting.
+        try FileManager.default.removeItem(at: project.appendingPathComponent("mpi"))
+        let rerun = try CLI.run(arguments(cache: "mpi", out: "mpi"), in: project, signal: SIGKILL, when: nil, environment: environment, launcher: mpi)
+        XCTAssertEqual(rerun.status, 0, rerun.stdout + rerun.stderr)
+        XCTAssertTrue(rerun.stdout.contains("[4/5] train: running — new\n"), rerun.stdout)
+        XCTAssertEqual(try Data(contentsOf: project.appendingPathComponent("mpi.rank1/artifacts").appendingPathComponent(mpiTrain.lastPathComponent)
+                                .appendingPathComponent("adapter_model.safetensors")),
                        try Data(contentsOf: mpiTrain.appendingPathComponent("adapter_model.safetensors")))
 
         // The rank count is part of the train key: one process on the job's cache re-runs train, saying why.
