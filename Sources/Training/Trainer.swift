@@ -212,6 +212,8 @@ public final class Trainer {
             if stepInEpoch >= epochSteps.count { epoch += 1; stepInEpoch = 0; epochSteps = stepsOfEpoch(dataset, epoch: epoch) }
             if try collective.any(isInterrupted()) {
                 if checkpointedStep != step { try checkpoint() }
+                // No rank leaves (and a leaving rank aborts the job) before rank 0's checkpoint is written.
+                if collective.isDistributed { _ = try collective.any(false) }
                 throw TrainingError.interrupted(step: step)
             }
             let micro = epochSteps[stepInEpoch].map { dataset.batch($0) }
