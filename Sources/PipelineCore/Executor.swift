@@ -312,7 +312,10 @@ public struct PipelineRunner: Sendable {
             guard let text = stage.outputPaths[field] else { continue }
             let destination = URL(fileURLWithPath: text, relativeTo: pipeline.directory).standardizedFileURL
             published.append(destination)
-            if try publisher.publish(stage: stage.name, key: key, record: record, to: destination) {
+            let copied = stage.publishesFile(field)
+                ? try publisher.publishFile(stage: stage.name, key: key, record: record, to: destination)
+                : try publisher.publish(stage: stage.name, key: key, record: record, to: destination)
+            if copied {
                 log("  \(stage.name): published \(Publisher.shown(destination))")
             }
         }

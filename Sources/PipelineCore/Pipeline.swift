@@ -14,6 +14,11 @@ public struct PipelineStage: Sendable, Equatable {
     public let inputPaths: [String: String]
     /// field -> destination as written (x-output-path fields).
     public let outputPaths: [String: String]
+    /// Whether the destination of output field `field` is a single file (see StageKindInfo.outputFileSuffixes).
+    public func publishesFile(_ field: String) -> Bool {
+        guard let suffix = info.outputFileSuffixes[field], let text = outputPaths[field] else { return false }
+        return text.hasSuffix(suffix) && text.count > suffix.count
+    }
     /// Referenced stages, unique, in field-name order.
     public var upstream: [String] {
         var seen = Set<String>()

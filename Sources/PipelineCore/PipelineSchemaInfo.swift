@@ -13,6 +13,9 @@ public struct StageKindInfo: Sendable, Equatable {
     /// attach_adapters' `init: {from: DIR}`) is keyed by its dotted path: `init.from`.
     public var inputPaths: [String: String]
     public var outputPaths: Set<String>
+    /// field -> suffix (`x-output-file-suffix`): a destination ending so is one file, the artifact's
+    /// only file (export's `to: model.gguf`); any other value is a directory, as for every output.
+    public var outputFileSuffixes: [String: String] = [:]
 
     /// Every `$defs` entry whose `properties.kind.const` is a string.
     public static func all(in schema: JSONValue) -> [String: StageKindInfo] {
@@ -38,6 +41,7 @@ public struct StageKindInfo: Sendable, Equatable {
                 }
                 for (path, mode) in nestedInputPaths(property, prefix: field) { info.inputPaths[path] = mode }
                 if property["x-output-path"]?.boolValue == true { info.outputPaths.insert(field) }
+                if let suffix = property["x-output-file-suffix"]?.stringValue { info.outputFileSuffixes[field] = suffix }
             }
             result[kind] = info
         }

@@ -90,13 +90,14 @@ public enum PublishSafety {
         let cache = canonicalComponents(cacheDirectory)
         let home = canonicalComponents(pipelineDirectory)
         var inputs: [(stage: String, field: String, text: String, path: [String])] = []
-        var outputs: [(stage: String, field: String, text: String, path: [String])] = []
+        var outputs: [(stage: String, field: String, text: String, path: [String], file: Bool)] = []
         for stage in stages {
             for (field, text) in stage.inputPaths.sorted(by: { $0.key < $1.key }) {
                 inputs.append((stage.name, field, text, canonicalComponents(URL(fileURLWithPath: text, relativeTo: pipelineDirectory))))
             }
             for (field, text) in stage.outputPaths.sorted(by: { $0.key < $1.key }) {
-                outputs.append((stage.name, field, text, canonicalComponents(URL(fileURLWithPath: text, relativeTo: pipelineDirectory))))
+                outputs.append((stage.name, field, text, canonicalComponents(URL(fileURLWithPath: text, relativeTo: pipelineDirectory)),
+                                stage.publishesFile(field)))
             }
         }
         var issues: [PipelineIssue] = []
@@ -118,7 +119,10 @@ public enum PublishSafety {
                 problem = "\(shown) overlaps the destination of stages.\(other.stage).\(other.field) ('\(other.text)'); give each its own path"
             } else {
                 let url = URL(fileURLWithPath: output.text, relativeTo: pipelineDirectory).standardizedFileURL
-                if let occupied = occupantProblem(url), !holdsLastPublish(url, pipeline: pipelineName, stage: output.stage, cache: cacheDirectory) {
+                if output.file, let occupied = fileOccupantProblem(url) {
+                    problem = "cannot publish to \(shown): " + occupied
+                } else if !output.file, let occupied = occupantProblem(url),
+                          !holdsLastPublish(url, pipeline: pipelineName, stage: output.stage, cache: cacheDirectory) {
                     problem = "cannot publish to \(shown): " + occupied
                 } else if let published = publishedAncestor(of: url) {
                     // e.g. a sweep point's out/adapter/<point> inside an earlier plain run's out/adapter:

@@ -119,7 +119,10 @@ final class MergeExportPipelineTests: XCTestCase {
         assertClose(viaMerge, viaAdapter, rtol: 1e-5, atol: 0, "merged-model loss vs base + adapter (fp32, reassociated sums)")
 
         // The GGUF files: model q8_0 (toy.yaml) and f32, and the adapter.
-        let q8 = try GGUFFile(url: out.appendingPathComponent("toy-serve/gguf/model.gguf"))
+        let q8 = try GGUFFile(url: out.appendingPathComponent("toy-serve/toy-q8_0.gguf"))
+        // `to: FILE.gguf` is that file, its publish marker beside it.
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: out.appendingPathComponent("toy-serve").path).sorted(),
+                       [".toy-lora.gguf.qlora-published", ".toy-q8_0.gguf.qlora-published", "adapter", "merged", "toy-lora.gguf", "toy-q8_0.gguf"])
         XCTAssertEqual(q8.metadata["general.architecture"]?.string, "llama")
         XCTAssertEqual(q8.metadata["general.file_type"]?.int, 7)
         XCTAssertEqual(q8.metadata["llama.block_count"]?.int, 2)
@@ -140,7 +143,7 @@ final class MergeExportPipelineTests: XCTestCase {
         for (storedRow, originalRow) in [(0, 0), (1, 8), (2, 1), (3, 9), (17, 24)] {
             XCTAssertEqual(Array(stored[(storedRow * 64)..<(storedRow * 64 + 64)]), Array(q[(originalRow * 64)..<(originalRow * 64 + 64)]), "row \(storedRow)")
         }
-        let lora = try GGUFFile(url: out.appendingPathComponent("toy-serve/gguf-adapter/adapter.gguf"))
+        let lora = try GGUFFile(url: out.appendingPathComponent("toy-serve/toy-lora.gguf"))
         XCTAssertEqual(lora.metadata["general.type"]?.string, "adapter")
         XCTAssertEqual(lora.metadata["adapter.type"]?.string, "lora")
         XCTAssertEqual(lora.metadata["adapter.lora.alpha"]?.double, 16)
@@ -159,16 +162,16 @@ final class MergeExportPipelineTests: XCTestCase {
         cache: ../.qlora
         stages:
           from_f32: {kind: load_checkpoint, path: ../out/gguf-f32/model.gguf}
-          from_q8: {kind: load_checkpoint, path: ../out/toy-serve/gguf/model.gguf}
+          from_q8: {kind: load_checkpoint, path: ../out/toy-serve/toy-q8_0.gguf}
           again_f32: {kind: export, model: from_f32, type: f32, to: ../out/again-f32}
-          again_q8: {kind: export, model: from_q8, type: q8_0, to: ../out/again-q8}
+          again_q8: {kind: export, model: from_q8, type: q8_0, to: ../out/again-q8.gguf}
           evaluate_gguf: {kind: evaluate, model: from_f32, data: ../toydata/eval.jsonl, compare_base: false}
         """.write(to: reload, atomically: true, encoding: .utf8)
         let second = try CLI.run(["run", "pipelines/reload.yaml"], in: project)
         XCTAssertEqual(second.status, 0, second.stderr + second.stdout)
-        XCTAssertTrue(second.stdout.contains("  from_q8: loaded model.gguf (GGUF, llama; tensors 2 F16, 5 F32, 13 Q8_0, dequantized to fp32): 2 layers, hidden 64, vocab 259"), second.stdout)
-        for (first, again) in [("gguf-f32", "again-f32"), ("toy-serve/gguf", "again-q8")] {
-            let a = try GGUFFile(url: out.appendingPathComponent("\(first)/model.gguf")), b = try GGUFFile(url: out.appendingPathComponent("\(again)/model.gguf"))
+        XCTAssertTrue(second.stdout.contains("  from_q8: loaded toy-q8_0.gguf (GGUF, llama; tensors 2 F16, 5 F32, 13 Q8_0, dequantized to fp32): 2 layers, hidden 64, vocab 259"), second.stdout)
+        for (first, again) in [("gguf-f32/model.gguf", "again-f32/model.gguf"), ("toy-serve/toy-q8_0.gguf", "again-q8.gguf")] {
+            let a = try GGUFFile(url: out.appendingPathComponent(first)), b = try GGUFFile(url: out.appendingPathComponent(again))
             XCTAssertEqual(a.tensors.map(\.name), b.tensors.map(\.name))
             for t in a.tensors { XCTAssertEqual(try a.rawBytes(t.name), try b.rawBytes(t.name), "\(first): \(t.name)") }
             XCTAssertEqual(a.metadata["tokenizer.ggml.tokens"], b.metadata["tokenizer.ggml.tokens"])

@@ -118,6 +118,35 @@ final class PublishSafetyTests: XCTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: out.appendingPathComponent(".qlora-published").path))
     }
 
+    /// `to: FILE.bin` (x-output-file-suffix): the artifact's one file, renamed into place, with its
+    /// marker beside it; a foreign file or a directory there is refused; its own file is replaced.
+    func testAFileDestinationIsOneFileWithItsMarkerBeside() throws {
+        try FileManager.default.createDirectory(at: dir.appendingPathComponent("out"), withIntermediateDirectories: true)
+        try Data("mine".utf8).write(to: dir.appendingPathComponent("out/notes.bin"))
+        XCTAssertEqual(try issues(to: "out/notes.bin"), ["stages.save.to: cannot publish to 'out/notes.bin' (relative to pipelines/): a file is there "
+                                                          + "that qlora-run did not publish (no .notes.bin.qlora-published beside it). Remove it or choose another path"])
+        try FileManager.default.createDirectory(at: dir.appendingPathComponent("out/folder.bin"), withIntermediateDirectories: true)
+        XCTAssertEqual(try issues(to: "out/folder.bin"), ["stages.save.to: cannot publish to 'out/folder.bin' (relative to pipelines/): a directory is there, "
+                                                           + "and this destination names a file. Remove the directory or choose another path"])
+        let lines = LineSink()
+        let file = dir.appendingPathComponent("out/adapter.bin")
+        _ = try runner(chain(to: "out/adapter.bin"), lines: lines).run()
+        XCTAssertEqual(try String(contentsOf: file, encoding: .utf8), "hidata-v1\n!+lora")
+        let marker = try XCTUnwrap(try AtomicFile.readJSON(dir.appendingPathComponent("out/.adapter.bin.qlora-published")))
+        XCTAssertEqual(marker["stage"]?.stringValue, "save")
+        XCTAssertEqual(lines.all.filter { $0.contains("published") }.count, 1, "\(lines.all)")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("out").path).sorted(),
+                       [".adapter.bin.qlora-published", "adapter.bin", "folder.bin", "notes.bin"], "no temp file left")
+        // Same bytes: nothing copied. Another result: its own file replaced.
+        let again = LineSink()
+        _ = try runner(chain(to: "out/adapter.bin"), lines: again).run()
+        XCTAssertEqual(again.all.filter { $0.contains("published") }, [])
+        let changed = chain(to: "out/adapter.bin").replacingOccurrences(of: #""text": "hi""#, with: #""text": "ho""#)
+        _ = try runner(changed).run()
+        XCTAssertEqual(try String(contentsOf: file, encoding: .utf8), "hodata-v1\n!+lora")
+        XCTAssertEqual(try String(contentsOf: dir.appendingPathComponent("out/notes.bin"), encoding: .utf8), "mine")
+    }
+
     func testKilledPublishIsRepairedOnTheNextRun() throws {
         _ = try runner().run()
         let outDir = dir.appendingPathComponent("out")

@@ -10,7 +10,8 @@ import Glibc
 ///   bytes of the optional `data` input file; `comment` is ignored (same output for any comment).
 /// - `concat` (outputs quantized): upstream `out.txt` + `suffix`.
 /// - `adapt` (outputs adapted): upstream `out.txt` + "+lora".
-/// - `save` (outputs adapter): copies upstream `out.txt`; publishes to `to` (x-output-path).
+/// - `save` (outputs adapter): copies upstream `out.txt`; publishes to `to` (x-output-path; a path
+///   ending in `.bin` is a file destination).
 /// - `hang`: like `concat`, but when QLORA_TEST_HANG names a directory it writes `started`
 ///   there and waits forever (until SIGKILL) — used by the subprocess tests.
 enum TestStages {
@@ -36,7 +37,7 @@ enum TestStages {
                          "data": {"type": "string", "x-input-path": "file"}}},
         "save": {"type": "object", "x-output": "adapter", "x-implementation-version": 1,
           "properties": {"kind": {"const": "save"}, "model": {"type": "string", "x-stage-ref": ["adapted", "trained"]},
-                         "to": {"type": "string", "x-output-path": true}}},
+                         "to": {"type": "string", "x-output-path": true, "x-output-file-suffix": ".bin"}}},
         "hang": {"type": "object", "x-output": "quantized", "x-implementation-version": 1,
           "properties": {"kind": {"const": "hang"}, "model": {"type": "string", "x-stage-ref": ["checkpoint", "quantized"]}}}
       }
