@@ -12,6 +12,10 @@ public enum GGUFCheckpoint {
         /// Tensor type -> count, as stored in the file.
         public var types: [String: Int]
         public var architecture: String
+        /// The file's `tokenizer.ggml.pre` (llama.cpp's pre-tokenizer name), kept for a re-export:
+        /// the tokenizer.json built from the file splits as transformers' GGUF loader does, which for
+        /// names like `smollm` is not the split llama.cpp uses.
+        public var tokenizerPre: String? = nil
     }
 
     @discardableResult
@@ -74,6 +78,6 @@ public enum GGUFCheckpoint {
         try config.write(to: directory.appendingPathComponent("config.json"))
         try w.write(to: directory.appendingPathComponent(ShardedCheckpoint.singleFileName))
         try GGUFTokenizer.writeHuggingFaceFiles(from: file, config: config, to: directory)
-        return Summary(config: config, types: types, architecture: arch)
+        return Summary(config: config, types: types, architecture: arch, tokenizerPre: file.metadata["tokenizer.ggml.pre"]?.string)
     }
 }

@@ -20,7 +20,12 @@ public enum GGUFExport {
     public struct Options: Sendable {
         public var type: GGMLType = .f16
         public var name = "model"
-        public init(type: GGMLType = .f16, name: String = "model") { self.type = type; self.name = name }
+        /// `tokenizer.ggml.pre` to write instead of the name matched from tokenizer.json (the value of
+        /// the GGUF the model was loaded from).
+        public var tokenizerPre: String? = nil
+        public init(type: GGMLType = .f16, name: String = "model", tokenizerPre: String? = nil) {
+            self.type = type; self.name = name; self.tokenizerPre = tokenizerPre
+        }
     }
 
     /// The architecture, or an error naming what cannot be written.
@@ -71,7 +76,8 @@ public enum GGUFExport {
             w.set("\(arch).rope.scaling.factor", float32: s.factor)
         }
         w.set("\(arch).vocab_size", uint32: c.vocabSize)
-        var warnings = try GGUFTokenizer.addMetadata(fromDirectory: tokenizerDirectory, config: c, vocabSize: c.vocabSize, to: &w)
+        var warnings = try GGUFTokenizer.addMetadata(fromDirectory: tokenizerDirectory, config: c, vocabSize: c.vocabSize, to: &w,
+                                                     pre: options.tokenizerPre)
 
         var fellBack: [String] = []
         func matrix(_ name: String, _ values: [Float], _ shape: [Int]) {

@@ -99,7 +99,8 @@ public enum GGUFTokenizer {
     /// convert_hf_to_gguf.py does for a byte-level BPE vocabulary: `vocabSize` tokens (ids the
     /// tokenizer leaves unused are `[PAD<id>]`, user-defined), token types, merges "a b",
     /// the pre-tokenizer name, special-token ids and `add_bos_token`. Returns warnings.
-    public static func addMetadata(fromDirectory directory: URL, config: ModelConfig, vocabSize: Int, to w: inout GGUFWriter) throws -> [String] {
+    public static func addMetadata(fromDirectory directory: URL, config: ModelConfig, vocabSize: Int, to w: inout GGUFWriter,
+                                   pre recorded: String? = nil) throws -> [String] {
         let file = directory.appendingPathComponent("tokenizer.json")
         guard let data = FileManager.default.contents(atPath: file.path),
               let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
@@ -130,7 +131,7 @@ public enum GGUFTokenizer {
             if let pair = merge as? [String], pair.count == 2 { return pair[0] + " " + pair[1] }
             return nil
         }
-        let preName = preTokenizerName(pre)
+        let preName = recorded ?? preTokenizerName(pre)
         if preName == "default" && !merges.isEmpty { warnings.append("tokenizer: pre-tokenizer not recognised; written as tokenizer.ggml.pre = default (llama.cpp then splits like GPT-2)") }
         w.set("tokenizer.ggml.model", string: "gpt2")
         w.set("tokenizer.ggml.pre", string: preName)

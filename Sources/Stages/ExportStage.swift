@@ -39,8 +39,10 @@ struct ExportStage: StageRunner {
             context.log("note: the checkpoint holds 4-bit weights; they are dequantized before export")
         }
         let name = ArtifactFiles.baseModelName(source)
+        let pre = ArtifactFiles.sourceValue(source, ArtifactFiles.ggufTokenizerPre)
+        if let pre { context.log("tokenizer.ggml.pre '\(pre)' kept from the GGUF the model was loaded from") }
         let (writer, warnings) = try GGUFExport.model(model, tokenizerDirectory: source,
-                                                     options: .init(type: type, name: name.isEmpty ? context.stageName : name))
+                                                     options: .init(type: type, name: name.isEmpty ? context.stageName : name, tokenizerPre: pre))
         for w in warnings { context.log("warning: " + w) }
         let file = out.appendingPathComponent("model.gguf")
         try writer.write(to: file)

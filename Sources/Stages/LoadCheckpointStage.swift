@@ -100,8 +100,9 @@ struct LoadCheckpointStage: StageRunner {
         guard tokenizer.vocabularySize <= model.config.vocabSize else {
             throw StageError.invalidCheckpoint(directory: source.path, reason: "its vocabulary has \(tokenizer.vocabularySize) tokens but the embedding \(model.config.vocabSize) rows")
         }
-        try ArtifactFiles.writeJSON(.object(["name_or_path": .string(context.fields["path"]?.stringValue ?? source.path)]),
-                                    to: out.appendingPathComponent(ArtifactFiles.sourceFile))
+        var origin: [String: JSONValue] = ["name_or_path": .string(context.fields["path"]?.stringValue ?? source.path)]
+        if let pre = summary.tokenizerPre { origin[ArtifactFiles.ggufTokenizerPre] = .string(pre) }
+        try ArtifactFiles.writeJSON(.object(origin), to: out.appendingPathComponent(ArtifactFiles.sourceFile))
         let types = summary.types.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
         let c = model.config
         context.log("loaded \(source.lastPathComponent) (GGUF, \(summary.architecture); tensors \(types), dequantized to fp32): \(c.layers) layers, hidden \(c.hiddenSize), vocab \(c.vocabSize)")

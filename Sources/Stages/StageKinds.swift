@@ -30,6 +30,15 @@ enum ArtifactFiles {
 
     /// `{"name_or_path": ...}`: where the base model came from, for the adapter's base_model_name_or_path.
     static let sourceFile = "qlora_source.json"
+    /// Its key for the `tokenizer.ggml.pre` of a GGUF the model was loaded from (export writes it back).
+    static let ggufTokenizerPre = "gguf_tokenizer_pre"
+
+    /// A string member of the source file, or nil.
+    static func sourceValue(_ directory: URL, _ key: String) -> String? {
+        guard let data = FileManager.default.contents(atPath: directory.appendingPathComponent(sourceFile).path),
+              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return nil }
+        return object[key] as? String
+    }
 
     /// The base model's name or path recorded by load_checkpoint, or "" for an `init:` model.
     static func baseModelName(_ directory: URL) -> String {

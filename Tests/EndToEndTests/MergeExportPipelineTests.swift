@@ -155,6 +155,12 @@ final class MergeExportPipelineTests: XCTestCase {
 
         // GGUF as input: load the exports back and export them again: identical tensors (f32 exactly;
         // q8_0 because decoding then re-encoding a q8_0 block is a fixed point).
+        // The q8 file again with llama.cpp's `smollm` pre-tokenizer name: kept through load -> export.
+        var renamed = GGUFWriter()
+        for (key, value) in q8.metadata.sorted(by: { $0.key < $1.key }) where !key.hasPrefix("GGUF.") { renamed.set(key, value) }
+        renamed.set("tokenizer.ggml.pre", string: "smollm")
+        for t in q8.tensors { renamed.add(t.name, dimensions: t.dimensions, type: t.type, bytes: try q8.rawBytes(t.name)) }
+        try renamed.write(to: out.appendingPathComponent("smol-pre.gguf"))
         let reload = project.appendingPathComponent("pipelines/reload.yaml")
         try """
         version: 1
@@ -165,6 +171,8 @@ final class MergeExportPipelineTests: XCTestCase {
           from_q8: {kind: load_checkpoint, path: ../out/toy-serve/toy-q8_0.gguf}
           again_f32: {kind: export, model: from_f32, type: f32, to: ../out/again-f32}
           again_q8: {kind: export, model: from_q8, type: q8_0, to: ../out/again-q8.gguf}
+          from_smol: {kind: load_checkpoint, path: ../out/smol-pre.gguf}
+          again_smol: {kind: export, model: from_smol, type: f16, to: ../out/again-smol.gguf}
           evaluate_gguf: {kind: evaluate, model: from_f32, data: ../toydata/eval.jsonl, compare_base: false}
         """.write(to: reload, atomically: true, encoding: .utf8)
         let second = try CLI.run(["run", "pipelines/reload.yaml"], in: project)
@@ -177,6 +185,10 @@ final class MergeExportPipelineTests: XCTestCase {
             XCTAssertEqual(a.metadata["tokenizer.ggml.tokens"], b.metadata["tokenizer.ggml.tokens"])
             XCTAssertEqual(a.metadata["tokenizer.chat_template"], b.metadata["tokenizer.chat_template"])
         }
+        XCTAssertTrue(second.stdout.contains("  again_smol: tokenizer.ggml.pre 'smollm' kept from the GGUF the model was loaded from\n"), second.stdout)
+        XCTAssertEqual(try GGUFFile(url: out.appendingPathComponent("again-smol.gguf")).metadata["tokenizer.ggml.pre"]?.string, "smollm")
+        XCTAssertEqual(try GGUFFile(url: out.appendingPathComponent("again-q8.gguf")).metadata["tokenizer.ggml.pre"]?.string,
+                       q8.metadata["tokenizer.ggml.pre"]?.string)
         // ffn_down's rows (176) are not a multiple of q8_0's 32-value block: written as F16, as llama.cpp's converter does.
         XCTAssertEqual(q8.info("blk.0.ffn_down.weight")?.type, .f16)
     }
