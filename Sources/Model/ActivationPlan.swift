@@ -106,7 +106,9 @@ final class ActivationPlan {
     let finalRstd: FloatBuffer    // (N)
     let scratch: FloatBuffer      // (N, C)  o_proj / down_proj output before the residual add
     lazy var scratchOutput = FloatBuffer(B * T * dims.C)  // (N, C) discarded layer output of a recompute
-    var positions: [Int32]        // (B, T)
+    var positions: [Int32]        // (B, T)  rotary positions (restarting per segment when packed)
+    /// Per row, the packed segments of this call (PackedSequences.swift), nil for plain rows.
+    var segments: [[Range<Int>]]? = nil
     lazy var gradients = GradientBuffers(B: B, T: T, C: dims.C, NH: dims.NH, KVH: dims.KVH, HS: dims.HS, I: dims.I, headNorm: headNorm)
     let headNorm: Bool
     let dims: (C: Int, NH: Int, KVH: Int, HS: Int, I: Int)

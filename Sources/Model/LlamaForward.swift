@@ -54,8 +54,11 @@ extension LlamaModel {
 
     /// Runs embedding → decoder layers → final norm, keeping every activation in the plan.
     /// attentionMask (B, T) of 1/0 or nil.
-    func forwardTrunk(tokens: [Int32], B: Int, T: Int, attentionMask: [Float]?, forTraining: Bool) -> ActivationPlan {
+    func forwardTrunk(tokens: [Int32], B: Int, T: Int, attentionMask: [Float]?, forTraining: Bool,
+                      segments: [[Range<Int>]]? = nil) -> ActivationPlan {
         let p = activationPlan(B: B, T: T, forTraining: forTraining)
+        p.segments = segments
+        setPositions(p)
         let c = config
         let N = B * T, C = c.hiddenSize
         let eps = Float(c.rmsNormEps)
@@ -112,10 +115,7 @@ extension LlamaModel {
             layer.v.forward(input: a.norm1.p, output: a.v.p, rows: N)
             Rotary.forward(a.q.p, positions: pos.baseAddress!, table: table, B: B, T: T, H: NH, HS: HS, layout: rotLayout)
             Rotary.forward(a.k.p, positions: pos.baseAddress!, table: table, B: B, T: T, H: KVH, HS: HS, layout: rotLayout)
-            attentionMask.withOptionalPointer { mask in
-                Attention.forward(output: a.attention.p, probs: nil, q: a.q.p, k: a.k.p, v: a.v.p,
-                                  keyMask: mask, B: B, T: T, NH: NH, KVH: KVH, HS: HS)
-            }
+            attentionMask.withOptionalPointer { mask in attentionForward(a, plan: p, mask: mask) }
             layer.o.forward(input: a.attention.p, output: p.scratch.p, rows: N)
             add(output: a.middle.p, a.input.p, p.scratch.p, count: N * C)
             // MLP block.
@@ -161,14 +161,16 @@ extension LlamaModel {
     /// d(sum · gradScale)/d(A, B) into every adapter. Base weights and the embedding are frozen.
     /// The head only runs on the rows that have a loss, in chunks (never all B·T·V logits).
     /// `attentionMask` (B, T) of 1/0 is only needed for left padding (right padding cannot
-    /// influence real positions under the causal mask).
+    /// influence real positions under the causal mask). `segments`: packed rows (PackedSequences.swift),
+    /// covering each row; a segment's first token must have weight 0 (it is no prediction of the one before).
     public func lossAndGradients(tokens: [Int32], batch B: Int, length T: Int, lossWeights: [Float], gradScale: Float,
-                                 attentionMask: [Float]? = nil) -> Double {
+                                 attentionMask: [Float]? = nil, segments: [[Range<Int>]]? = nil) -> Double {
         guard B > 0, T > 0, tokens.count == B * T, lossWeights.count == B * T,
-              attentionMask.map({ $0.count == B * T }) ?? true else { return .nan }
+              attentionMask.map({ $0.count == B * T }) ?? true,
+              segments.map({ Self.segmentsCover($0, B: B, T: T) && attentionMask == nil }) ?? true else { return .nan }
         let c = config
         let N = B * T, C = c.hiddenSize, V = c.vocabSize, NH = c.heads, KVH = c.kvHeads, HS = c.headDim, I = c.intermediateSize
-        let p = forwardTrunk(tokens: tokens, B: B, T: T, attentionMask: attentionMask, forTraining: true)
+        let p = forwardTrunk(tokens: tokens, B: B, T: T, attentionMask: attentionMask, forTraining: true, segments: segments)
         let g = p.gradients
 
         let rows = Self.lossRows(B: B, T: T, lossWeights: lossWeights)
@@ -235,10 +237,7 @@ extension LlamaModel {
                 g.attention.zero()
                 layer.o.backward(input: a.attention.p, gradOutput: g.residual.p, gradInput: g.attention.p, rows: N)
                 g.q.zero(); g.k.zero(); g.v.zero()
-                attentionMask.withOptionalPointer { mask in
-                    Attention.backward(gradQ: g.q.p, gradK: g.k.p, gradV: g.v.p, gradOutput: g.attention.p, probs: nil,
-                                       q: a.q.p, k: a.k.p, v: a.v.p, keyMask: mask, B: B, T: T, NH: NH, KVH: KVH, HS: HS)
-                }
+                attentionMask.withOptionalPointer { mask in attentionBackward(a, g, plan: p, mask: mask) }
                 Rotary.backward(g.q.p, positions: pos.baseAddress!, table: table, B: B, T: T, H: NH, HS: HS, layout: rotLayout)
                 Rotary.backward(g.k.p, positions: pos.baseAddress!, table: table, B: B, T: T, H: KVH, HS: HS, layout: rotLayout)
                 // Qwen3: back through the per-head q/k norms (weights frozen: input gradients only).

@@ -17,6 +17,8 @@ public struct TrainingOptions: Equatable, Sendable {
     public var logEvery = 10
     public var shuffle = true
     public var seed: UInt64 = 0
+    /// Pack each step's examples into rows of up to `packRowLength` tokens (Packing.swift); 0 = off.
+    public var packRowLength = 0
     public init() {}
 }
 
@@ -216,7 +218,9 @@ public final class Trainer {
                 if collective.isDistributed { _ = try collective.any(false) }
                 throw TrainingError.interrupted(step: step)
             }
-            let micro = epochSteps[stepInEpoch].map { dataset.batch($0) }
+            let micro = options.packRowLength > 0
+                ? dataset.packedBatches(epochSteps[stepInEpoch].flatMap { $0 }, rowLength: options.packRowLength, rowsPerBatch: options.batchSize)
+                : epochSteps[stepInEpoch].map { dataset.batch($0) }
             for ad in adapters { ad.zeroGradients() }
             let supervised = micro.reduce(0) { $0 + $1.supervisedTokens }
             var lossSum = 0.0, tokens = 0
@@ -225,7 +229,8 @@ public final class Trainer {
                 for (k, b) in micro.enumerated() where k % collective.size == collective.rank {
                     let context = LoRADropoutContext(seed: options.seed, step: step + 1, micro: k)
                     for ad in adapters { ad.dropoutContext = context }
-                    lossSum += model.lossAndGradients(tokens: b.tokens, batch: b.batch, length: b.length, lossWeights: b.lossWeights, gradScale: scale)
+                    lossSum += model.lossAndGradients(tokens: b.tokens, batch: b.batch, length: b.length, lossWeights: b.lossWeights, gradScale: scale,
+                                                      segments: b.segments)
                 }
                 for ad in adapters { ad.dropoutContext = nil }
                 if collective.isDistributed {

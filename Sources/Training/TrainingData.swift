@@ -35,6 +35,8 @@ public struct Batch: Equatable, Sendable {
     public var lossWeights: [Float] // (B, T), 0 on padding
     public var batch: Int
     public var length: Int
+    /// Packed rows: each row's examples (and trailing padding) as token ranges (Packing.swift); nil = one example per row.
+    public var segments: [[Range<Int>]]? = nil
     public var supervisedTokens: Int { var n = 0; for b in 0..<batch { for t in 1..<max(1, length) where lossWeights[b * length + t] > 0 { n += 1 } }; return n }
 }
 
