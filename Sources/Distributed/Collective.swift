@@ -34,6 +34,9 @@ extension Collective {
         return v[0] > 0
     }
 
+    /// Returns when every rank has called it.
+    public func barrier() throws { _ = try any(false) }
+
     /// True when every rank passed the same value (compared as two exact 32-bit halves in doubles).
     public func allEqual(_ value: UInt64) throws -> Bool {
         guard isDistributed else { return true }

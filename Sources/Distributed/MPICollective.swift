@@ -15,8 +15,6 @@ import Glibc
 public final class MPICollective: Collective, @unchecked Sendable {  // used from the training thread only
     public let rank: Int
     public let size: Int
-    /// The library file that was loaded, for the log line.
-    public let libraryName: String
 
     private typealias InitThread = @convention(c) (UnsafeMutablePointer<Int32>?, UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>?, Int32, UnsafeMutablePointer<Int32>) -> Int32
     private typealias Flag = @convention(c) (UnsafeMutablePointer<Int32>) -> Int32
@@ -71,7 +69,6 @@ public final class MPICollective: Collective, @unchecked Sendable {  // used fro
         bcast = try symbol("MPI_Bcast", Bcast.self)
         finalize = try symbol("MPI_Finalize", Finalize.self)
         abort = try symbol("MPI_Abort", Abort.self)
-        libraryName = loaded
         let initialized = try symbol("MPI_Initialized", Flag.self)
         var flag: Int32 = 0
         _ = initialized(&flag)

@@ -151,21 +151,11 @@ public enum GGUFTokenizer {
         if let u = id("unk_token") { w.set("tokenizer.ggml.unknown_token_id", uint32: u) }
         if let p = config.padTokenId ?? id("pad_token") { w.set("tokenizer.ggml.padding_token_id", uint32: p) }
         w.set("tokenizer.ggml.add_bos_token", .bool(tokenizerConfig["add_bos_token"] as? Bool ?? false))
-        if let template = chatTemplate(directory: directory, tokenizerConfig: tokenizerConfig) {
-            w.set("tokenizer.chat_template", string: template)
+        // The checkpoint's own template, found as training finds it (chat_template.jinja, else tokenizer_config's).
+        if let template = ChatFormat.checkpointTemplate(directory: directory, configTemplate: Tokenizer.chatTemplate(in: tokenizerConfig)) {
+            w.set("tokenizer.chat_template", string: template.source)
         }
         return warnings
-    }
-
-    /// `chat_template.jinja`, else tokenizer_config's `chat_template` (a string, or the named list's `default`).
-    static func chatTemplate(directory: URL, tokenizerConfig: [String: Any]) -> String? {
-        if let data = FileManager.default.contents(atPath: directory.appendingPathComponent("chat_template.jinja").path),
-           let text = String(data: data, encoding: .utf8) { return text }
-        if let text = tokenizerConfig["chat_template"] as? String { return text }
-        if let list = tokenizerConfig["chat_template"] as? [[String: Any]] {
-            return (list.first { $0["name"] as? String == "default" } ?? list.first)?["template"] as? String
-        }
-        return nil
     }
 
     static func containsByteLevel(_ pre: [String: Any]) -> Bool {

@@ -35,40 +35,31 @@ extension LlamaModel {
         }
     }
 
-    /// Attention forward of one layer: whole rows, or segment by segment.
+    /// The attention calls of one layer: the whole batch, or one per segment, each as
+    /// (first token of the span in the (B·T) rows, rows B, length T).
+    func attentionSpans(_ p: ActivationPlan) -> [(first: Int, B: Int, T: Int)] {
+        guard let segments = p.segments else { return [(0, p.B, p.T)] }
+        return segments.enumerated().flatMap { b, row in row.map { (b * p.T + $0.lowerBound, 1, $0.count) } }
+    }
+
+    /// Attention forward of one layer, span by span (`mask` only with whole rows: segments take none).
     func attentionForward(_ a: LayerActivations, plan p: ActivationPlan, mask: UnsafePointer<Float>?) {
-        let c = config, NH = c.heads, KVH = c.kvHeads, HS = c.headDim, T = p.T
-        guard let segments = p.segments else {
-            Attention.forward(output: a.attention.p, probs: nil, q: a.q.p, k: a.k.p, v: a.v.p,
-                              keyMask: mask, B: p.B, T: T, NH: NH, KVH: KVH, HS: HS)
-            return
-        }
-        let qs = NH * HS, kvs = KVH * HS
-        for (b, row) in segments.enumerated() {
-            for r in row {
-                let n = b * T + r.lowerBound   // the segment's first token
-                Attention.forward(output: a.attention.p + n * qs, probs: nil, q: a.q.p + n * qs, k: a.k.p + n * kvs, v: a.v.p + n * kvs,
-                                  keyMask: nil, B: 1, T: r.count, NH: NH, KVH: KVH, HS: HS)
-            }
+        let c = config, NH = c.heads, KVH = c.kvHeads, HS = c.headDim, qs = NH * HS, kvs = KVH * HS
+        for s in attentionSpans(p) {
+            let n = s.first
+            Attention.forward(output: a.attention.p + n * qs, probs: nil, q: a.q.p + n * qs, k: a.k.p + n * kvs, v: a.v.p + n * kvs,
+                              keyMask: mask, B: s.B, T: s.T, NH: NH, KVH: KVH, HS: HS)
         }
     }
 
-    /// Attention backward of one layer (accumulates into g.q, g.k, g.v), matching `attentionForward`.
+    /// Attention backward of one layer (accumulates into g.q, g.k, g.v), over the same spans.
     func attentionBackward(_ a: LayerActivations, _ g: GradientBuffers, plan p: ActivationPlan, mask: UnsafePointer<Float>?) {
-        let c = config, NH = c.heads, KVH = c.kvHeads, HS = c.headDim, T = p.T
-        guard let segments = p.segments else {
-            Attention.backward(gradQ: g.q.p, gradK: g.k.p, gradV: g.v.p, gradOutput: g.attention.p, probs: nil,
-                               q: a.q.p, k: a.k.p, v: a.v.p, keyMask: mask, B: p.B, T: T, NH: NH, KVH: KVH, HS: HS)
-            return
-        }
-        let qs = NH * HS, kvs = KVH * HS
-        for (b, row) in segments.enumerated() {
-            for r in row {
-                let n = b * T + r.lowerBound
-                Attention.backward(gradQ: g.q.p + n * qs, gradK: g.k.p + n * kvs, gradV: g.v.p + n * kvs, gradOutput: g.attention.p + n * qs,
-                                   probs: nil, q: a.q.p + n * qs, k: a.k.p + n * kvs, v: a.v.p + n * kvs,
-                                   keyMask: nil, B: 1, T: r.count, NH: NH, KVH: KVH, HS: HS)
-            }
+        let c = config, NH = c.heads, KVH = c.kvHeads, HS = c.headDim, qs = NH * HS, kvs = KVH * HS
+        for s in attentionSpans(p) {
+            let n = s.first
+            Attention.backward(gradQ: g.q.p + n * qs, gradK: g.k.p + n * kvs, gradV: g.v.p + n * kvs, gradOutput: g.attention.p + n * qs,
+                               probs: nil, q: a.q.p + n * qs, k: a.k.p + n * kvs, v: a.v.p + n * kvs,
+                               keyMask: mask, B: s.B, T: s.T, NH: NH, KVH: KVH, HS: HS)
         }
     }
 }

@@ -59,17 +59,7 @@ extension Publisher {
 extension PublishSafety {
     /// The refusal for an occupied file destination, nil when publishing there is safe.
     static func fileOccupantProblem(_ url: URL) -> String? {
-        var ancestor = url.standardizedFileURL.deletingLastPathComponent()
-        while ancestor.path != "/" {
-            var isDirectory: ObjCBool = false
-            if FileManager.default.fileExists(atPath: ancestor.path, isDirectory: &isDirectory) {
-                if !isDirectory.boolValue {
-                    return "\(Publisher.shown(ancestor)) is a file, so no directory can be created below it. Remove the file or choose another path"
-                }
-                break
-            }
-            ancestor.deleteLastPathComponent()
-        }
+        if let problem = ancestorProblem(url) { return problem }
         let marker = Publisher.fileMarker(url)
         switch occupant(url) {
         case .nothing: return nil

@@ -62,6 +62,19 @@ public enum PublishSafety {
 
     /// The refusal for an occupied destination, nil when publishing there is safe.
     static func occupantProblem(_ url: URL) -> String? {
+        if let problem = ancestorProblem(url) { return problem }
+        switch occupant(url) {
+        case .nothing, .emptyDirectory, .published: return nil
+        case .symlink: return "a symbolic link is there; qlora-run publishes only into a path it owns. Remove the link or choose another path"
+        case .file: return "a file is there, which publishing would replace by a directory. Remove the file or choose another path"
+        case .foreignDirectory(let n):
+            return "a directory with \(n) entr\(n == 1 ? "y" : "ies") is there that qlora-run did not publish (no \(markerName) marker). " +
+                "Remove it or choose another path"
+        }
+    }
+
+    /// The refusal when the nearest existing ancestor of `url` is a file (no directory can be made there).
+    static func ancestorProblem(_ url: URL) -> String? {
         var ancestor = url.standardizedFileURL.deletingLastPathComponent()
         while ancestor.path != "/" {
             var isDirectory: ObjCBool = false
@@ -73,14 +86,7 @@ public enum PublishSafety {
             }
             ancestor.deleteLastPathComponent()
         }
-        switch occupant(url) {
-        case .nothing, .emptyDirectory, .published: return nil
-        case .symlink: return "a symbolic link is there; qlora-run publishes only into a path it owns. Remove the link or choose another path"
-        case .file: return "a file is there, which publishing would replace by a directory. Remove the file or choose another path"
-        case .foreignDirectory(let n):
-            return "a directory with \(n) entr\(n == 1 ? "y" : "ies") is there that qlora-run did not publish (no \(markerName) marker). " +
-                "Remove it or choose another path"
-        }
+        return nil
     }
 
     /// Every reason the pipeline's destinations are unsafe, as issues at the `to:` fields.
@@ -119,10 +125,9 @@ public enum PublishSafety {
                 problem = "\(shown) overlaps the destination of stages.\(other.stage).\(other.field) ('\(other.text)'); give each its own path"
             } else {
                 let url = URL(fileURLWithPath: output.text, relativeTo: pipelineDirectory).standardizedFileURL
-                if output.file, let occupied = fileOccupantProblem(url) {
-                    problem = "cannot publish to \(shown): " + occupied
-                } else if !output.file, let occupied = occupantProblem(url),
-                          !holdsLastPublish(url, pipeline: pipelineName, stage: output.stage, cache: cacheDirectory) {
+                let occupied = output.file ? fileOccupantProblem(url)
+                    : occupantProblem(url).flatMap { holdsLastPublish(url, pipeline: pipelineName, stage: output.stage, cache: cacheDirectory) ? nil : $0 }
+                if let occupied {
                     problem = "cannot publish to \(shown): " + occupied
                 } else if let published = publishedAncestor(of: url) {
                     // e.g. a sweep point's out/adapter/<point> inside an earlier plain run's out/adapter:

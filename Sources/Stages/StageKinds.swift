@@ -41,11 +41,7 @@ enum ArtifactFiles {
     }
 
     /// The base model's name or path recorded by load_checkpoint, or "" for an `init:` model.
-    static func baseModelName(_ directory: URL) -> String {
-        guard let data = FileManager.default.contents(atPath: directory.appendingPathComponent(sourceFile).path),
-              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return "" }
-        return object["name_or_path"] as? String ?? ""
-    }
+    static func baseModelName(_ directory: URL) -> String { sourceValue(directory, "name_or_path") ?? "" }
 
     /// Hard-links `from/name` to `to/name` (cache objects are read-only and immutable), copying when
     /// linking fails (another filesystem).

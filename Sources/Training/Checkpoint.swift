@@ -37,7 +37,6 @@ struct CheckpointStore {
     }
 
     let directory: URL
-    private(set) var lastStep: Int? = nil
 
     init(directory: URL) { self.directory = directory }
 
@@ -112,7 +111,7 @@ struct CheckpointStore {
         }
     }
 
-    mutating func write(model: LlamaModel, optimizer: Optimizer, state: State, metrics: [StepMetrics],
+    func write(model: LlamaModel, optimizer: Optimizer, state: State, metrics: [StepMetrics],
                         validations: [ValidationMetrics] = [], best: [AdapterSnapshot]? = nil) throws {
         let fm = FileManager.default
         try fm.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -153,7 +152,6 @@ struct CheckpointStore {
             let steps = items.compactMap { $0.hasPrefix("checkpoint-") ? Int($0.dropFirst("checkpoint-".count)) : nil }.sorted()
             for old in steps.dropLast(Self.kept) { try? fm.removeItem(at: directory.appendingPathComponent("checkpoint-\(old)")) }
         }
-        lastStep = state.step
     }
 }
 

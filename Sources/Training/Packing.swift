@@ -11,6 +11,12 @@ extension TrainingDataset {
     /// (else it opens the next row: next fit keeps the order, so the layout is a pure function of the
     /// step); rows grouped into micro-batches of up to `rowsPerBatch`, each padded to its longest row.
     public func packedBatches(_ indices: [Int], rowLength: Int, rowsPerBatch: Int) -> [Batch] {
+        let rows = packedRows(indices, rowLength: rowLength), per = max(1, rowsPerBatch)
+        return stride(from: 0, to: rows.count, by: per).map { packedBatch(Array(rows[$0..<min(rows.count, $0 + per)])) }
+    }
+
+    /// The rows of `packedBatches`: example indices per row.
+    func packedRows(_ indices: [Int], rowLength: Int) -> [[Int]] {
         var rows: [[Int]] = [], current: [Int] = [], used = 0
         for i in indices {
             let n = examples[i].ids.count
@@ -18,9 +24,7 @@ extension TrainingDataset {
             current.append(i); used += n
         }
         if !current.isEmpty { rows.append(current) }
-        return stride(from: 0, to: rows.count, by: max(1, rowsPerBatch)).map { start in
-            packedBatch(Array(rows[start..<min(rows.count, start + max(1, rowsPerBatch))]))
-        }
+        return rows
     }
 
     /// One micro-batch of packed rows, (B, T) with T the longest row.
@@ -56,7 +60,9 @@ public enum PackingChoice: String, Sendable {
     public func decide(_ trainer: Trainer, data: TrainingDataset, rowLength: Int) -> (pack: Bool, packed: Int, plain: Int) {
         let steps = trainer.stepsOfEpoch(data, epoch: 0)
         let plain = steps.reduce(0) { $0 + $1.count }
-        let packed = steps.reduce(0) { $0 + data.packedBatches($1.flatMap { $0 }, rowLength: rowLength, rowsPerBatch: trainer.options.batchSize).count }
+        // Counted from the rows alone: no batch is built to decide.
+        let per = max(1, trainer.options.batchSize)
+        let packed = steps.reduce(0) { $0 + (data.packedRows($1.flatMap { $0 }, rowLength: rowLength).count + per - 1) / per }
         switch self {
         case .on: return (true, packed, plain)
         case .off: return (false, packed, plain)

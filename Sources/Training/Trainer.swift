@@ -164,7 +164,7 @@ public final class Trainer {
         let optimizer = options.optimizer.make()
         var metrics: [StepMetrics] = []
         var step = 0, epoch = 0, stepInEpoch = 0
-        var store = CheckpointStore(directory: workDirectory)
+        let store = CheckpointStore(directory: workDirectory)
         var resumed: Int? = nil
         if let v = validation, v.data.examples.isEmpty { throw TrainingError.emptyDataset(file: v.data.source) }
         let vo = validation?.options ?? ValidationOptions()
@@ -215,7 +215,7 @@ public final class Trainer {
             if try collective.any(isInterrupted()) {
                 if checkpointedStep != step { try checkpoint() }
                 // No rank leaves (and a leaving rank aborts the job) before rank 0's checkpoint is written.
-                if collective.isDistributed { _ = try collective.any(false) }
+                try collective.barrier()
                 throw TrainingError.interrupted(step: step)
             }
             let micro = options.packRowLength > 0
