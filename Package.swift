@@ -57,6 +57,6 @@ let package = Package(
         .testTarget(name: "ModelTests", dependencies: ["Model", "Kernels", "TensorIO", "TestSupport"], swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Model", "Quant", "Kernels", "TensorIO", "TestSupport", "Distributed"], swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "StagesTests", dependencies: ["Stages", "PipelineCore", "Training", "TestSupport"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["TestSupport", "TensorIO"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["TestSupport", "TensorIO", "Model"]),
     ]
 )
