@@ -4,8 +4,9 @@ import TensorIO
 /// GGUF as input: a llama/qwen2/qwen3 GGUF file becomes a Hugging Face checkpoint directory
 /// (config.json, fp32 model.safetensors, tokenizer.json, tokenizer_config.json,
 /// generation_config.json), so every later stage reads it like any other checkpoint.
-/// Tensors are dequantized one at a time from the mapping; llama q/k rows are un-permuted back to
-/// rotate-half order, as transformers' GGUF loader does.
+/// Tensors are dequantized one at a time from the mapping while the file is written (peak memory:
+/// the largest tensor, not the model); llama q/k rows are un-permuted back to rotate-half order, as
+/// transformers' GGUF loader does.
 public enum GGUFCheckpoint {
     public struct Summary: Sendable {
         public var config: ModelConfig
@@ -35,16 +36,19 @@ public enum GGUFCheckpoint {
             guard info.shape.reduce(1, *) == shape.reduce(1, *), info.shape.last == shape.last else {
                 throw GGUFError.corrupt(file: path, detail: "tensor '\(gguf)' has shape \(info.shape), the hyper-parameters say \(shape)")
             }
-            var values = try file.floats(gguf)
-            if let i = values.firstIndex(where: { !$0.isFinite }) {
-                throw ModelError.nonFiniteWeight(directory: path, tensor: gguf, index: i, value: values[i])
-            }
-            if let heads = permuteHeads, GGUFLlama.permutesQueryKey(architecture: arch) {
-                values = GGUFLlama.unpermuteRows(values, heads: heads, columns: shape.count == 2 ? shape[1] : 1)
-            }
             consumed.insert(gguf)
             types[info.type.name, default: 0] += 1
-            w.add(hf, floats: values, shape: shape)
+            let columns = shape.count == 2 ? shape[1] : 1
+            let permute = permuteHeads.flatMap { GGUFLlama.permutesQueryKey(architecture: arch) ? $0 : nil }
+            // Dequantized only while the safetensors file is written: one fp32 tensor in memory at a time.
+            w.add(hf, shape: shape) {
+                let values = try file.floats(gguf)
+                if let i = values.firstIndex(where: { !$0.isFinite }) {
+                    throw ModelError.nonFiniteWeight(directory: path, tensor: gguf, index: i, value: values[i])
+                }
+                guard let heads = permute else { return values }
+                return GGUFLlama.unpermuteRows(values, heads: heads, columns: columns)
+            }
         }
 
         let C = config.hiddenSize

@@ -75,7 +75,7 @@ public final class LlamaModel {
     public var linearModules: [LinearModule] { layers.flatMap { $0.linears } + [head] }
 
     /// (out, in) of each projection.
-    static func projectionShape(_ p: Projection, _ c: ModelConfig) -> (out: Int, in: Int) {
+    public static func projectionShape(_ p: Projection, _ c: ModelConfig) -> (out: Int, in: Int) {
         let C = c.hiddenSize, I = c.intermediateSize
         switch p {
         case .q: return (c.heads * c.headDim, C)

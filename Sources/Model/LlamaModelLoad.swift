@@ -74,7 +74,7 @@ extension LlamaModel {
         for (k, group) in shards.enumerated() {
             let name = String(format: "model-%05d-of-%05d.safetensors", k + 1, shards.count)
             var shard = SafeTensorsWriter(metadata: w.metadata)
-            for e in group { shard.add(e.name, dtype: e.dtype, shape: e.shape, bytes: e.bytes); map.append((e.name, name)) }
+            for e in group { shard.add(e); map.append((e.name, name)) }
             try shard.write(to: directory.appendingPathComponent(name))
         }
         var index = "{\n  \"metadata\": {\n    \"total_size\": \(total)\n  },\n  \"weight_map\": {\n"

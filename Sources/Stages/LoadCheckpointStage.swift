@@ -87,7 +87,9 @@ struct LoadCheckpointStage: StageRunner {
     }
 
     /// `path: model.gguf`: the file becomes a Hugging Face checkpoint directory (fp32 weights,
-    /// tokenizer and chat template rebuilt from its metadata), checked by loading it back.
+    /// tokenizer and chat template rebuilt from its metadata). The conversion checked every tensor's
+    /// shape against the hyper-parameters and every value for finiteness as it wrote them, so the
+    /// fp32 model is not loaded back here (that would hold the whole model in memory once more).
     func loadGGUF(_ source: URL, _ context: StageContext) throws -> StageResult {
         let out = context.outputDirectory
         let summary: GGUFCheckpoint.Summary
@@ -95,18 +97,17 @@ struct LoadCheckpointStage: StageRunner {
             let text = (error as? LocalizedError)?.errorDescription ?? "\(error)"
             throw StageError.invalidCheckpoint(directory: source.path, reason: text.hasPrefix(source.path + ": ") ? String(text.dropFirst(source.path.count + 2)) : text)
         }
-        let model = try LlamaModel.load(directory: out)
+        let c = summary.config
         let tokenizer = try Tokenizer(contentsOf: out.appendingPathComponent("tokenizer.json"))
-        guard tokenizer.vocabularySize <= model.config.vocabSize else {
-            throw StageError.invalidCheckpoint(directory: source.path, reason: "its vocabulary has \(tokenizer.vocabularySize) tokens but the embedding \(model.config.vocabSize) rows")
+        guard tokenizer.vocabularySize <= c.vocabSize else {
+            throw StageError.invalidCheckpoint(directory: source.path, reason: "its vocabulary has \(tokenizer.vocabularySize) tokens but the embedding \(c.vocabSize) rows")
         }
         var origin: [String: JSONValue] = ["name_or_path": .string(context.fields["path"]?.stringValue ?? source.path)]
         if let pre = summary.tokenizerPre { origin[ArtifactFiles.ggufTokenizerPre] = .string(pre) }
         try ArtifactFiles.writeJSON(.object(origin), to: out.appendingPathComponent(ArtifactFiles.sourceFile))
         let types = summary.types.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
-        let c = model.config
         context.log("loaded \(source.lastPathComponent) (GGUF, \(summary.architecture); tensors \(types), dequantized to fp32): \(c.layers) layers, hidden \(c.hiddenSize), vocab \(c.vocabSize)")
-        return StageResult(summary: ["parameters": .integer(Int64(Self.parameterCount(model)))])
+        return StageResult(summary: ["parameters": .integer(Int64(Self.linearParameterCount(c)))])
     }
 
     /// Parameters of a Llama-family model of this shape (embeddings, attention, MLP, norms, head).
@@ -139,5 +140,11 @@ struct LoadCheckpointStage: StageRunner {
     /// Linear-layer parameters (the part quantization and adapters act on).
     static func parameterCount(_ model: LlamaModel) -> Int {
         model.linearModules.reduce(0) { $0 + $1.inFeatures * $1.outFeatures }
+    }
+
+    /// The same count from the hyper-parameters alone: every projection of every layer and the head.
+    static func linearParameterCount(_ c: ModelConfig) -> Int {
+        c.layers * Projection.allCases.reduce(0) { $0 + LlamaModel.projectionShape($1, c).out * LlamaModel.projectionShape($1, c).in }
+            + c.vocabSize * c.hiddenSize
     }
 }

@@ -19,23 +19,32 @@ public struct SafeTensorsWriter {
         public let dtype: DType
         public let shape: [Int]
         /// F32 tensors keep the caller's array (copy-on-write: no copy of the weights until written,
-        /// so saving a model does not double its memory); other dtypes hold their bytes.
-        enum Payload { case floats([Float]), bytes([UInt8]) }
+        /// so saving a model does not double its memory); other dtypes hold their bytes. A deferred
+        /// F32 tensor is produced only while it is written, so a converter holds one tensor at a time.
+        enum Payload { case floats([Float]), bytes([UInt8]), deferred(() throws -> [Float]) }
         let payload: Payload
         init(name: String, dtype: DType, shape: [Int], payload: Payload) {
             self.name = name; self.dtype = dtype; self.shape = shape; self.payload = payload
         }
         public var byteCount: Int {
-            switch payload { case .floats(let f): return f.count * 4; case .bytes(let b): return b.count }
+            switch payload {
+            case .floats(let f): return f.count * 4
+            case .bytes(let b): return b.count
+            case .deferred: return shape.reduce(1, *) * dtype.size
+            }
         }
-        /// The little-endian bytes (a copy for F32 tensors).
-        public var bytes: [UInt8] {
-            switch payload { case .floats(let f): return f.withUnsafeBytes { Array($0) }; case .bytes(let b): return b }
-        }
-        func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        /// The little-endian bytes (a copy for F32 tensors; a deferred one is produced now).
+        public func bytes() throws -> [UInt8] { try withBytes { Array($0) } }
+        func withBytes<R>(file: String = "", _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
             switch payload {
             case .floats(let f): return try f.withUnsafeBytes(body)
             case .bytes(let b): return try b.withUnsafeBytes(body)
+            case .deferred(let produce):
+                let f = try produce()
+                guard f.count * 4 == byteCount else {
+                    throw SafeTensorsError.sizeMismatch(file: file, tensor: name, dtype: dtype.rawValue, shape: shape, expected: byteCount, actual: f.count * 4)
+                }
+                return try f.withUnsafeBytes(body)
             }
         }
     }
@@ -53,6 +62,15 @@ public struct SafeTensorsWriter {
     public mutating func add(_ name: String, floats: [Float], shape: [Int]) {
         entries[name] = Entry(name: name, dtype: .f32, shape: shape, payload: .floats(floats))
     }
+
+    /// F32 tensor produced by `produce` while the file is written (after the header, in file order):
+    /// converters add every tensor this way and never hold more than one in memory.
+    public mutating func add(_ name: String, shape: [Int], deferredFloats produce: @escaping () throws -> [Float]) {
+        entries[name] = Entry(name: name, dtype: .f32, shape: shape, payload: .deferred(produce))
+    }
+
+    /// An entry of another writer as it is (a deferred one stays deferred): how shards are split.
+    public mutating func add(_ entry: Entry) { entries[entry.name] = entry }
 
     /// Raw little-endian bytes of any dtype.
     public mutating func add(_ name: String, dtype: DType, shape: [Int], bytes: [UInt8]) {
@@ -140,10 +158,10 @@ public struct SafeTensorsWriter {
     }
 
     /// The whole file in memory.
-    public func serialized() -> [UInt8] {
+    public func serialized() throws -> [UInt8] {
         var out = headerBytes()
         out.reserveCapacity(out.count + entries.values.reduce(0) { $0 + $1.byteCount })
-        for e in orderedEntries { e.withBytes { out += $0 } }
+        for e in orderedEntries { try e.withBytes { out += $0 } }
         return out
     }
 
@@ -173,7 +191,7 @@ public struct SafeTensorsWriter {
                 }
             }
             try headerBytes().withUnsafeBytes { try writeAll($0) }
-            for e in orderedEntries where e.byteCount > 0 { try e.withBytes { try writeAll($0) } }
+            for e in orderedEntries where e.byteCount > 0 { try e.withBytes(file: path) { try writeAll($0) } }
             if fsync(fd) != 0 { throw SafeTensorsError.writeFailed(file: path, reason: "fsync: \(String(cString: strerror(errno)))") }
         }
         if rename(temp, path) != 0 { throw SafeTensorsError.writeFailed(file: path, reason: "rename: \(String(cString: strerror(errno)))") }

@@ -50,4 +50,49 @@ final class RealGGUFModelTests: XCTestCase {
         XCTAssertEqual(answer.status, 0, answer.stderr)
         XCTAssertEqual(answer.stdout, "The capital of France is Paris.\n")
     }
+
+    /// Issue 13 acceptance with a trained adapter (Tests/Fixtures/real_model/smollm2-adapter: rank 4 on q/o,
+    /// one epoch of toydata by qlora-run on the NF4 base): evaluate and `generate --chat` on base + adapter
+    /// equal transformers' GGUF loader + PEFT (generate_smollm2_adapter_golden.py, fp32), and the merged
+    /// checkpoint evaluates like base + adapter.
+    func testTrainedAdapterEvaluatesAndAnswersLikeTransformersAndPEFT() throws {
+        guard let path = ProcessInfo.processInfo.environment["QLORA_SMOLLM2_GGUF"] else {
+            throw XCTSkip("set QLORA_SMOLLM2_GGUF to SmolLM2-135M-Instruct.Q4_1.gguf (bash Tests/Fixtures/real_model/fetch_smollm2_gguf.sh) to run")
+        }
+        struct Golden: Decodable { let eval_loss: Double; let supervised_tokens: Int; let generations: [String: String] }
+        let fixtures = Reference.projectRoot.appendingPathComponent("Tests/Fixtures/real_model")
+        let golden = try JSONDecoder().decode(Golden.self, from: Data(contentsOf: fixtures.appendingPathComponent("smollm2_adapter_golden.json")))
+        let dir = try makeTemporaryDirectory("qlora-gguf-adapter")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try FileManager.default.copyItem(at: Reference.projectRoot.appendingPathComponent("toydata/eval.jsonl"), to: dir.appendingPathComponent("eval.jsonl"))
+        try """
+        version: 1
+        name: smol-adapter
+        stages:
+          base: {kind: load_checkpoint, path: \(path)}
+          adapted: {kind: attach_adapters, model: base, rank: 4, alpha: 8, init: {from: \(fixtures.appendingPathComponent("smollm2-adapter").path)}}
+          evaluate: {kind: evaluate, model: adapted, data: eval.jsonl, compare_base: false, metrics: [loss]}
+          merged: {kind: merge, model: adapted}
+          merged_eval: {kind: evaluate, model: merged, data: eval.jsonl, metrics: [loss]}
+
+        """.write(to: dir.appendingPathComponent("p.yaml"), atomically: true, encoding: .utf8)
+        let run = try CLI.run(["run", "p.yaml"], in: dir)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        func metrics(_ stage: String) throws -> [String: Any] {
+            let file = try CLI.artifact(of: stage, in: run.stdout, directory: dir).appendingPathComponent("metrics.json")
+            let object = try JSONSerialization.jsonObject(with: Data(contentsOf: file)) as? [String: Any]
+            return try XCTUnwrap(object?["adapted"] as? [String: Any] ?? object?["model"] as? [String: Any], "\(String(describing: object))")
+        }
+        let adapted = try metrics("evaluate")
+        XCTAssertEqual(adapted["supervised_tokens"] as? Int, golden.supervised_tokens)
+        // fp32 logits over 49152 classes and 30 layers, means over 170 tokens: float rounding ~1e-6 relative.
+        assertClose(try XCTUnwrap(adapted["loss"] as? Double), golden.eval_loss, rtol: 1e-4, atol: 0, "eval loss vs transformers + PEFT")
+        assertClose(try XCTUnwrap(try metrics("merged_eval")["loss"] as? Double), try XCTUnwrap(adapted["loss"] as? Double), rtol: 1e-5, atol: 0, "merged vs base + adapter")
+
+        for (prompt, expected) in golden.generations.sorted(by: { $0.key < $1.key }) {
+            let answer = try CLI.run(["generate", "p.yaml", "--stage", "adapted", "--prompt", prompt, "--chat", "--max-new-tokens", "16"], in: dir)
+            XCTAssertEqual(answer.status, 0, answer.stderr)
+            XCTAssertEqual(answer.stdout, expected + "\n", prompt)
+        }
+    }
 }

@@ -31,7 +31,7 @@ final class SafeTensorsReferenceTests: XCTestCase {
             let file = try SafeTensorsFile(url: url)
             var writer = SafeTensorsWriter(metadata: file.metadata)
             try writer.add(contentsOf: file)
-            let bytes = writer.serialized()
+            let bytes = try writer.serialized()
             XCTAssertEqual(bytes.count, original.count, relative)
             XCTAssertTrue(bytes == original, "\(relative): re-serialised bytes differ")
         }
