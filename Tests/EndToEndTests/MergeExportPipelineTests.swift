@@ -174,6 +174,7 @@ final class MergeExportPipelineTests: XCTestCase {
           from_smol: {kind: load_checkpoint, path: ../out/smol-pre.gguf}
           again_smol: {kind: export, model: from_smol, type: f16, to: ../out/again-smol.gguf}
           evaluate_gguf: {kind: evaluate, model: from_f32, data: ../toydata/eval.jsonl, compare_base: false}
+          f16_first: {kind: export, model: from_f32, type: f16, to: ../out/first-f16.gguf}
         """.write(to: reload, atomically: true, encoding: .utf8)
         let second = try CLI.run(["run", "pipelines/reload.yaml"], in: project)
         XCTAssertEqual(second.status, 0, second.stderr + second.stdout)
@@ -185,6 +186,21 @@ final class MergeExportPipelineTests: XCTestCase {
             XCTAssertEqual(a.metadata["tokenizer.ggml.tokens"], b.metadata["tokenizer.ggml.tokens"])
             XCTAssertEqual(a.metadata["tokenizer.chat_template"], b.metadata["tokenizer.chat_template"])
         }
+        // f16: f16 -> fp32 -> f16 is exact, so a third pass loads the f16 export and writes it again.
+        try """
+        version: 1
+        name: reload-f16
+        cache: ../.qlora
+        stages:
+          from_f16: {kind: load_checkpoint, path: ../out/first-f16.gguf}
+          again_f16: {kind: export, model: from_f16, type: f16, to: ../out/again-f16.gguf}
+        """.write(to: project.appendingPathComponent("pipelines/reload-f16.yaml"), atomically: true, encoding: .utf8)
+        let third = try CLI.run(["run", "pipelines/reload-f16.yaml"], in: project)
+        XCTAssertEqual(third.status, 0, third.stderr + third.stdout)
+        let f16a = try GGUFFile(url: out.appendingPathComponent("first-f16.gguf")), f16b = try GGUFFile(url: out.appendingPathComponent("again-f16.gguf"))
+        XCTAssertEqual(f16a.tensors.map(\.name), f16b.tensors.map(\.name))
+        XCTAssertEqual(f16a.info("blk.0.attn_q.weight")?.type, .f16)
+        for t in f16a.tensors { XCTAssertEqual(try f16a.rawBytes(t.name), try f16b.rawBytes(t.name), "f16: \(t.name)") }
         XCTAssertTrue(second.stdout.contains("  again_smol: tokenizer.ggml.pre 'smollm' kept from the GGUF the model was loaded from\n"), second.stdout)
         XCTAssertEqual(try GGUFFile(url: out.appendingPathComponent("again-smol.gguf")).metadata["tokenizer.ggml.pre"]?.string, "smollm")
         XCTAssertEqual(try GGUFFile(url: out.appendingPathComponent("again-q8.gguf")).metadata["tokenizer.ggml.pre"]?.string,
