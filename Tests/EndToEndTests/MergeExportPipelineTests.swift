@@ -3,7 +3,7 @@ import XCTest
 import TestSupport
 import TensorIO
 
-/// Issue 14 on pipelines/toy-serve.yaml (2 epochs): merge (original and dequantized), GGUF export of the model and
+/// Issue 14 on pipelines/toy.yaml (2 epochs): merge (original and dequantized), GGUF export of the model and
 /// of the adapter, and GGUF as input (export → load → export). Release only, like the other full runs.
 final class MergeExportPipelineTests: XCTestCase {
     static let extraStages = """
@@ -66,9 +66,9 @@ final class MergeExportPipelineTests: XCTestCase {
         #endif
         let project = try CLI.projectCopy("qlora-e2e-merge")
         defer { try? FileManager.default.removeItem(at: project) }
-        let pipeline = project.appendingPathComponent("pipelines/toy-serve.yaml")
+        let pipeline = project.appendingPathComponent("pipelines/toy.yaml")
         try (String(contentsOf: pipeline, encoding: .utf8) + Self.extraStages).write(to: pipeline, atomically: true, encoding: .utf8)
-        let run = try CLI.run(["run", "pipelines/toy-serve.yaml", "--set", "stages.train.epochs=2", "--set", "stages.train.eval_every=0",
+        let run = try CLI.run(["run", "pipelines/toy.yaml", "--set", "stages.train.epochs=2", "--set", "stages.train.eval_every=0",
                                "--set", "stages.train.keep=last"], in: project)
         XCTAssertEqual(run.status, 0, run.stderr + run.stdout)
         XCTAssertTrue(run.stdout.contains("summary (12 ran, 0 cached, "), run.stdout)
@@ -76,7 +76,7 @@ final class MergeExportPipelineTests: XCTestCase {
         XCTAssertTrue(run.stdout.contains("  merged: merged 14 adapters (rank 8, scale 2) into the original weights, saved as fp32"), run.stdout)
         XCTAssertTrue(run.stdout.contains("  merged_dq: merged 14 adapters (rank 8, scale 2) into the dequantized 4-bit weights (15 layers), saved as fp32"), run.stdout)
         let out = project.appendingPathComponent("out")
-        let merged = out.appendingPathComponent("toy-serve/merged")
+        let merged = out.appendingPathComponent("toy-merged")
         for name in ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "generation_config.json", ".qlora-published"] {
             XCTAssertTrue(FileManager.default.fileExists(atPath: merged.appendingPathComponent(name).path), name)
         }
@@ -85,7 +85,7 @@ final class MergeExportPipelineTests: XCTestCase {
 
         // W' = W + (α/r)·B·A against the original fp32 weights, for every adapted module.
         let base = try SafeTensorsFile(url: CLI.artifact(of: "base", in: run.stdout, directory: project).appendingPathComponent("model.safetensors"))
-        let adapter = try SafeTensorsFile(url: out.appendingPathComponent("toy-serve/adapter/adapter_model.safetensors"))
+        let adapter = try SafeTensorsFile(url: out.appendingPathComponent("toy-adapter/adapter_model.safetensors"))
         let mergedFile = try SafeTensorsFile(url: merged.appendingPathComponent("model.safetensors"))
         XCTAssertEqual(mergedFile.names, base.names)
         var adapted = 0
@@ -119,10 +119,10 @@ final class MergeExportPipelineTests: XCTestCase {
         assertClose(viaMerge, viaAdapter, rtol: 1e-5, atol: 0, "merged-model loss vs base + adapter (fp32, reassociated sums)")
 
         // The GGUF files: model q8_0 (toy.yaml) and f32, and the adapter.
-        let q8 = try GGUFFile(url: out.appendingPathComponent("toy-serve/toy-q8_0.gguf"))
+        let q8 = try GGUFFile(url: out.appendingPathComponent("toy-q8_0.gguf"))
         // `to: FILE.gguf` is that file, its publish marker beside it.
-        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: out.appendingPathComponent("toy-serve").path).sorted(),
-                       [".toy-lora.gguf.qlora-published", ".toy-q8_0.gguf.qlora-published", "adapter", "merged", "toy-lora.gguf", "toy-q8_0.gguf"])
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: out.path).filter { $0.contains("toy") }.sorted(),
+                       [".toy-lora.gguf.qlora-published", ".toy-q8_0.gguf.qlora-published", "toy-adapter", "toy-lora.gguf", "toy-merged", "toy-q8_0.gguf"])
         XCTAssertEqual(q8.metadata["general.architecture"]?.string, "llama")
         XCTAssertEqual(q8.metadata["general.file_type"]?.int, 7)
         XCTAssertEqual(q8.metadata["llama.block_count"]?.int, 2)
@@ -143,7 +143,7 @@ final class MergeExportPipelineTests: XCTestCase {
         for (storedRow, originalRow) in [(0, 0), (1, 8), (2, 1), (3, 9), (17, 24)] {
             XCTAssertEqual(Array(stored[(storedRow * 64)..<(storedRow * 64 + 64)]), Array(q[(originalRow * 64)..<(originalRow * 64 + 64)]), "row \(storedRow)")
         }
-        let lora = try GGUFFile(url: out.appendingPathComponent("toy-serve/toy-lora.gguf"))
+        let lora = try GGUFFile(url: out.appendingPathComponent("toy-lora.gguf"))
         XCTAssertEqual(lora.metadata["general.type"]?.string, "adapter")
         XCTAssertEqual(lora.metadata["adapter.type"]?.string, "lora")
         XCTAssertEqual(lora.metadata["adapter.lora.alpha"]?.double, 16)
@@ -168,7 +168,7 @@ final class MergeExportPipelineTests: XCTestCase {
         cache: ../.qlora
         stages:
           from_f32: {kind: load_checkpoint, path: ../out/gguf-f32/model.gguf}
-          from_q8: {kind: load_checkpoint, path: ../out/toy-serve/toy-q8_0.gguf}
+          from_q8: {kind: load_checkpoint, path: ../out/toy-q8_0.gguf}
           again_f32: {kind: export, model: from_f32, type: f32, to: ../out/again-f32}
           again_q8: {kind: export, model: from_q8, type: q8_0, to: ../out/again-q8.gguf}
           from_smol: {kind: load_checkpoint, path: ../out/smol-pre.gguf}
@@ -179,7 +179,7 @@ final class MergeExportPipelineTests: XCTestCase {
         let second = try CLI.run(["run", "pipelines/reload.yaml"], in: project)
         XCTAssertEqual(second.status, 0, second.stderr + second.stdout)
         XCTAssertTrue(second.stdout.contains("  from_q8: loaded toy-q8_0.gguf (GGUF, llama; tensors 2 F16, 5 F32, 13 Q8_0, dequantized to fp32): 2 layers, hidden 64, vocab 259"), second.stdout)
-        for (first, again) in [("gguf-f32/model.gguf", "again-f32/model.gguf"), ("toy-serve/toy-q8_0.gguf", "again-q8.gguf")] {
+        for (first, again) in [("gguf-f32/model.gguf", "again-f32/model.gguf"), ("toy-q8_0.gguf", "again-q8.gguf")] {
             let a = try GGUFFile(url: out.appendingPathComponent(first)), b = try GGUFFile(url: out.appendingPathComponent(again))
             XCTAssertEqual(a.tensors.map(\.name), b.tensors.map(\.name))
             for t in a.tensors { XCTAssertEqual(try a.rawBytes(t.name), try b.rawBytes(t.name), "\(first): \(t.name)") }

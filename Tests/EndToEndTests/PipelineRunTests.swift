@@ -28,9 +28,9 @@ final class PipelineRunTests: XCTestCase {
         let plan = try qlora(["plan", "pipelines/toy.yaml", "--set", "stages.train.lr=0.001"])
         XCTAssertEqual(plan.status, 0, plan.stderr)
         let lines = plan.stdout.split(separator: "\n").map(String.init)
-        XCTAssertEqual(lines.first, "[1/6] base: cached")
-        XCTAssertEqual(lines[1], "[2/6] quantized: will run — new")
-        XCTAssertEqual(lines[3], "[4/6] train: will run — upstream: adapted will run")
+        XCTAssertEqual(lines.first, "[1/9] base: cached")
+        XCTAssertEqual(lines[1], "[2/9] quantized: will run — new")
+        XCTAssertEqual(lines[3], "[4/9] train: will run — upstream: adapted will run")
 
         let changed = try qlora(["plan", "pipelines/toy.yaml", "--only", "base", "--set", "stages.base.init.hidden_size=32"])
         XCTAssertEqual(changed.stdout, "[1/1] base: will run — config: init.hidden_size 64 -> 32\n")

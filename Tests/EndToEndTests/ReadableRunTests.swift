@@ -18,14 +18,14 @@ final class ReadableRunTests: XCTestCase {
         let first = try CLI.run(["run"] + Self.args, in: dir)
         XCTAssertEqual(first.status, 0, first.stderr)
         let lines = first.stdout.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-        let start = try XCTUnwrap(lines.firstIndex { $0.hasPrefix("summary (6 ran, 0 cached, ") }, first.stdout)
+        let start = try XCTUnwrap(lines.firstIndex { $0.hasPrefix("summary (9 ran, 0 cached, ") }, first.stdout)
         let summary = Array(lines[start...])
         XCTAssertEqual(summary[1], "  published out/toy-adapter (save)")
         for line in summary { XCTAssertLessThanOrEqual(line.count, 120, line) }
         // Each stage row: name, status, the time of its `done` line, a relative path with 12 hex.
         for (i, stage) in ["base", "quantized", "adapted", "train", "save", "evaluate"].enumerated() {
-            let done = try XCTUnwrap(lines.first { $0.hasPrefix("[\(i + 1)/6] \(stage): done (") }, first.stdout)
-            let seconds = String(done.dropFirst("[\(i + 1)/6] \(stage): done (".count).prefix { $0 != "s" })
+            let done = try XCTUnwrap(lines.first { $0.hasPrefix("[\(i + 1)/9] \(stage): done (") }, first.stdout)
+            let seconds = String(done.dropFirst("[\(i + 1)/9] \(stage): done (".count).prefix { $0 != "s" })
             let row = try XCTUnwrap(summary.first { $0.hasPrefix("  \(stage) ") }, first.stdout)
             let fields = row.split(separator: " ").map(String.init)
             XCTAssertEqual(fields[1], "ran", row)
@@ -52,9 +52,9 @@ final class ReadableRunTests: XCTestCase {
         XCTAssertEqual(evaluation.count, 4, first.stdout)
         let again = try CLI.run(["run"] + Self.args, in: dir)
         XCTAssertEqual(again.status, 0, again.stderr)
-        XCTAssertTrue(again.stdout.contains("[6/6] evaluate: cached (") , again.stdout)
+        XCTAssertTrue(again.stdout.contains("[6/9] evaluate: cached (") , again.stdout)
         let cachedLines = again.stdout.split(separator: "\n").map(String.init)
-        let cachedLine = try XCTUnwrap(cachedLines.firstIndex { $0.hasPrefix("[6/6] evaluate: cached (") })
+        let cachedLine = try XCTUnwrap(cachedLines.firstIndex { $0.hasPrefix("[6/9] evaluate: cached (") })
         XCTAssertEqual(Array(cachedLines[(cachedLine + 1)...].prefix(4)), evaluation)
         XCTAssertTrue(again.stdout.contains("  train: completed; kept the adapter of step 30 (the best validation pass"), again.stdout)
     }
@@ -66,9 +66,9 @@ final class ReadableRunTests: XCTestCase {
         XCTAssertEqual(Set(document.keys), ["pipeline", "status", "seconds", "ran", "cached", "run_record", "stages"])
         XCTAssertEqual(document["pipeline"] as? String, "toy")
         XCTAssertEqual(document["status"] as? String, "ok")
-        XCTAssertEqual(document["ran"] as? Int, 6)
+        XCTAssertEqual(document["ran"] as? Int, 9)
         let stages = try XCTUnwrap(document["stages"] as? [[String: Any]])
-        XCTAssertEqual(stages.map { $0["name"] as? String }, ["base", "quantized", "adapted", "train", "save", "evaluate"])
+        XCTAssertEqual(stages.map { $0["name"] as? String }, ["base", "quantized", "adapted", "train", "save", "evaluate", "merged", "gguf", "gguf_adapter"])
         for stage in stages {
             XCTAssertEqual(Set(stage.keys), ["name", "kind", "status", "seconds", "key", "output_digest", "artifact", "published", "metrics", "reasons"])
             XCTAssertEqual((stage["key"] as? String)?.count, 64)
@@ -79,8 +79,8 @@ final class ReadableRunTests: XCTestCase {
         XCTAssertEqual(Set(metrics.keys), ["loss", "perplexity", "token_accuracy", "base_loss", "exact_match"])
         XCTAssertEqual(stages[0]["reasons"] as? [String], ["new"])
         // The human log went to stderr, summary included.
-        XCTAssertTrue(run.stderr.contains("[6/6] evaluate: done ("), run.stderr)
-        XCTAssertTrue(run.stderr.contains("\nsummary (6 ran, 0 cached, "), run.stderr)
+        XCTAssertTrue(run.stderr.contains("[6/9] evaluate: done ("), run.stderr)
+        XCTAssertTrue(run.stderr.contains("\nsummary (9 ran, 0 cached, "), run.stderr)
 
         // A bad value: still one document, with the exit code.
         let bad = try CLI.run(["run", "pipelines/toy.yaml", "--json", "--set", "stages.train.lr=-1"], in: dir)

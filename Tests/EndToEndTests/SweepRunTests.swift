@@ -18,17 +18,17 @@ final class SweepRunTests: XCTestCase {
     func testGridRunsFourPointsSharingUpstreamStagesThenTableDiffAndReproduce() throws {
         let plan = try CLI.run(["plan"] + Self.grid, in: dir)
         XCTAssertEqual(plan.status, 0, plan.stderr)
-        XCTAssertTrue(plan.stdout.hasSuffix("4 points: 16 stage runs, 8 shared with an earlier point\n"), plan.stdout)
-        XCTAssertTrue(plan.stdout.contains("point 4/4: rank=8,lr=0.01\n  [1/6] base: shared with point 1 (runs once)\n  [2/6] quantized: shared with point 1 (runs once)\n  [3/6] adapted: shared with point 3 (runs once)\n"), plan.stdout)
+        XCTAssertTrue(plan.stdout.hasSuffix("4 points: 28 stage runs, 8 shared with an earlier point\n"), plan.stdout)
+        XCTAssertTrue(plan.stdout.contains("point 4/4: rank=8,lr=0.01\n  [1/9] base: shared with point 1 (runs once)\n  [2/9] quantized: shared with point 1 (runs once)\n  [3/9] adapted: shared with point 3 (runs once)\n"), plan.stdout)
 
         let run = try CLI.run(["run"] + Self.grid, in: dir)
         XCTAssertEqual(run.status, 0, run.stderr)
         for (i, point) in Self.points.enumerated() { XCTAssertTrue(run.stdout.contains("point \(i + 1)/4: \(point)\n"), run.stdout) }
         // load_checkpoint and quantize ran once; the adapters for each rank once; train per point.
-        XCTAssertEqual(run.stdout.components(separatedBy: "[1/6] base: running").count - 1, 1, run.stdout)
-        XCTAssertEqual(run.stdout.components(separatedBy: "[2/6] quantized: running").count - 1, 1)
-        XCTAssertEqual(run.stdout.components(separatedBy: "[3/6] adapted: running").count - 1, 2)
-        XCTAssertEqual(run.stdout.components(separatedBy: "[4/6] train: running").count - 1, 4)
+        XCTAssertEqual(run.stdout.components(separatedBy: "[1/9] base: running").count - 1, 1, run.stdout)
+        XCTAssertEqual(run.stdout.components(separatedBy: "[2/9] quantized: running").count - 1, 1)
+        XCTAssertEqual(run.stdout.components(separatedBy: "[3/9] adapted: running").count - 1, 2)
+        XCTAssertEqual(run.stdout.components(separatedBy: "[4/9] train: running").count - 1, 4)
         XCTAssertTrue(run.stdout.contains("\nsweep (4 points, 4 ok, 0 failed, "), run.stdout)
         // Four adapters, one directory per point, no collision.
         let published = try FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("out/toy-adapter").path).sorted()
@@ -72,7 +72,7 @@ final class SweepRunTests: XCTestCase {
         let before = adapters[1]
         let reproduced = try CLI.run(["reproduce", "rank=4,lr=0.01"], in: dir)
         XCTAssertEqual(reproduced.status, 0, reproduced.stderr)
-        XCTAssertTrue(reproduced.stdout.contains("[4/6] train: running — forced"), reproduced.stdout)
+        XCTAssertTrue(reproduced.stdout.contains("[4/9] train: running — forced"), reproduced.stdout)
         XCTAssertTrue(reproduced.stdout.contains("  train: identical ("), reproduced.stdout)
         XCTAssertTrue(reproduced.stdout.hasSuffix("reproduced: every stage output is byte-identical to run \(runs[1]["id"] as? String ?? "")\n"), reproduced.stdout)
         XCTAssertEqual(try Data(contentsOf: dir.appendingPathComponent("out/toy-adapter/rank=4,lr=0.01/adapter_model.safetensors")), before)
@@ -143,7 +143,7 @@ final class SweepRunTests: XCTestCase {
         XCTAssertEqual(resumed.status, 0, resumed.stderr)
         // Point 1 finished before the stop: all cached now.
         let first = try XCTUnwrap(resumed.stdout.components(separatedBy: "point 2/3").first)
-        XCTAssertTrue(first.contains("summary (0 ran, 6 cached, "), first)
+        XCTAssertTrue(first.contains("summary (0 ran, 9 cached, "), first)
         XCTAssertTrue(resumed.stdout.contains("\nsweep (3 points, 3 ok, 0 failed, "), resumed.stdout)
     }
 

@@ -16,7 +16,7 @@ final class ToyPipelineTests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: cache); try? FileManager.default.removeItem(at: out) }
         let run = try CLI.run(["run", "pipelines/toy.yaml", "--cache", cache.path, "--set", "stages.save.to=\(out.path)/adapter"])
         XCTAssertEqual(run.status, 0, run.stderr)
-        XCTAssertTrue(run.stdout.contains("summary (6 ran, 0 cached, "), run.stdout)
+        XCTAssertTrue(run.stdout.contains("summary (9 ran, 0 cached, "), run.stdout)
         // eval_split 0.05 holds out 15 of the 300 examples: 285 / 4 → 72 steps per epoch.
         XCTAssertTrue(run.stdout.contains("  train: eval_split 0.05: 15 of 300 examples held out for validation"), run.stdout)
         XCTAssertTrue(run.stdout.contains("  train: step 1152/1152 · epoch 16 · loss "), run.stdout)
@@ -42,7 +42,7 @@ final class ToyPipelineTests: XCTestCase {
         let answers = ["What is 3 + 4?": "3 + 4 = 7.", "Uppercase: dog": "DOG.", "Reverse: cat": "tac."]
         let right = answers.filter { run.stdout.contains("  evaluate: \($0.key) -> \"\($0.value)\" (base: ") }
         XCTAssertGreaterThanOrEqual(right.count, 2, run.stdout)
-        let artifacts = run.stdout.split(separator: "\n").filter { $0.contains("evaluate   ran") }
+        let artifacts = run.stdout.split(separator: "\n").filter { $0.hasPrefix("  evaluate ") && $0.contains(" ran ") }
         XCTAssertEqual(artifacts.count, 1, run.stdout)
         XCTAssertTrue(FileManager.default.fileExists(atPath: out.appendingPathComponent("adapter/adapter_model.safetensors").path))
     }
