@@ -16,6 +16,11 @@ import os
 import shutil
 import sys
 
+if os.environ.get("PYTHONHASHSEED") != "0":
+    # PEFT writes adapter_config.json's target_modules from a Python set, in string-hash order;
+    # a fixed hash seed makes that order reproducible (0 gives the sorted order, as the Swift writer has).
+    os.environ["PYTHONHASHSEED"] = "0"
+    os.execv(sys.executable, [sys.executable] + sys.argv)
 os.environ.setdefault("TORCHDYNAMO_DISABLE", "1")  # bitsandbytes' torch.compile'd helpers run eagerly
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # PEFT looks up the base model's config online otherwise
 
