@@ -5,23 +5,25 @@ import TestSupport
 final class ModelConfigTests: XCTestCase {
     func decode(_ json: String) throws -> ModelConfig { try JSONDecoder().decode(ModelConfig.self, from: Data(json.utf8)) }
 
+    /// The same architecture in both kits (own and shared), so the same expectations.
     func testTransformers5ReferenceConfigs() throws {
-        guard let dir = Reference.directory() else { throw Reference.missing() }
-        let c = try ModelConfig.load(from: dir.appendingPathComponent("tiny-llama/config.json"))
-        XCTAssertEqual(c.modelType, "llama")
-        XCTAssertEqual([c.vocabSize, c.hiddenSize, c.intermediateSize, c.layers, c.heads, c.kvHeads, c.headDim],
-                       [512, 64, 176, 2, 4, 2, 16])
-        XCTAssertEqual(c.ropeTheta, 10000); XCTAssertNil(c.ropeScaling)
-        XCTAssertEqual(c.rmsNormEps, 1e-5); XCTAssertEqual(c.maxPositionEmbeddings, 256)
-        XCTAssertFalse(c.tieWordEmbeddings); XCTAssertFalse(c.qkvBias)
-        XCTAssertEqual(c.bosTokenId, 1); XCTAssertEqual(c.eosTokenId, 2); XCTAssertEqual(c.padTokenId, 0)
-        XCTAssertEqual(c.dtype, "float32")
-        let b = try ModelConfig.load(from: dir.appendingPathComponent("tiny-llama-bf16/config.json"))
-        XCTAssertEqual(b.dtype, "bfloat16")
-        var bAsF = b; bAsF.dtype = "float32"
-        XCTAssertEqual(bAsF, c)
-        let q = try ModelConfig.load(from: dir.appendingPathComponent("golden/qlora_train/base-nf4-dq/config.json"))
-        XCTAssertEqual(q.quantization, .init(quantType: "nf4", useDoubleQuant: true, computeDtype: "float32", skipModules: ["lm_head"]))
+        for kit in try Reference.kits() {
+            let c = try ModelConfig.load(from: kit.file("tiny-llama/config.json"))
+            XCTAssertEqual(c.modelType, "llama", "\(kit)")
+            XCTAssertEqual([c.vocabSize, c.hiddenSize, c.intermediateSize, c.layers, c.heads, c.kvHeads, c.headDim],
+                           [512, 64, 176, 2, 4, 2, 16], "\(kit)")
+            XCTAssertEqual(c.ropeTheta, 10000, "\(kit)"); XCTAssertNil(c.ropeScaling, "\(kit)")
+            XCTAssertEqual(c.rmsNormEps, 1e-5, "\(kit)"); XCTAssertEqual(c.maxPositionEmbeddings, 256, "\(kit)")
+            XCTAssertFalse(c.tieWordEmbeddings, "\(kit)"); XCTAssertFalse(c.qkvBias, "\(kit)")
+            XCTAssertEqual(c.bosTokenId, 1, "\(kit)"); XCTAssertEqual(c.eosTokenId, 2, "\(kit)"); XCTAssertEqual(c.padTokenId, 0, "\(kit)")
+            XCTAssertEqual(c.dtype, "float32", "\(kit)")
+            let b = try ModelConfig.load(from: kit.file("tiny-llama-bf16/config.json"))
+            XCTAssertEqual(b.dtype, "bfloat16", "\(kit)")
+            var bAsF = b; bAsF.dtype = "float32"
+            XCTAssertEqual(bAsF, c, "\(kit)")
+            let q = try ModelConfig.load(from: kit.file("golden/qlora_train/base-nf4-dq/config.json"))
+            XCTAssertEqual(q.quantization, .init(quantType: "nf4", useDoubleQuant: true, computeDtype: "float32", skipModules: ["lm_head"]), "\(kit)")
+        }
     }
 
     func testTransformers4TopLevelKeysAndDefaults() throws {

@@ -5,46 +5,50 @@ import TensorIO
 import TestSupport
 
 final class QLoRATests: XCTestCase {
-    func goldenSamples() throws -> (ids: [Int32], mask: [Float]) {
-        let data = try golden("golden/qlora_train/data.safetensors")
+    func goldenSamples(_ kit: ReferenceKit) throws -> (ids: [Int32], mask: [Float]) {
+        let data = try golden(kit, "golden/qlora_train/data.safetensors")
         return (try data.int64s("input_ids").map { Int32($0) }, try data.int64s("loss_mask").map { Float($0) })
     }
 
     /// Our NF4 + double-quant of every decoder linear (head skipped) reproduces transformers/bitsandbytes.
     func testQuantizedForwardMatchesBitsAndBytes() throws {
-        let model = try referenceModel("tiny-llama")
-        let names = try model.quantize(type: .nf4, blockSize: 64, doubleQuant: true, skip: ["lm_head"])
-        XCTAssertEqual(names.count, 14)
-        XCTAssertFalse(model.head.isQuantized)
-        let (ids, _) = try goldenSamples()
-        let logits = model.forward(tokens: ids, batch: 4, length: 48, attentionMask: nil)
-        let ref = try golden("golden/qlora_train/logits_step0.safetensors").floats("logits")
-        XCTAssertLessThan(maxAbsDiff(logits, ref), 1e-4)
+        for kit in try Reference.kits() {
+            let model = try referenceModel(kit, "tiny-llama")
+            let names = try model.quantize(type: .nf4, blockSize: 64, doubleQuant: true, skip: ["lm_head"])
+            XCTAssertEqual(names.count, 14, "\(kit)")
+            XCTAssertFalse(model.head.isQuantized, "\(kit)")
+            let (ids, _) = try goldenSamples(kit)
+            let logits = model.forward(tokens: ids, batch: 4, length: 48, attentionMask: nil)
+            let ref = try golden(kit, "golden/qlora_train/logits_step0.safetensors").floats("logits")
+            assertClose(logits, ref, rtol: 0, atol: 1e-4, "quantized logits \(kit)")
 
-        // Save in bnb format, reload: same logits, same quantized layers.
-        let dir = try makeTemporaryDirectory(); defer { try? FileManager.default.removeItem(at: dir) }
-        try model.save(to: dir)
-        let reloaded = try LlamaModel.load(directory: dir)
-        XCTAssertEqual(reloaded.linearModules.filter { $0.isQuantized }.count, 14)
-        XCTAssertEqual(reloaded.config.quantization?.skipModules, ["lm_head"])
-        XCTAssertEqual(reloaded.forward(tokens: ids, batch: 4, length: 48, attentionMask: nil), logits)
+            // Save in bnb format, reload: same logits, same quantized layers.
+            let dir = try makeTemporaryDirectory(); defer { try? FileManager.default.removeItem(at: dir) }
+            try model.save(to: dir)
+            let reloaded = try LlamaModel.load(directory: dir)
+            XCTAssertEqual(reloaded.linearModules.filter { $0.isQuantized }.count, 14, "\(kit)")
+            XCTAssertEqual(reloaded.config.quantization?.skipModules, ["lm_head"], "\(kit)")
+            XCTAssertEqual(reloaded.forward(tokens: ids, batch: 4, length: 48, attentionMask: nil), logits, "\(kit)")
+        }
     }
 
     func testTransformersFourBitCheckpointLoads() throws {
-        let model = try referenceModel("golden/qlora_train/base-nf4-dq")
-        XCTAssertEqual(model.linearModules.filter { $0.isQuantized }.map { $0.name }.count, 14)
-        let (ids, _) = try goldenSamples()
-        let logits = model.forward(tokens: ids, batch: 4, length: 48, attentionMask: nil)
-        let ref = try golden("golden/qlora_train/logits_step0.safetensors").floats("logits")
-        XCTAssertLessThan(maxAbsDiff(logits, ref), 1e-4)
+        for kit in try Reference.kits() {
+            let model = try referenceModel(kit, "golden/qlora_train/base-nf4-dq")
+            XCTAssertEqual(model.linearModules.filter { $0.isQuantized }.map { $0.name }.count, 14, "\(kit)")
+            let (ids, _) = try goldenSamples(kit)
+            let logits = model.forward(tokens: ids, batch: 4, length: 48, attentionMask: nil)
+            let ref = try golden(kit, "golden/qlora_train/logits_step0.safetensors").floats("logits")
+            assertClose(logits, ref, rtol: 0, atol: 1e-4, "4-bit checkpoint logits \(kit)")
+        }
     }
 
     func testQLoRAStepOneLossAndGradients() throws {
-        let model = try referenceModel("tiny-llama")
-        try model.quantize(type: .nf4, blockSize: 64, doubleQuant: true, skip: ["lm_head"])
-        try checkStepOne(model: model, params: try golden("golden/qlora_train/lora_params.safetensors"),
-                                         data: try golden("golden/qlora_train/data.safetensors"),
-                                         stepsFile: "golden/qlora_train/steps.json")
+        for kit in try Reference.kits() {
+            let model = try referenceModel(kit, "tiny-llama")
+            try model.quantize(type: .nf4, blockSize: 64, doubleQuant: true, skip: ["lm_head"])
+            try checkStepOne(kit: kit, run: "qlora_train", model: model)
+        }
     }
 
     func testTiedHeadBecomesUntiedQuantizedCopy() throws {

@@ -3,57 +3,64 @@ import Quant
 import TensorIO
 import TestSupport
 
-/// Acceptance: every case of golden/quant.safetensors (bitsandbytes 0.50.2).
+/// Acceptance: every case of golden/quant.safetensors (bitsandbytes 0.50.2) in every reference kit.
+/// The inputs are the file's `<t>.input` tensors (shared kit: t0-t3; own kit: t0-t4).
 final class QuantGoldenTests: XCTestCase {
-    func golden() throws -> SafeTensorsFile {
-        guard let url = Reference.file("golden/quant.safetensors") else { throw Reference.missing() }
-        return try SafeTensorsFile(url: url)
-    }
-
     func bits(_ a: [Float]) -> [UInt32] { a.map(\.bitPattern) }
 
     func testTablesMatchBitsAndBytes() throws {
-        let g = try golden()
-        XCTAssertEqual(bits(QuantTables.nf4), bits(try g.floats("table.nf4")))
-        XCTAssertEqual(bits(QuantTables.fp4), bits(try g.floats("table.fp4")))
-        XCTAssertEqual(bits(QuantTables.dynamic8), bits(try g.floats("table.dynamic8")))
+        for kit in try Reference.kits() {
+            let g = try SafeTensorsFile(url: kit.file("golden/quant.safetensors"))
+            XCTAssertEqual(bits(QuantTables.nf4), bits(try g.floats("table.nf4")), "\(kit)")
+            XCTAssertEqual(bits(QuantTables.fp4), bits(try g.floats("table.fp4")), "\(kit)")
+            XCTAssertEqual(bits(QuantTables.dynamic8), bits(try g.floats("table.dynamic8")), "\(kit)")
+        }
     }
 
     func testEveryGoldenCaseIsBitExact() throws {
-        let g = try golden()
+        for kit in try Reference.kits() {
+            let g = try SafeTensorsFile(url: kit.file("golden/quant.safetensors"))
+            let inputs = g.names.filter { $0.hasSuffix(".input") }.map { String($0.dropLast(".input".count)) }.sorted()
+            if kit.isShared { XCTAssertEqual(inputs, ["t0", "t1", "t2", "t3"], "\(kit)") } else { XCTAssertEqual(inputs.count, 5, "\(kit)") }
+            XCTAssertEqual(try checkCases(g, inputs: inputs, kit: kit), 8 * inputs.count, "\(kit)")
+        }
+    }
+
+    func checkCases(_ g: SafeTensorsFile, inputs: [String], kit: ReferenceKit) throws -> Int {
         var cases = 0
-        for t in ["t0", "t1", "t2", "t3"] {
+        for t in inputs {
             let input = try g.floats("\(t).input")
             let shape = try XCTUnwrap(g.info("\(t).input")).shape
             for type in QuantType.allCases {
                 for bs in [64, 128] {
                     for dq in [false, true] {
                         let key = "\(t).\(type.rawValue).b\(bs)\(dq ? ".dq" : "")"
+                        let where_ = "\(key) \(kit)"
                         let q = try Quantizer.quantize(input, shape: shape, type: type, blockSize: bs, doubleQuant: dq)
-                        XCTAssertEqual(q.packed, try g.bytes("\(key).codes"), "\(key) codes")
+                        XCTAssertEqual(q.packed, try g.bytes("\(key).codes"), "\(where_) codes")
                         if dq {
                             let s = try XCTUnwrap(q.doubleQuant)
                             let goldenOffset = try g.floats("\(key).offset")[0]
                             let ulps = abs(Int64(s.offset.bitPattern) - Int64(goldenOffset.bitPattern))
-                            XCTAssertLessThanOrEqual(ulps, 1, "\(key) offset \(s.offset) vs \(goldenOffset)")
-                            XCTAssertEqual(s.codes, try g.bytes("\(key).absmax_codes"), "\(key) absmax codes")
-                            XCTAssertEqual(bits(s.nestedAbsmax), bits(try g.floats("\(key).state2_absmax")), "\(key) nested absmax")
-                            XCTAssertEqual(try g.int64s("\(key).state2_blocksize"), [Int64(s.nestedBlockSize)])
+                            XCTAssertLessThanOrEqual(ulps, 1, "\(where_) offset \(s.offset) vs \(goldenOffset)")
+                            XCTAssertEqual(s.codes, try g.bytes("\(key).absmax_codes"), "\(where_) absmax codes")
+                            XCTAssertEqual(bits(s.nestedAbsmax), bits(try g.floats("\(key).state2_absmax")), "\(where_) nested absmax")
+                            XCTAssertEqual(try g.int64s("\(key).state2_blocksize"), [Int64(s.nestedBlockSize)], "\(where_)")
                             // Dequantize with the golden offset so a 1-ulp offset difference cannot hide a real one.
                             let exact = try QuantizedTensor(type: type, blockSize: bs, shape: shape, packed: q.packed, absmax: nil,
                                                             doubleQuant: DoubleQuantState(codes: s.codes, nestedAbsmax: s.nestedAbsmax, offset: goldenOffset))
-                            XCTAssertEqual(bits(exact.effectiveAbsmax), bits(try g.floats("\(key).absmax_dequant")), "\(key) absmax dequant")
-                            XCTAssertEqual(bits(Quantizer.dequantize(exact)), bits(try g.floats("\(key).dequant")), "\(key) dequant")
+                            XCTAssertEqual(bits(exact.effectiveAbsmax), bits(try g.floats("\(key).absmax_dequant")), "\(where_) absmax dequant")
+                            XCTAssertEqual(bits(Quantizer.dequantize(exact)), bits(try g.floats("\(key).dequant")), "\(where_) dequant")
                         } else {
-                            XCTAssertEqual(bits(try XCTUnwrap(q.absmax)), bits(try g.floats("\(key).absmax")), "\(key) absmax")
-                            XCTAssertEqual(bits(Quantizer.dequantize(q)), bits(try g.floats("\(key).dequant")), "\(key) dequant")
+                            XCTAssertEqual(bits(try XCTUnwrap(q.absmax)), bits(try g.floats("\(key).absmax")), "\(where_) absmax")
+                            XCTAssertEqual(bits(Quantizer.dequantize(q)), bits(try g.floats("\(key).dequant")), "\(where_) dequant")
                         }
                         cases += 1
                     }
                 }
             }
         }
-        XCTAssertEqual(cases, 32)
+        return cases
     }
 
     func testPackingTiesAndPadding() throws {

@@ -10,13 +10,13 @@ import TestSupport
 final class ChatFormatSpanTests: XCTestCase {
     static let specials = ["<|im_end|>", "<|eot_id|>", "</s>", "<|end|>", "<|endoftext|>", "<end_of_turn>", "<eos>"]
 
-    func testSharedReferenceSpans() throws {
-        guard let dir = Reference.file("chat_templates") else { throw Reference.missing() }
-        XCTAssertEqual(try check(dir), 124)   // 121 turns with string content (no tools, no extra kwargs) + 3 tool-call turns (Qwen2.5, Llama 3.2, Mistral Nemo)
-    }
-
+    /// The project's own set always; the shared kit's chat_templates (with the dummy-content diff) when present.
     func testProjectFixtureSpans() throws {
         XCTAssertEqual(try check(Reference.projectRoot.appendingPathComponent("Tests/Fixtures/chat_templates"), dummyDiff: false), 110)
+        if let shared = Reference.shared() {
+            // 121 turns with string content (no tools, no extra kwargs) + 3 tool-call turns (Qwen2.5, Llama 3.2, Mistral Nemo)
+            XCTAssertEqual(try check(shared.file("chat_templates")), 124, "\(shared)")
+        }
     }
 
     /// Returns the number of assistant turns checked.

@@ -91,15 +91,17 @@ final class TokenizerFeatureTests: XCTestCase {
     }
 
     func testSplitWithGPT2PatternUsesScannerAndMatchesByteLevel() throws {
-        guard let url = Reference.file("tokenizer/tokenizer.json") else { throw Reference.missing() }
-        var root = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
-        root["pre_tokenizer"] = ["type": "Sequence", "pretokenizers": [
-            ["type": "Split", "pattern": ["Regex": GPT2Splitter.pattern], "behavior": "Isolated", "invert": false],
-            ["type": "ByteLevel", "add_prefix_space": false, "use_regex": false]]]
-        let sequence = try Tokenizer(data: JSONSerialization.data(withJSONObject: root), name: "seq.json")
-        let reference = try Tokenizer(contentsOf: url)
-        for text in ["Hello world", "it's  2024!\n\tdone", "中文 and 😀👍🏽", "<|im_start|>user\nhi<|im_end|>"] {
-            XCTAssertEqual(sequence.encode(text), reference.encode(text), text)
+        for kit in try Reference.kits() {
+            let url = kit.file("tokenizer/tokenizer.json")
+            var root = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
+            root["pre_tokenizer"] = ["type": "Sequence", "pretokenizers": [
+                ["type": "Split", "pattern": ["Regex": GPT2Splitter.pattern], "behavior": "Isolated", "invert": false],
+                ["type": "ByteLevel", "add_prefix_space": false, "use_regex": false]]]
+            let sequence = try Tokenizer(data: JSONSerialization.data(withJSONObject: root), name: "seq.json")
+            let reference = try Tokenizer(contentsOf: url)
+            for text in ["Hello world", "it's  2024!\n\tdone", "中文 and 😀👍🏽", "<|im_start|>user\nhi<|im_end|>"] {
+                XCTAssertEqual(sequence.encode(text), reference.encode(text), "\(text) \(kit)")
+            }
         }
     }
 
@@ -133,9 +135,9 @@ final class TokenizerFeatureTests: XCTestCase {
         XCTAssertEqual(t.bosToken, "<|im_start|>"); XCTAssertEqual(t.eosToken, "<|im_end|>"); XCTAssertEqual(t.padToken, "<|endoftext|>")
         XCTAssertEqual(t.id(of: "!"), 3)      // first byte symbol in code-point order, as in the reference
         XCTAssertEqual(t.id(of: "Ń"), 258)    // last
-        if let refURL = Reference.file("tokenizer/tokenizer.json") {
-            let ref = try Tokenizer(contentsOf: refURL)
-            for b in 0..<256 { XCTAssertEqual(t.id(of: ByteLevel.symbol(UInt8(b))), ref.id(of: ByteLevel.symbol(UInt8(b))), "byte \(b)") }
+        for kit in try Reference.kits() {
+            let ref = try Tokenizer(contentsOf: kit.file("tokenizer/tokenizer.json"))
+            for b in 0..<256 { XCTAssertEqual(t.id(of: ByteLevel.symbol(UInt8(b))), ref.id(of: ByteLevel.symbol(UInt8(b))), "byte \(b) \(kit)") }
         }
         let text = ChatTemplate.chatML(messages: [("user", "héllo 🌍\r\n\ttabs  spaces"), ("assistant", "ok<|im_start")], addGenerationPrompt: true)
         let ids = t.encode(text)

@@ -5,16 +5,20 @@ import Tokenizer
 @testable import Training
 
 final class DatasetTests: XCTestCase {
+    /// The own kit's tokenizer (byte-level BPE, ChatML specials) for tests that only need one.
     func tokenizer() throws -> Tokenizer {
-        guard let url = Reference.file("tokenizer/tokenizer.json") else { throw Reference.missing() }
-        return try Tokenizer(contentsOf: url)
+        try Tokenizer(contentsOf: try Reference.own().file("tokenizer/tokenizer.json"))
     }
 
     /// The golden conversations (steps.json data.texts), re-encoded as JSONL, give exactly the golden
-    /// input_ids and loss_mask of golden/lora_train/data.safetensors.
+    /// input_ids and loss_mask of golden/lora_train/data.safetensors, in every reference kit.
     func testChatMaskMatchesGolden() throws {
-        let tok = try tokenizer()
-        let dir = Reference.file("golden/lora_train")!
+        for kit in try Reference.kits() { try checkChatMask(kit) }
+    }
+
+    func checkChatMask(_ kit: ReferenceKit) throws {
+        let tok = try Tokenizer(contentsOf: kit.file("tokenizer/tokenizer.json"))
+        let dir = kit.file("golden/lora_train")
         let steps = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("steps.json"))) as! [String: Any]
         let texts = (steps["data"] as! [String: Any])["texts"] as! [String]
         var jsonl = ""
@@ -30,15 +34,17 @@ final class DatasetTests: XCTestCase {
         }
         let data = try DatasetLoader.load(text: jsonl, name: "golden.jsonl", tokenizer: tok)
         let golden = TrainerGoldenTests.dataset(try GoldenTensors(dir.appendingPathComponent("data.safetensors")))
-        XCTAssertEqual(data.examples.map(\.ids), golden.examples.map(\.ids))
-        XCTAssertEqual(data.examples.map(\.lossMask), golden.examples.map(\.lossMask))
-        XCTAssertEqual(data.padId, 0)
-        XCTAssertEqual(data.audit.examples, 4)
-        XCTAssertEqual(data.audit.supervisedTokens, golden.examples.reduce(0) { $0 + $1.supervisedTokens })
-        // dynamic padding: batch of rows 1 and 2 pads to the longer one (34) with id 0, weight 0
+        XCTAssertEqual(data.examples.map(\.ids), golden.examples.map(\.ids), "\(kit)")
+        XCTAssertEqual(data.examples.map(\.lossMask), golden.examples.map(\.lossMask), "\(kit)")
+        XCTAssertEqual(data.padId, 0, "\(kit)")
+        XCTAssertEqual(data.audit.examples, 4, "\(kit)")
+        XCTAssertEqual(data.audit.supervisedTokens, golden.examples.reduce(0) { $0 + $1.supervisedTokens }, "\(kit)")
+        // dynamic padding: batch of rows 1 and 2 pads to the longer one (shared kit: 34) with id 0, weight 0
         let b = data.batch([1, 2])
-        XCTAssertEqual(b.length, 34)
-        XCTAssertEqual(b.batch, 2)
+        let longer = max(golden.examples[1].ids.count, golden.examples[2].ids.count)
+        if kit.isShared { XCTAssertEqual(longer, 34, "\(kit)") }
+        XCTAssertEqual(b.length, longer, "\(kit)")
+        XCTAssertEqual(b.batch, 2, "\(kit)")
     }
 
     func testErrorsNameFileAndLine() throws {
@@ -77,8 +83,7 @@ final class DatasetTests: XCTestCase {
 /// each assistant reply and the end-of-turn token after it, whatever format the line is in.
 final class ChatTemplateDatasetTests: XCTestCase {
     func tokenizer() throws -> Tokenizer {
-        guard let url = Reference.file("tokenizer/tokenizer.json") else { throw Reference.missing() }
-        return try Tokenizer(contentsOf: url)
+        try Tokenizer(contentsOf: try Reference.own().file("tokenizer/tokenizer.json"))
     }
 
     func smolLM2() throws -> ChatFormat {

@@ -76,29 +76,33 @@ final class LoRATests: XCTestCase {
     /// Loading the golden adapter_final and saving it again gives the same tensors, key set,
     /// dtypes and shapes, and the same adapter_config.json field set and values.
     func testPEFTRoundTripAgainstGolden() throws {
-        guard let golden = Reference.file("golden/lora_train/adapter_final"), let base = Reference.file("tiny-llama") else { throw Reference.missing() }
+        for kit in try Reference.kits() { try checkPEFTRoundTrip(kit) }
+    }
+
+    func checkPEFTRoundTrip(_ kit: ReferenceKit) throws {
+        let golden = kit.file("golden/lora_train/adapter_final"), base = kit.file("tiny-llama")
         let model = try LlamaModel.load(directory: base)
         try PEFTAdapter.load(from: golden, into: model)
         let out = try makeTemporaryDirectory("peft"); defer { try? FileManager.default.removeItem(at: out) }
         try PEFTAdapter.save(model, to: out, baseModelNameOrPath: "tiny-llama")
         let g = try SafeTensorsFile(url: golden.appendingPathComponent("adapter_model.safetensors"))
         let mine = try SafeTensorsFile(url: out.appendingPathComponent("adapter_model.safetensors"))
-        XCTAssertEqual(mine.names, g.names)
+        XCTAssertEqual(mine.names, g.names, "\(kit)")
         for n in g.names {
-            XCTAssertEqual(mine.info(n)?.shape, g.info(n)?.shape, n)
-            XCTAssertEqual(mine.info(n)?.dtype, g.info(n)?.dtype, n)
-            XCTAssertEqual(try mine.bytes(n), try g.bytes(n), n)
+            XCTAssertEqual(mine.info(n)?.shape, g.info(n)?.shape, "\(n) \(kit)")
+            XCTAssertEqual(mine.info(n)?.dtype, g.info(n)?.dtype, "\(n) \(kit)")
+            XCTAssertEqual(try mine.bytes(n), try g.bytes(n), "\(n) \(kit)")
         }
-        XCTAssertEqual(mine.metadata, ["format": "pt"])
+        XCTAssertEqual(mine.metadata, ["format": "pt"], "\(kit)")
         let gc = try JSONSerialization.jsonObject(with: Data(contentsOf: golden.appendingPathComponent("adapter_config.json"))) as! NSDictionary
         let mc = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("adapter_config.json"))) as! NSDictionary
-        XCTAssertEqual(mc, gc)
+        XCTAssertEqual(mc, gc, "\(kit)")
         XCTAssertEqual(try String(contentsOf: out.appendingPathComponent("adapter_config.json"), encoding: .utf8),
-                       try String(contentsOf: golden.appendingPathComponent("adapter_config.json"), encoding: .utf8))
+                       try String(contentsOf: golden.appendingPathComponent("adapter_config.json"), encoding: .utf8), "\(kit)")
         // saving twice gives identical bytes
         let out2 = try makeTemporaryDirectory("peft2"); defer { try? FileManager.default.removeItem(at: out2) }
         try PEFTAdapter.save(model, to: out2, baseModelNameOrPath: "tiny-llama")
         XCTAssertEqual(try Data(contentsOf: out2.appendingPathComponent("adapter_model.safetensors")),
-                       try Data(contentsOf: out.appendingPathComponent("adapter_model.safetensors")))
+                       try Data(contentsOf: out.appendingPathComponent("adapter_model.safetensors")), "\(kit)")
     }
 }

@@ -4,25 +4,32 @@ import TestSupport
 @testable import Training
 
 final class ScheduleTests: XCTestCase {
-    func golden() throws -> [String: Any] {
-        guard let url = Reference.file("golden/schedules.json") else { throw Reference.missing() }
-        return try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
-    }
-
+    /// Every kit's golden/schedules.json; each kit names its own base rates and step counts
+    /// (shared: lr 5e-4 over 5 steps, 1e-3 with warmup 2 of 10).
     func testSchedulesMatchTransformers() throws {
-        let g = try golden()
-        let a = g["a_reference_cosine"] as! [String: Any]
-        let aValues = a["values"] as! [Double]
-        for (step, want) in aValues.enumerated() {
-            let got = LearningRateSchedule.cosineFloor.learningRate(base: 5e-4, step: step, totalSteps: 5)
-            XCTAssertEqual(got, want, accuracy: abs(want) * 1e-15, "cosine_floor step \(step)")
-        }
-        for (key, schedule) in [("b_hf_cosine_with_warmup", LearningRateSchedule.cosine(warmupSteps: 2)),
-                                ("c_hf_linear_with_warmup", .linear(warmupSteps: 2))] {
-            let values = (g[key] as! [String: Any])["lr_used_at_optimizer_step_1_to_10"] as! [Double]
-            for (i, want) in values.enumerated() {
-                let got = schedule.learningRate(base: 1e-3, step: i + 1, totalSteps: 10)
-                XCTAssertEqual(got, want, accuracy: abs(want) * 1e-15, "\(key) step \(i + 1)")
+        for kit in try Reference.kits() {
+            let g = try JSONSerialization.jsonObject(with: Data(contentsOf: kit.file("golden/schedules.json"))) as! [String: Any]
+            let a = g["a_reference_cosine"] as! [String: Any]
+            let lr = a["lr"] as! Double, total = a["total"] as! Int
+            if kit.isShared { XCTAssertEqual([lr, Double(total)], [5e-4, 5], "\(kit)") }
+            let aValues = a["values"] as! [Double]
+            XCTAssertEqual(aValues.count, total + 1, "\(kit)")
+            for (step, want) in aValues.enumerated() {
+                let got = LearningRateSchedule.cosineFloor.learningRate(base: lr, step: step, totalSteps: total)
+                XCTAssertEqual(got, want, accuracy: abs(want) * 1e-15, "cosine_floor step \(step) \(kit)")
+            }
+            for (key, make) in [("b_hf_cosine_with_warmup", LearningRateSchedule.cosine(warmupSteps:)),
+                                ("c_hf_linear_with_warmup", LearningRateSchedule.linear(warmupSteps:))] {
+                let spec = g[key] as! [String: Any]
+                let base = spec["base_lr"] as! Double, warmup = spec["num_warmup_steps"] as! Int, steps = spec["num_training_steps"] as! Int
+                if kit.isShared { XCTAssertEqual([base, Double(warmup), Double(steps)], [1e-3, 2, 10], "\(kit)") }
+                let values = spec["lr_used_at_optimizer_step_1_to_10"] as! [Double]
+                XCTAssertEqual(values.count, steps, "\(kit)")
+                let schedule = make(warmup)
+                for (i, want) in values.enumerated() {
+                    let got = schedule.learningRate(base: base, step: i + 1, totalSteps: steps)
+                    XCTAssertEqual(got, want, accuracy: abs(want) * 1e-15, "\(key) step \(i + 1) \(kit)")
+                }
             }
         }
         XCTAssertEqual(LearningRateSchedule.constant.learningRate(base: 1e-3, step: 7, totalSteps: 10), 1e-3)
@@ -75,13 +82,14 @@ final class OptimizerTests: XCTestCase {
     }
 
     func testDynamicMapMatchesBitsAndBytes() throws {
-        guard let url = Reference.file("golden/quant.safetensors") else { throw Reference.missing() }
-        let golden = try GoldenTensors(url).floats("table.dynamic8")
-        // Within 2 ulp: 22 of 256 entries differ in the last bits (the float32 linspace rounding of the
-        // generating torch version is not reproduced exactly; the codebook's use is unaffected).
-        XCTAssertEqual(golden.count, 256)
-        for (i, (mine, want)) in zip(AdamW8bit.signedMap.values, golden).enumerated() {
-            XCTAssertEqual(mine, want, accuracy: 2 * want.ulp, "code \(i)")
+        for kit in try Reference.kits() {
+            let golden = try GoldenTensors(kit.file("golden/quant.safetensors")).floats("table.dynamic8")
+            // Within 2 ulp: 22 of 256 entries differ in the last bits (the float32 linspace rounding of the
+            // generating torch version is not reproduced exactly; the codebook's use is unaffected).
+            XCTAssertEqual(golden.count, 256, "\(kit)")
+            for (i, (mine, want)) in zip(AdamW8bit.signedMap.values, golden).enumerated() {
+                XCTAssertEqual(mine, want, accuracy: 2 * want.ulp, "code \(i) \(kit)")
+            }
         }
         XCTAssertEqual(AdamW8bit.unsignedMap.values.count, 256)
         XCTAssertEqual(AdamW8bit.unsignedMap.values.first, 0)

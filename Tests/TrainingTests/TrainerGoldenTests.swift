@@ -5,15 +5,15 @@ import Model
 @testable import Training
 
 /// Acceptance: 12 AdamW steps on the golden data from the golden adapter_init reproduce
-/// golden/lora_train/steps.json (loss, pre-clip grad norm) and the final A/B.
+/// golden/lora_train/steps.json (loss, pre-clip grad norm) and the final A/B, for every reference kit.
 final class TrainerGoldenTests: XCTestCase {
-    struct Golden { let steps: [[String: Any]]; let data: GoldenTensors; let params: GoldenTensors; let dir: URL }
+    struct Golden { let steps: [[String: Any]]; let data: GoldenTensors; let params: GoldenTensors; let dir: URL; let kit: ReferenceKit }
 
-    func golden(_ run: String) throws -> Golden {
-        guard let dir = Reference.file("golden/\(run)") else { throw Reference.missing() }
+    func golden(_ kit: ReferenceKit, _ run: String) throws -> Golden {
+        let dir = kit.file("golden/\(run)")
         let json = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("steps.json"))) as! [String: Any]
         return Golden(steps: json["steps"] as! [[String: Any]], data: try GoldenTensors(dir.appendingPathComponent("data.safetensors")),
-                      params: try GoldenTensors(dir.appendingPathComponent("lora_params.safetensors")), dir: dir)
+                      params: try GoldenTensors(dir.appendingPathComponent("lora_params.safetensors")), dir: dir, kit: kit)
     }
 
     /// The golden rows without their padding (dynamic padding re-pads per batch).
@@ -36,47 +36,46 @@ final class TrainerGoldenTests: XCTestCase {
     }
 
     func check(_ g: Golden, model: LlamaModel) throws {
+        let kit = g.kit
         var init_ = LoRAOptions(); init_.initialization = .from(g.dir.appendingPathComponent("adapter_init"))
         let names = try LoRAAttacher.attach(to: model, options: init_, seed: 0)
-        XCTAssertEqual(names.count, 4)
+        XCTAssertEqual(names.count, 4, "\(kit)")
         // init equals the exported init.*
         for m in LoRAAttacher.adapted(model) {
-            XCTAssertEqual(m.adapter!.a, g.params.floats("init.base_model.model.\(m.name).lora_A.weight"))
-            XCTAssertEqual(m.adapter!.scale, 2)
+            XCTAssertEqual(m.adapter!.a, g.params.floats("init.base_model.model.\(m.name).lora_A.weight"), "\(m.name) \(kit)")
+            XCTAssertEqual(m.adapter!.scale, 2, "\(kit)")
         }
         let work = try makeTemporaryDirectory("train-golden"); defer { try? FileManager.default.removeItem(at: work) }
         let result = try Trainer(Self.goldenOptions()).train(model: model, dataset: Self.dataset(g.data), workDirectory: work)
-        XCTAssertEqual(result.metrics.count, 12)
+        XCTAssertEqual(result.metrics.count, 12, "\(kit)")
         for (m, s) in zip(result.metrics, g.steps) {
             let loss = s["loss"] as! Double, norm = s["grad_norm_before_clip"] as! Double
-            XCTAssertEqual(m.loss, loss, accuracy: 1e-5 * loss, "loss step \(m.step)")
-            XCTAssertEqual(m.gradNorm, norm, accuracy: 1e-5 * norm, "grad norm step \(m.step)")
+            assertClose(m.loss, loss, rtol: 1e-5, atol: 0, "loss step \(m.step) \(kit)")
+            assertClose(m.gradNorm, norm, rtol: 1e-5, atol: 0, "grad norm step \(m.step) \(kit)")
         }
-        var maxDiff: Float = 0
         for m in LoRAAttacher.adapted(model) {
             for (part, mine) in [("A", m.adapter!.a), ("B", m.adapter!.b)] {
                 let want = g.params.floats("final.base_model.model.\(m.name).lora_\(part).weight")
-                XCTAssertEqual(want.count, mine.count)
-                for (x, y) in zip(mine, want) { maxDiff = max(maxDiff, abs(x - y)) }
+                assertClose(mine, want, rtol: 0, atol: 1e-5, "final \(m.name) lora_\(part) \(kit)")
             }
         }
-        XCTAssertLessThanOrEqual(maxDiff, 1e-5, "final A/B max |Δ|")
     }
 
     func testLoRATrainMatchesGolden() throws {
-        let g = try golden("lora_train")
-        guard let base = Reference.file("tiny-llama") else { throw Reference.missing() }
-        try check(g, model: try LlamaModel.load(directory: base))
+        for kit in try Reference.kits() {
+            try check(try golden(kit, "lora_train"), model: try LlamaModel.load(directory: kit.file("tiny-llama")))
+        }
     }
 
     /// The same run on the NF4 double-quantized base (blocksize 64, lm_head kept fp32), as
     /// transformers' BitsAndBytesConfig does: golden/qlora_train.
     func testQLoRATrainMatchesGolden() throws {
-        let g = try golden("qlora_train")
-        guard let base = Reference.file("tiny-llama") else { throw Reference.missing() }
-        let model = try LlamaModel.load(directory: base)
-        let quantized = try model.quantize(type: .nf4, blockSize: 64, doubleQuant: true, skip: ["lm_head"])
-        XCTAssertEqual(quantized.count, 14)
-        try check(g, model: model)
+        for kit in try Reference.kits() {
+            let g = try golden(kit, "qlora_train")
+            let model = try LlamaModel.load(directory: kit.file("tiny-llama"))
+            let quantized = try model.quantize(type: .nf4, blockSize: 64, doubleQuant: true, skip: ["lm_head"])
+            XCTAssertEqual(quantized.count, 14, "\(kit)")
+            try check(g, model: model)
+        }
     }
 }
