@@ -66,3 +66,27 @@ public enum Embedding {
         return bad
     }
 }
+
+/// bfloat16 rounding of fp32 values, kept in fp32 storage: the exact emulation of a bf16 tensor
+/// (`tensor.to(torch.bfloat16)`), round to nearest even, NaN kept NaN. A product of two such values
+/// is exact in fp32 (8 + 8 significand bits), so an sgemm over rounded operands is a bf16 matmul
+/// with fp32 accumulation — what bitsandbytes' `bnb_4bit_compute_dtype=torch.bfloat16` computes.
+public enum BFloat16Rounding {
+    @inline(__always)
+    public static func round(_ x: Float) -> Float {
+        let u = x.bitPattern
+        if x.isNaN { return Float(bitPattern: (u | 0x0040_0000) & 0xFFFF_0000) }
+        let rounding = UInt32(0x7FFF) + ((u >> 16) & 1)
+        return Float(bitPattern: (u &+ rounding) & 0xFFFF_0000)
+    }
+
+    /// x (count) rounded in place, on all cores.
+    public static func round(_ x: UnsafeMutablePointer<Float>, count: Int) {
+        Parallel.forEachChunk(count) { r in for i in r { x[i] = round(x[i]) } }
+    }
+
+    /// output (count) = round(input): a rounded copy.
+    public static func round(_ input: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>, count: Int) {
+        Parallel.forEachChunk(count) { r in for i in r { output[i] = round(input[i]) } }
+    }
+}

@@ -155,10 +155,10 @@ public final class LlamaModel {
     /// as a dotted suffix (`lm_head`, `self_attn.o_proj`). A tied head that is not skipped becomes
     /// an untied quantized copy (the embedding stays fp32). Returns the names quantized.
     @discardableResult
-    public func quantize(type: QuantType, blockSize: Int, doubleQuant: Bool, skip: [String]) throws -> [String] {
+    public func quantize(type: QuantType, blockSize: Int, doubleQuant: Bool, skip: [String], compute: ComputeDType = .fp32) throws -> [String] {
         var done: [String] = []
         for m in linearModules where !Self.skips(m.name, skip) {
-            guard try Self.quantize(m, type: type, blockSize: blockSize, doubleQuant: doubleQuant) else { continue }
+            guard try Self.quantize(m, type: type, blockSize: blockSize, doubleQuant: doubleQuant, compute: compute) else { continue }
             done.append(m.name)
             if m === head && headTied {
                 headTied = false
@@ -166,7 +166,7 @@ public final class LlamaModel {
             }
         }
         config.quantization = ModelConfig.QuantizationConfig(quantType: type.rawValue, useDoubleQuant: doubleQuant,
-                                                             skipModules: skip)
+                                                             computeDtype: compute.torchName, skipModules: skip)
         plan = nil
         return done
     }
@@ -180,10 +180,10 @@ public final class LlamaModel {
     /// Replaces a dense module's weight by its 4-bit quantization; false when it is not dense.
     /// Used while loading (`load(directory:eachLinear:)`), one module at a time.
     @discardableResult
-    public static func quantize(_ m: LinearModule, type: QuantType, blockSize: Int, doubleQuant: Bool) throws -> Bool {
+    public static func quantize(_ m: LinearModule, type: QuantType, blockSize: Int, doubleQuant: Bool, compute: ComputeDType = .fp32) throws -> Bool {
         guard case .dense(let w) = m.weight else { return false }
         let q = try Quantizer.quantize(w, shape: [m.outFeatures, m.inFeatures], type: type, blockSize: blockSize, doubleQuant: doubleQuant)
-        m.weight = .quantized(try Linear4bit(q))
+        m.weight = .quantized(try Linear4bit(q, compute: compute))
         return true
     }
 }

@@ -112,6 +112,15 @@ extension LlamaModel {
         // Only linear layers can be 4-bit (never embeddings or norms).
         let linearNames = Set((0..<c.layers).flatMap { l in Projection.allCases.map { layout.projection($0, layer: l) } } + [layout.head])
         quantizedModules.formIntersection(linearNames)
+        // bitsandbytes' compute dtype of the 4-bit layers (transformers: bnb_4bit_compute_dtype).
+        var compute = ComputeDType.fp32
+        if let name = c.quantization?.computeDtype {
+            guard let known = Linear4bit.computeDType(named: name) else {
+                throw ModelError.unsupportedConfig(field: "quantization_config.bnb_4bit_compute_dtype", value: name,
+                                                   hint: "qlora-run computes 4-bit layers in float32 or bfloat16")
+            }
+            compute = known
+        }
         var tensors: [String: [Float]] = [:]
         /// NaN or Inf in a weight would be quantized into an absmax of Inf and poison every later stage.
         func finite(_ values: [Float], _ name: String) throws -> [Float] {
@@ -149,7 +158,7 @@ extension LlamaModel {
         func linear(_ module: String, out: Int, in inF: Int, bias: Bool) throws -> LinearModule {
             let weight: LinearModule.Weight
             if quantizedModules.contains(module) {
-                weight = .quantized(try loadQuantized(module: module, source: source, directory: directory, out: out, in: inF))
+                weight = .quantized(try loadQuantized(module: module, source: source, directory: directory, out: out, in: inF, compute: compute))
             } else {
                 weight = .dense(try finite(try source.floats(module + ".weight"), module + ".weight"))
             }
@@ -181,7 +190,7 @@ extension LlamaModel {
                           finalNorm: tensors[layout.finalNorm + ".weight"]!, head: head, headTied: c.tieWordEmbeddings)
     }
 
-    static func loadQuantized(module: String, source: ShardedCheckpoint, directory: URL, out: Int, in inF: Int) throws -> Linear4bit {
+    static func loadQuantized(module: String, source: ShardedCheckpoint, directory: URL, out: Int, in inF: Int, compute: ComputeDType) throws -> Linear4bit {
         let q: QuantizedTensor
         do { q = try BitsAndBytesFormat.read(module: module, from: source) } catch {
             throw ModelError.checkpoint(directory: directory.path, reason: "4-bit module \(module): \(error.localizedDescription)")
@@ -190,6 +199,6 @@ extension LlamaModel {
             throw ModelError.tensorMismatch(directory: directory.path, missing: [], unexpected: [],
                                             misshaped: ["\(module).weight (expected [\(out), \(inF)], found \(q.shape))"])
         }
-        return try Linear4bit(q)
+        return try Linear4bit(q, compute: compute)
     }
 }

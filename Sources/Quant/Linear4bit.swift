@@ -9,6 +9,18 @@ import Kernels
 /// sgemm split over the cores uses it. Peak extra memory: one tile per call, independent of the model size.
 /// The result is bit-identical to the naive oracle "dequantize everything, then multiply" up to
 /// sgemm's own summation order (the dequantized values are exactly bitsandbytes').
+///
+/// `compute: .bf16` is bitsandbytes' `bnb_4bit_compute_dtype=torch.bfloat16` (MatMul4Bit): the layer
+/// input and the dequantized weight are rounded to bf16, multiplied with fp32 accumulation, and the
+/// product rounded to bf16; backward rounds the incoming gradient, the weight and the input gradient
+/// the same way (autograd through the bf16 casts). Emulated exactly with rounded fp32 operands.
+/// The precision of a 4-bit layer's base product; the raw value is the pipeline's spelling.
+public enum ComputeDType: String, Sendable {
+    case fp32, bf16
+    /// transformers' `bnb_4bit_compute_dtype` spelling.
+    public var torchName: String { self == .fp32 ? "float32" : "bfloat16" }
+}
+
 public final class Linear4bit {
     public let inFeatures: Int
     public let outFeatures: Int
@@ -18,15 +30,20 @@ public final class Linear4bit {
     /// interleaved runs): 256 K floats 193–215 tok/s, 1 M 242–251, 4 M 215–235.
     public let tileRows: Int
     public static let tileElements = 1024 * 1024
+    /// Precision of the base product (the LoRA path outside this layer stays fp32).
+    public let compute: ComputeDType
 
-    public convenience init(_ weight: QuantizedTensor) throws { try self.init(weight, tileRows: nil) }
+    public convenience init(_ weight: QuantizedTensor, compute: ComputeDType = .fp32) throws {
+        try self.init(weight, tileRows: nil, compute: compute)
+    }
 
     /// `tileRows` overrides the tile height (tests use tiny tiles to exercise tile edges).
-    public init(_ weight: QuantizedTensor, tileRows requested: Int?) throws {
+    public init(_ weight: QuantizedTensor, tileRows requested: Int?, compute: ComputeDType = .fp32) throws {
         guard weight.shape.count == 2 else {
             throw QuantError.inconsistent("a 4-bit linear weight must be 2-D [out, in], got shape \(weight.shape)")
         }
         self.weight = weight
+        self.compute = compute
         outFeatures = weight.shape[0]
         inFeatures = weight.shape[1]
         if let requested {
@@ -43,9 +60,11 @@ public final class Linear4bit {
     func dequantizeRows(_ r0: Int, _ r1: Int, into tile: UnsafeMutablePointer<Float>) {
         let I = inFeatures
         let w = weight
+        let bf16 = compute == .bf16
         Parallel.forEachChunk(r1 - r0, costPerItem: I) { rows in
             let lo = (r0 + rows.lowerBound) * I, hi = (r0 + rows.upperBound) * I
-            Quantizer.dequantize(w, elements: lo..<hi, into: tile + rows.lowerBound * I)
+            if bf16 { Quantizer.dequantizeBF16(w, elements: lo..<hi, into: tile + rows.lowerBound * I) }
+            else { Quantizer.dequantize(w, elements: lo..<hi, into: tile + rows.lowerBound * I) }
         }
     }
 
@@ -65,10 +84,30 @@ public final class Linear4bit {
         }
     }
 
-    /// input (N, I) -> output (N, O), overwritten.
-    public func forward(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, rows N: Int) {
+    /// input (N, I) -> output (N, O), overwritten. Under bf16 compute the layer's bias (O), rounded
+    /// to bf16, joins the sum before its rounding, as in bitsandbytes' `linear(x, W, bias)`; under
+    /// fp32 the caller adds the bias.
+    public func forward(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, rows N: Int, bias: [Float]? = nil) {
         let I = inFeatures, O = outFeatures
         if N == 0 || O == 0 { return }
+        guard compute == .bf16 else { return product(input: input, output: output, rows: N) }
+        ScratchPool.withBuffer(N * I) { x in   // (N, I) the input rounded to bf16
+            BFloat16Rounding.round(input, into: x, count: N * I)
+            product(input: x, output: output, rows: N)
+        }
+        let b = bias.map { $0.map(BFloat16Rounding.round) }
+        Parallel.forEachChunk(N, costPerItem: O) { range in
+            for n in range {
+                let row = output + n * O
+                if let b { for j in 0..<O { row[j] = BFloat16Rounding.round(row[j] + b[j]) } }
+                else { for j in 0..<O { row[j] = BFloat16Rounding.round(row[j]) } }
+            }
+        }
+    }
+
+    /// output (N, O) = input (N, I) · Wᵀ over the (compute-dtype) tiles.
+    private func product(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, rows N: Int) {
+        let I = inFeatures, O = outFeatures
         forEachTile { r0, r1, tile in
             // output[:, r0..<r1] = input (N, I) · tileᵀ (I, r1-r0)
             BLAS.sgemm(transposeA: false, transposeB: true, m: N, n: r1 - r0, k: I,
@@ -80,15 +119,42 @@ public final class Linear4bit {
     public func backwardInput(gradOutput: UnsafePointer<Float>, gradInput: UnsafeMutablePointer<Float>, rows N: Int) {
         let I = inFeatures, O = outFeatures
         if N == 0 || O == 0 { return }
+        guard compute == .bf16 else { return gradientProduct(gradOutput: gradOutput, into: gradInput, beta: 1, rows: N) }
+        // bf16: the whole sum over O is rounded once, then accumulated in fp32 like the LoRA path's.
+        ScratchPool.withBuffer(N * O) { dy in   // (N, O) the gradient rounded to bf16
+            BFloat16Rounding.round(gradOutput, into: dy, count: N * O)
+            ScratchPool.withBuffer(N * I) { dx in   // (N, I) this layer's input gradient
+                gradientProduct(gradOutput: dy, into: dx, beta: 0, rows: N)
+                BFloat16Rounding.round(dx, count: N * I)
+                Elementwise.add(into: gradInput, dx, count: N * I)
+            }
+        }
+    }
+
+    /// into (N, I) = beta · into + gradOutput (N, O) · W (O, I) over the tiles.
+    private func gradientProduct(gradOutput: UnsafePointer<Float>, into: UnsafeMutablePointer<Float>, beta: Float, rows N: Int) {
+        let I = inFeatures, O = outFeatures
+        var first = true
         forEachTile { r0, r1, tile in
-            // gradInput += gradOutput[:, r0..<r1] (N, r1-r0) · tile (r1-r0, I)
+            // into += gradOutput[:, r0..<r1] (N, r1-r0) · tile (r1-r0, I)
             BLAS.sgemm(transposeA: false, transposeB: false, m: N, n: I, k: r1 - r0,
-                       a: gradOutput + r0, lda: O, b: tile, ldb: I, beta: 1, c: gradInput, ldc: I)
+                       a: gradOutput + r0, lda: O, b: tile, ldb: I, beta: first ? beta : 1, c: into, ldc: I)
+            first = false
         }
     }
 
     /// The whole dequantized weight (O, I) — for tests, export and LoRA merging only.
     public func dequantizedWeight() -> [Float] { Quantizer.dequantize(weight) }
+
+    /// Which compute dtype a checkpoint's `bnb_4bit_compute_dtype` names (transformers writes
+    /// "float32" / "bfloat16"; older files "torch.bfloat16"); nil for one not supported.
+    public static func computeDType(named name: String) -> ComputeDType? {
+        switch name.hasPrefix("torch.") ? String(name.dropFirst(6)) : name {
+        case "float32": return .fp32
+        case "bfloat16": return .bf16
+        default: return nil
+        }
+    }
 
     // MARK: - Naive oracle (tests)
 

@@ -202,6 +202,46 @@ public enum Quantizer {
     }
 }
 
+extension Quantizer {
+    /// `dequantize(q, elements:, into:)` with every value rounded to bfloat16 (bitsandbytes'
+    /// `dequantize_4bit(...).to(torch.bfloat16)`). A block has only 16 distinct values, so they are
+    /// multiplied and rounded once per block and the codes look them up: no slower than fp32.
+    public static func dequantizeBF16(_ q: QuantizedTensor, elements: Range<Int>, into out: UnsafeMutablePointer<Float>) {
+        if elements.isEmpty { return }
+        let table = QuantTables.table(q.type)
+        let bs = q.blockSize
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 16) { r in
+            q.packed.withUnsafeBufferPointer { packed in
+                var j = elements.lowerBound
+                let end = elements.upperBound
+                while j < end {
+                    let b = j / bs
+                    let blockEnd = min(end, (b + 1) * bs)
+                    let am = q.blockAbsmax(b)
+                    for c in 0..<16 { r[c] = BFloat16Rounding.round(table[c] * am) }
+                    if j & 1 == 1 {  // odd start: low nibble alone
+                        out[j - elements.lowerBound] = r[Int(packed[j >> 1] & 15)]
+                        j += 1
+                    }
+                    let o = out + (j - elements.lowerBound)
+                    let pairCount = (blockEnd - j) >> 1
+                    let src = packed.baseAddress! + (j >> 1)
+                    for k in 0..<pairCount {
+                        let byte = Int(src[k])
+                        o[2 * k] = r[byte >> 4]
+                        o[2 * k + 1] = r[byte & 15]
+                    }
+                    j += 2 * pairCount
+                    if j < blockEnd {  // odd end: high nibble alone
+                        out[j - elements.lowerBound] = r[Int(packed[j >> 1] >> 4)]
+                        j += 1
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// byte -> (table[high nibble], table[low nibble]): one lookup per two weights.
 enum PairTable {
     static let nf4 = make(QuantTables.nf4)

@@ -152,9 +152,6 @@ struct PipelineCommands {
     /// Adds the fix to schema messages the schema cannot phrase itself.
     func explained(_ d: Diagnostic) -> Diagnostic {
         var d = d
-        if d.path.hasSuffix(".compute_dtype"), d.message.contains("bf16") {
-            d.message += " (bf16 compute is not supported yet; use fp32)"
-        }
         return d
     }
 

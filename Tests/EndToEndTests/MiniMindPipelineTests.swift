@@ -23,13 +23,13 @@ final class MiniMindPipelineTests: XCTestCase {
               adapted: trainable params: 65,536 || all params: 7,801,344 || trainable%: 0.84
 
             """), run.stdout)
-        XCTAssertTrue(run.stdout.contains("  quantized: quantized 15 linear layers: 35.7 MB -> 4.6 MB (4.13 bits/param)\n"), run.stdout)
+        XCTAssertTrue(run.stdout.contains("  quantized: quantized 15 linear layers: 35.7 MB -> 4.6 MB (4.13 bits/param); base products computed in bf16 (fp32 accumulation), adapters in fp32\n"), run.stdout)
         XCTAssertTrue(run.stdout.contains("  train: step 750/750 · epoch 5 · loss "), run.stdout)
         XCTAssertTrue(run.stdout.contains("summary (5 ran, 0 cached, "), run.stdout)
         // Reproducible bytes: the seeded base and its quantization are pinned by their output digests.
         // The summary shows 12 hex of each, like git; the cache holds the full names.
         XCTAssertEqual(try CLI.artifact(of: "base", in: run.stdout).lastPathComponent, "48f8a3ce346f4b803ec6045fe0c39a896e8660959e770e71145b504a59cd90c4")
-        XCTAssertEqual(try CLI.artifact(of: "quantized", in: run.stdout).lastPathComponent, "4843f92cc4e688be2285aa738f8b13c550557330ebddef8ddc02f11c94dd4731")
+        XCTAssertEqual(try CLI.artifact(of: "quantized", in: run.stdout).lastPathComponent, "b925cc78be0aaef991540414ef7dcbf6da355def9a4f02ce03a7257f7ed8e927")
         let adapter = out.appendingPathComponent("adapter")
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: adapter.path).sorted(),
                        [".qlora-published", "adapter_config.json", "adapter_model.safetensors"])

@@ -63,7 +63,7 @@ def lora_tensors(model, prefix, grads=False):
     return out
 
 
-def run(base_dir, out_dir, hf_tok, seed, quantized):
+def run(base_dir, out_dir, hf_tok, seed, quantized, compute=torch.float32):
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
     from transformers import BitsAndBytesConfig, LlamaForCausalLM
     cwd = os.getcwd()
@@ -71,7 +71,7 @@ def run(base_dir, out_dir, hf_tok, seed, quantized):
     try:
         if quantized:
             bnb = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                                     bnb_4bit_compute_dtype=torch.float32, llm_int8_skip_modules=["lm_head"])
+                                     bnb_4bit_compute_dtype=compute, llm_int8_skip_modules=["lm_head"])
             model = LlamaForCausalLM.from_pretrained("tiny-llama", quantization_config=bnb, device_map="cpu",
                                                      dtype=torch.float32, attn_implementation="eager")
         else:
@@ -80,7 +80,14 @@ def run(base_dir, out_dir, hf_tok, seed, quantized):
         os.chdir(cwd)
     info, extra = {}, {}
     texts, ids, mask, attention = chat_data(hf_tok)
-    if quantized:
+    if quantized and compute != torch.float32:
+        import bitsandbytes as bnb_lib
+        for module in model.modules():
+            if isinstance(module, bnb_lib.nn.Linear4bit):
+                module.support_avx512bf16_for_cpu = False  # the plain dequantize + F.linear path
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+        model.train()
+    elif quantized:
         import bitsandbytes as bnb_lib
         import bitsandbytes.functional as F
         fp32 = LlamaForCausalLM.from_pretrained(os.path.join(base_dir, "tiny-llama"), dtype=torch.float32,
@@ -152,7 +159,7 @@ def run(base_dir, out_dir, hf_tok, seed, quantized):
                 os.path.join(out_dir, "data.safetensors"),
                 {"what": "4 ChatML conversations right-padded with id 0; loss_mask 1 on assistant replies + <|im_end|>"})
     doc = {
-        "what": ("QLoRA (nf4 + double quant, fp32 compute)" if quantized else "LoRA (fp32)") + " fine-tuning of tiny-llama",
+        "what": (f"QLoRA (nf4 + double quant, {'fp32' if compute == torch.float32 else 'bf16'} compute)" if quantized else "LoRA (fp32)") + " fine-tuning of tiny-llama",
         "base_model": "../../tiny-llama",
         "lora": dict(LORA, scaling=LORA["lora_alpha"] / LORA["r"], init_lora_weights=True, use_rslora=False,
                      forward="y = base(x) + (x @ A^T) @ B^T * (lora_alpha / r)"),
@@ -169,7 +176,7 @@ def run(base_dir, out_dir, hf_tok, seed, quantized):
                  "note": "right padding + causal attention => padding never influences real positions; "
                          "model called with input_ids only"}}
     if quantized:
-        doc["quantization"] = {"how": "transformers BitsAndBytesConfig(load_in_4bit, nf4, double quant, compute fp32, "
+        doc["quantization"] = {"how": f"transformers BitsAndBytesConfig(load_in_4bit, nf4, double quant, compute {'fp32' if compute == torch.float32 else 'bf16'}, "
                                       "skip lm_head), device_map='cpu'", "blocksize": 64,
                                "prepare_model_for_kbit_training": "use_gradient_checkpointing=False",
                                "eval_fast_path": "Linear4bit.support_avx512bf16_for_cpu set False"}
@@ -180,4 +187,6 @@ def run(base_dir, out_dir, hf_tok, seed, quantized):
 def write(out, hf_tok, seed):
     lora = run(out, os.path.join(out, "golden", "lora_train"), hf_tok, seed, quantized=False)
     qlora = run(out, os.path.join(out, "golden", "qlora_train"), hf_tok, seed, quantized=True)
+    # bnb_4bit_compute_dtype=torch.bfloat16, the QLoRA notebook's setting (issue 15 §4).
+    run(out, os.path.join(out, "golden", "qlora_bf16_train"), hf_tok, seed, quantized=True, compute=torch.bfloat16)
     return lora, qlora

@@ -1,5 +1,6 @@
 import XCTest
 import Quant
+import TensorIO
 
 final class Linear4bitTests: XCTestCase {
     func values(_ n: Int, seed: Int) -> [Float] {
@@ -27,6 +28,46 @@ final class Linear4bitTests: XCTestCase {
         try check(out: 64, in: 176, rows: 5, tileRows: 3, type: .nf4, dq: true)      // blocks cross rows, 22 tiles
         try check(out: 37, in: 33, rows: 4, tileRows: 5, type: .fp4, dq: false)      // odd in_features: rows start mid-byte
         try check(out: 300, in: 128, rows: 3, tileRows: 64, type: .nf4, dq: false)   // short last tile
+    }
+
+    /// bf16 compute against an oracle built from TensorIO's independent bf16 conversion: operands
+    /// rounded to bf16, exact sums in Double, the sum rounded to bf16. Our fp32 accumulation may land
+    /// on the other side of a bf16 rounding midpoint, so a value may be one bf16 ulp off — rarely.
+    func testBF16ComputeMatchesRoundedOracle() throws {
+        func bf16(_ x: Float) -> Float { BFloat16.toFloat(BFloat16.fromFloat(x)) }
+        func ulp(_ x: Float) -> Float { Float(bitPattern: (bf16(x).bitPattern & 0x7F80_0000)) / 128 }
+        let (O, I, N) = (96, 160, 9)
+        let q = try Quantizer.quantize(values(O * I, seed: 1), shape: [O, I], type: .nf4, blockSize: 64, doubleQuant: true)
+        let layer = try Linear4bit(q, tileRows: 40, compute: .bf16)   // 3 tiles
+        let w = Quantizer.dequantize(q).map(bf16)
+        let x = values(N * I, seed: 2).map { $0 * 7 }, bias = values(O, seed: 4)
+        var y = [Float](repeating: .nan, count: N * O)
+        layer.forward(input: x, output: &y, rows: N, bias: bias)
+        let xr = x.map(bf16)
+        var exact = 0
+        for n in 0..<N { for o in 0..<O {
+            var sum = Double(bf16(bias[o]))
+            for i in 0..<I { sum += Double(xr[n * I + i]) * Double(w[o * I + i]) }
+            let want = bf16(Float(sum)), got = y[n * O + o]
+            XCTAssertEqual(got.bitPattern & 0xFFFF, 0, "output is a bf16 value")
+            XCTAssertLessThanOrEqual(abs(got - want), ulp(want), "forward [\(n), \(o)]: \(got) vs \(want)")
+            if got == want { exact += 1 }
+        } }
+        XCTAssertGreaterThanOrEqual(exact, N * O * 99 / 100)
+
+        let dy = values(N * O, seed: 3)
+        var dx = [Float](repeating: 1, count: N * I)     // accumulates onto 1, in fp32
+        layer.backwardInput(gradOutput: dy, gradInput: &dx, rows: N)
+        let dyr = dy.map(bf16)
+        exact = 0
+        for n in 0..<N { for i in 0..<I {
+            var sum = 0.0
+            for o in 0..<O { sum += Double(dyr[n * O + o]) * Double(w[o * I + i]) }
+            let want = bf16(Float(sum)), got = dx[n * I + i] - 1
+            XCTAssertLessThanOrEqual(abs(got - want), ulp(want) + 1.2e-7, "backward [\(n), \(i)]: \(got) vs \(want)")
+            if abs(got - want) <= 1.2e-7 { exact += 1 }
+        } }
+        XCTAssertGreaterThanOrEqual(exact, N * I * 99 / 100)
     }
 
     func testDequantizeRangeAgreesWithFullDequantize() throws {
