@@ -44,7 +44,7 @@ let package = Package(
         .plugin(name: "EmbedSchemaPlugin", capability: .buildTool(), dependencies: ["embed-schema"]),
         .target(name: "Stages", dependencies: ["PipelineCore", "Model", "Quant", "Training", "TensorIO", "Kernels", "Tokenizer", "Jinja", "Distributed"],
                 plugins: ["EmbedSchemaPlugin"]),
-        .executableTarget(name: "qlora-run", dependencies: ["Stages", "PipelineCore", "Distributed"]),
+        .executableTarget(name: "qlora-run", dependencies: ["Stages", "PipelineCore", "Distributed", "Kernels"]),
 
         // Tests.
         .target(name: "TestSupport", path: "Tests/TestSupport"),

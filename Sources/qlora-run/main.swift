@@ -3,6 +3,10 @@ import Foundation
 import PipelineCore
 import Stages
 import Distributed
+import Kernels
+
+// First of all: OpenBLAS kernels suited to this CPU (a CPU newer than the library gets generic ones).
+BLASCoreType.reexecuteIfMisdetected()
 
 let console = Console()
 let arguments = Array(CommandLine.arguments.dropFirst())
