@@ -24,6 +24,7 @@ struct TrainStage: StageRunner {
         let maxSteps = f["max_steps"]?.intValue ?? 0
         options.maxSteps = maxSteps > 0 ? maxSteps : nil
         options.batchSize = f["batch_size"]?.intValue ?? 1
+        options.batchTokens = f["batch_tokens"]?.intValue
         options.gradAccum = f["grad_accum"]?.intValue ?? 1
         options.learningRate = f["lr"]?.doubleValue ?? 2e-4
         options.schedule = try LearningRateSchedule(name: f["schedule"]?.stringValue ?? "linear", warmupSteps: f["warmup_steps"]?.intValue ?? 0)
@@ -69,11 +70,17 @@ struct TrainStage: StageRunner {
         // Gradient checkpointing: true/false as asked; auto by the activation memory of the largest
         // micro-batch (batch_size × max_seq_len). Same numbers either way.
         let longest = min(dataOptions.maxSeqLen, model.config.maxPositionEmbeddings)
+        let rows = Trainer(options, collective: collective).largestMicroBatch(dataset)   // batch_size, or what batch_tokens gives
         let checkpointingField = f["gradient_checkpointing"]
-        model.gradientCheckpointing = checkpointingField?.boolValue ?? model.chooseCheckpointing(batch: options.batchSize, length: longest)
-        let kept = Double(model.activationBytes(batch: options.batchSize, length: longest, checkpointed: model.gradientCheckpointing)) / 1e6
+        model.gradientCheckpointing = checkpointingField?.boolValue ?? model.chooseCheckpointing(batch: rows, length: longest)
+        let kept = Double(model.activationBytes(batch: rows, length: longest, checkpointed: model.gradientCheckpointing)) / 1e6
         context.log("gradient checkpointing \(model.gradientCheckpointing ? "on" : "off")\(checkpointingField?.boolValue == nil ? " (auto)" : ""): "
-                    + String(format: "layer activations up to %.1f MB", kept) + " per micro-batch of \(options.batchSize) × \(longest) tokens")
+                    + String(format: "layer activations up to %.1f MB", kept) + " per micro-batch of \(rows) × \(longest) tokens")
+        if let budget = options.batchTokens {
+            let steps = Trainer(options, collective: collective).stepsOfEpoch(dataset, epoch: 0)
+            let count = steps.reduce(0) { $0 + $1.count }
+            context.log("batch_tokens \(budget): epoch 1 takes \(count) micro-batches of up to \(budget) tokens (\(rows) rows at most)")
+        }
         // On a terminal, a live bar; the lines every log_every steps then go to the stage log only.
         var bar: ((TrainingProgress) -> Void)? = nil
         if let status = context.progress {
@@ -84,7 +91,7 @@ struct TrainStage: StageRunner {
         do {
             if collective.isDistributed {
                 context.log("data-parallel over \(collective.size) ranks (MPI): each step takes grad_accum × \(collective.size) = "
-                            + "\(options.gradAccum * collective.size) micro-batches of \(options.batchSize), rank \(collective.rank) computes micro-batches "
+                            + "\(options.gradAccum * collective.size) micro-batches of \(options.batchTokens.map { "up to \($0) tokens" } ?? "\(options.batchSize)"), rank \(collective.rank) computes micro-batches "
                             + "\(collective.rank), \(collective.rank + collective.size), …")
             }
             result = try Trainer(options, collective: collective).train(model: model, dataset: dataset, workDirectory: context.workDirectory,

@@ -61,7 +61,7 @@ public enum PackingChoice: String, Sendable {
         let steps = trainer.stepsOfEpoch(data, epoch: 0)
         let plain = steps.reduce(0) { $0 + $1.count }
         // Counted from the rows alone: no batch is built to decide.
-        let per = max(1, trainer.options.batchSize)
+        let per = max(1, trainer.options.batchTokens.map { $0 / max(1, rowLength) } ?? trainer.options.batchSize)
         let packed = steps.reduce(0) { $0 + (data.packedRows($1.flatMap { $0 }, rowLength: rowLength).count + per - 1) / per }
         switch self {
         case .on: return (true, packed, plain)

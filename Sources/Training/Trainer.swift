@@ -8,6 +8,8 @@ public struct TrainingOptions: Equatable, Sendable {
     public var maxSteps: Int? = nil          // optimizer steps; overrides epochs when set
     // Defaults are the schema's (schemas/pipeline.schema.json, train); TrainingDefaultsTests keeps them equal.
     public var batchSize = 1
+    /// `batch_tokens`: micro-batches filled up to this many real tokens instead of `batchSize` examples.
+    public var batchTokens: Int? = nil
     public var gradAccum = 1
     public var learningRate = 2e-4
     public var schedule: LearningRateSchedule = .linear(warmupSteps: 0)
@@ -117,11 +119,36 @@ public final class Trainer {
     var microBatchesPerStep: Int { options.gradAccum * collective.size }
 
     /// Micro-batches of one epoch (indices into the dataset), grouped per optimizer step.
-    func stepsOfEpoch(_ data: TrainingDataset, epoch: Int) -> [[[Int]]] {
+    public func stepsOfEpoch(_ data: TrainingDataset, epoch: Int) -> [[[Int]]] {
         let order = data.order(epoch: epoch, shuffle: options.shuffle, seed: options.seed)
-        let micro = stride(from: 0, to: order.count, by: options.batchSize).map { Array(order[$0..<min(order.count, $0 + options.batchSize)]) }
+        let micro = options.batchTokens.map { Self.tokenBudgetBatches(order, data, budget: $0) }
+            ?? stride(from: 0, to: order.count, by: options.batchSize).map { Array(order[$0..<min(order.count, $0 + options.batchSize)]) }
         let per = microBatchesPerStep
         return stride(from: 0, to: micro.count, by: per).map { Array(micro[$0..<min(micro.count, $0 + per)]) }
+    }
+
+    /// `order` cut into micro-batches, in order, each holding examples while their tokens fit in
+    /// `budget` (at least one example each).
+    static func tokenBudgetBatches(_ order: [Int], _ data: TrainingDataset, budget: Int) -> [[Int]] {
+        var batches: [[Int]] = [], current: [Int] = [], tokens = 0
+        for i in order {
+            let n = data.examples[i].ids.count
+            if !current.isEmpty && tokens + n > budget { batches.append(current); current = []; tokens = 0 }
+            current.append(i); tokens += n
+        }
+        if !current.isEmpty { batches.append(current) }
+        return batches
+    }
+
+    /// Packed rows per micro-batch: batch_size, or as many rows of `rowLength` as batch_tokens holds.
+    var packedRowsPerBatch: Int { options.batchTokens.map { max(1, $0 / max(1, options.packRowLength)) } ?? options.batchSize }
+
+    /// Rows of the largest micro-batch: batch_size, or under batch_tokens the most examples (or packed
+    /// rows) one micro-batch of epoch 1 takes — what activation memory is planned for.
+    public func largestMicroBatch(_ data: TrainingDataset) -> Int {
+        guard options.batchTokens != nil else { return options.batchSize }
+        if options.packRowLength > 0 { return packedRowsPerBatch }
+        return stepsOfEpoch(data, epoch: 0).flatMap { $0 }.map(\.count).max() ?? 1
     }
 
     public func totalSteps(_ data: TrainingDataset) -> Int {
@@ -219,7 +246,7 @@ public final class Trainer {
                 throw TrainingError.interrupted(step: step)
             }
             let micro = options.packRowLength > 0
-                ? dataset.packedBatches(epochSteps[stepInEpoch].flatMap { $0 }, rowLength: options.packRowLength, rowsPerBatch: options.batchSize)
+                ? dataset.packedBatches(epochSteps[stepInEpoch].flatMap { $0 }, rowLength: options.packRowLength, rowsPerBatch: packedRowsPerBatch)
                 : epochSteps[stepInEpoch].map { dataset.batch($0) }
             for ad in adapters { ad.zeroGradients() }
             let supervised = micro.reduce(0) { $0 + $1.supervisedTokens }
