@@ -69,6 +69,25 @@ final class CommandLineTests: XCTestCase {
         XCTAssertEqual(filled.status, 0, filled.stderr)
     }
 
+    func testBatchSizeAndBatchTokensTogetherAreRefused() throws {
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try """
+        version: 1
+        name: bt
+        stages:
+          base: {kind: load_checkpoint, init: {hidden_size: 32}}
+          adapted: {kind: attach_adapters, model: base}
+          train: {kind: train, model: adapted, data: d.jsonl, batch_size: 2, batch_tokens: 64}
+
+        """.write(to: dir.appendingPathComponent("bt.yaml"), atomically: true, encoding: .utf8)
+        try Data("{\"text\": \"hello\"}\n".utf8).write(to: dir.appendingPathComponent("d.jsonl"))
+        let r = try CLI.run(["validate", "bt.yaml"], in: dir)
+        XCTAssertEqual(r.status, 2)
+        XCTAssertEqual(r.stderr, "bt.yaml:6:70: error: stages.train: 'batch_tokens' cannot be combined with 'batch_size': give only one of them\n"
+                       + "error: 1 problem found; nothing was run\n")
+    }
+
     func testSchemaErrorsHaveLocations() throws {
         let dir = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
