@@ -131,7 +131,8 @@ struct PipelineCommands {
         let order = document.root.child("stages")?.entries?.map(\.key) ?? []
         let (pipeline, issues) = Pipeline.load(value: value, schema: schemaValue, file: URL(fileURLWithPath: file),
                                                displayName: file, stageOrder: order,
-                                               cacheOverride: invocation.cacheDirectory.map { URL(fileURLWithPath: $0) })
+                                               cacheOverride: invocation.cacheDirectory.map { URL(fileURLWithPath: $0) },
+                                               phrases: ArtifactPhrases.phrasing)
         if !issues.isEmpty || !diagnostics.isEmpty {
             // Schema and graph problems together, sorted by position, like a compiler.
             var diagnostics = diagnostics.map(explained)
