@@ -1,6 +1,8 @@
 import XCTest
 import Foundation
-@testable import Stages
+import TestSupport
+import Stages
+@testable import CLI
 
 /// README's stage-kind reference is generated from the schema: this fails when they drift apart.
 final class ReadmeDriftTests: XCTestCase {
@@ -8,7 +10,7 @@ final class ReadmeDriftTests: XCTestCase {
     static let end = "<!-- END stage kinds -->"
 
     func testReadmeStageKindsMatchSchema() throws {
-        let readme = try String(contentsOf: EmbeddedSchemaTests.root.appendingPathComponent("README.md"), encoding: .utf8)
+        let readme = try String(contentsOf: Reference.projectRoot.appendingPathComponent("README.md"), encoding: .utf8)
         let expected = try SchemaHelp().markdown()
         guard let b = readme.range(of: Self.begin), let e = readme.range(of: Self.end, range: b.upperBound..<readme.endIndex) else {
             return XCTFail("README.md lacks the generated stage-kind block markers")

@@ -1,7 +1,7 @@
 import Foundation
 
-/// The qlora-run command line, parsed by hand (no packages). Lives in the Stages target (not the
-/// executable) so StagesTests can test it; the executable only dispatches on `Invocation`.
+/// The qlora-run command line, parsed by hand (no packages). The CLI target dispatches on
+/// `Invocation` (Commands.swift); CLITests test the parser.
 ///
 /// Grammar:
 ///   qlora-run [run] FILE | plan FILE | validate FILE [--schema S.json] | help [KIND]

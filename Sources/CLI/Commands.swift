@@ -26,10 +26,10 @@ stage kinds: \(StageKinds.names.joined(separator: ", "))
 exit codes: 0 ok, 1 a stage failed, 2 invalid input, 130 interrupted
 """
 
-/// Dispatch of parsed commands. Every command returns an ExitCode; errors propagate to main.
+/// Dispatch of parsed commands. Every command returns an ExitCode; errors propagate to QloraRun.main.
 struct Commands {
     let console: Console
-    /// The ranks of an MPI job, or one process (main.swift starts it).
+    /// The ranks of an MPI job, or one process (QloraRun.main starts it).
     var world: any Collective = SingleProcess()
 
     func run(_ invocation: Invocation) throws -> ExitCode {
