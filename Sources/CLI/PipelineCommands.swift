@@ -72,21 +72,16 @@ struct PipelineCommands {
         }
     }
 
-    /// Prints a pipeline error on stderr and names its exit code.
+    /// Prints a pipeline error on stderr and names its exit code (ExitCode(for:)).
     func report(_ error: Error) -> ExitCode {
         if let invalid = error as? Invalid {
             for d in invalid.diagnostics { FileHandle.standardError.write(Data((d.description + "\n").utf8)) }
             let n = invalid.diagnostics.count
             console.error("\(n) problem\(n == 1 ? "" : "s") found; nothing was run")
-            return .invalidInput
+        } else {
+            console.error((error as? LocalizedError)?.errorDescription ?? "\(error)")
         }
-        console.error((error as? LocalizedError)?.errorDescription ?? "\(error)")
-        guard let error = error as? CacheError else { return .stageFailed }
-        switch error {
-        case .unknownStage, .unsafeDestination: return .invalidInput
-        case .interrupted: return .interrupted
-        default: return .stageFailed
-        }
+        return ExitCode(for: error)
     }
 
     // MARK: loading

@@ -7,24 +7,19 @@ public enum QloraRun {
     /// Runs the command line `arguments` (after the program name) and returns the exit status.
     public static func main(_ arguments: [String]) -> Int32 {
         let console = Console()
-        // Under an MPI launcher: this process is one rank of the job (Distributed/World.swift).
-        let world: any Collective
-        do {
-            world = try World.start()
-        } catch {
-            console.error(error.localizedDescription)
-            return ExitCode.invalidInput.rawValue
-        }
+        var world: (any Collective)?
         let code: ExitCode
         do {
+            // Under an MPI launcher: this process is one rank of the job (Distributed/World.swift).
+            // A launcher whose MPI cannot be loaded is a problem of the environment: input.
+            let started: any Collective
+            do { started = try World.start() } catch { throw InputError(message: error.localizedDescription) }
+            world = started
             let invocation = try ArgumentParser.parse(arguments)
-            code = try Commands(console: console, world: world).run(invocation)
-        } catch let error as ArgumentError {
-            console.error(error.localizedDescription)
-            code = .invalidInput
+            code = try Commands(console: console, world: started).run(invocation)
         } catch {
             console.error(error.localizedDescription)
-            code = .stageFailed
+            code = ExitCode(for: error)
         }
         // A failed rank aborts the job: the others would otherwise wait in a collective forever.
         (world as? MPICollective)?.finish(success: code == .ok, exitCode: code.rawValue)
