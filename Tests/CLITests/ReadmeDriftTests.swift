@@ -22,6 +22,17 @@ final class ReadmeDriftTests: XCTestCase {
         XCTAssertEqual(block, expected, "README stage kinds drifted from the schema; the current text is in \(NSTemporaryDirectory())readme-stage-kinds.md")
     }
 
+    /// README's CLI reference is `--help` without its margin, from the command table.
+    func testReadmeCLIReferenceIsTheHelpText() throws {
+        let readme = try String(contentsOf: Reference.projectRoot.appendingPathComponent("README.md"), encoding: .utf8)
+        let begin = "<!-- BEGIN CLI reference: generated from Sources/CLI/CommandTable.swift (CommandTable.usageLines) -->\n"
+        guard let b = readme.range(of: begin), let e = readme.range(of: "<!-- END CLI reference -->", range: b.upperBound..<readme.endIndex) else {
+            return XCTFail("README.md lacks the generated CLI reference markers")
+        }
+        let expected = "```\n" + CommandTable.usageLines.joined(separator: "\n") + "\n```\n"
+        XCTAssertEqual(String(readme[b.upperBound..<e.lowerBound]), expected, "README's CLI reference drifted from CommandTable; it should read:\n\(expected)")
+    }
+
     func testHelpTextOfQuantize() throws {
         let help = try SchemaHelp()
         let quantize = try XCTUnwrap(help.kind("quantize"))
