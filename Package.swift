@@ -38,13 +38,16 @@ let package = Package(
         // Data-parallel training over MPI, loaded at run time (dlopen): no MPI needed to build or run alone.
         .target(name: "Distributed"),
 
-        // Stage plug-ins bind the pipeline spine to the engine.
+        // Stage plug-ins bind the pipeline spine to the engine, and nothing else.
         // The schema file is embedded at build time (Plugins/EmbedSchemaPlugin): it exists once.
         .executableTarget(name: "embed-schema"),
         .plugin(name: "EmbedSchemaPlugin", capability: .buildTool(), dependencies: ["embed-schema"]),
         .target(name: "Stages", dependencies: ["PipelineCore", "Model", "Quant", "Training", "TensorIO", "Kernels", "Tokenizer", "Jinja", "Distributed"],
                 plugins: ["EmbedSchemaPlugin"]),
-        .executableTarget(name: "qlora-run", dependencies: ["Stages", "PipelineCore", "Distributed", "Kernels"]),
+        // The command line: argument parsing, usage, exit codes, the commands (run, plan, runs, sweeps,
+        // generate, chat render, bench, ...). The executable is its thin entry point.
+        .target(name: "CLI", dependencies: ["Stages", "PipelineCore", "Distributed", "Model", "Quant", "Training", "Kernels", "Tokenizer", "Jinja"]),
+        .executableTarget(name: "qlora-run", dependencies: ["CLI"]),
 
         // Tests.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
@@ -57,6 +60,7 @@ let package = Package(
         .testTarget(name: "ModelTests", dependencies: ["Model", "Kernels", "TensorIO", "TestSupport"], swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Model", "Quant", "Kernels", "TensorIO", "TestSupport", "Distributed"], swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "StagesTests", dependencies: ["Stages", "PipelineCore", "Training", "TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["CLI", "Stages", "PipelineCore", "TestSupport"]),
         .testTarget(name: "EndToEndTests", dependencies: ["TestSupport", "TensorIO", "Model"]),
     ]
 )

@@ -56,9 +56,11 @@ public struct Pipeline: Sendable {
     /// checking the graph: unknown references (with a suggestion), output types that do not fit
     /// a field, missing input files, cycles. `stageOrder` is the declaration order of the stage
     /// names (YAML mappings keep it, JSON objects do not); names not listed follow sorted.
-    /// `displayName` is the pipeline path as the user wrote it (for messages).
+    /// `displayName` is the pipeline path as the user wrote it (for messages); `phrases` names the
+    /// artifact types in type-mismatch messages.
     public static func load(value: JSONValue, schema: JSONValue, file: URL, displayName: String? = nil,
-                            stageOrder: [String] = [], cacheOverride: URL? = nil) -> (pipeline: Pipeline?, issues: [PipelineIssue]) {
+                            stageOrder: [String] = [], cacheOverride: URL? = nil,
+                            phrases: ArtifactPhrasing = ArtifactPhrasing()) -> (pipeline: Pipeline?, issues: [PipelineIssue]) {
         let kinds = StageKindInfo.all(in: schema)
         let stagesValue = value["stages"]?.objectValue ?? [:]
         let declared = stageOrder.filter { stagesValue[$0] != nil } + stagesValue.keys.sorted().filter { !stageOrder.contains($0) }
@@ -104,7 +106,7 @@ public struct Pipeline: Sendable {
                     if let targetKind = target["kind"]?.stringValue, let output = kinds[targetKind]?.outputType,
                        !accepted.contains(output) {
                         issues.append(PipelineIssue(path: path, message:
-                            "stage '\(text)' outputs \(ArtifactPhrases.outputs(output)), but this field needs \(ArtifactPhrases.needs(accepted))",
+                            "stage '\(text)' outputs \(phrases.outputs(output)), but this field needs \(phrases.needs(accepted))",
                             atKey: false))
                     }
                 } else if let mode = info.inputPaths[field] {

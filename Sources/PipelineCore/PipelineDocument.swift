@@ -22,7 +22,7 @@ extension Pipeline {
     /// `file` is the pipeline's real location (paths are relative to its directory); it defaults
     /// to `document.file` resolved against the working directory.
     public static func load(document: Document, schema: JSONValue, validatedValue: JSONValue? = nil,
-                            file: URL? = nil) -> (pipeline: Pipeline?, diagnostics: [Diagnostic]) {
+                            file: URL? = nil, phrases: ArtifactPhrasing = ArtifactPhrasing()) -> (pipeline: Pipeline?, diagnostics: [Diagnostic]) {
         let value = validatedValue ?? document.value
         let names = value["stages"]?.objectValue?.keys.map { $0 } ?? []
         let order = names.sorted { a, b in
@@ -34,7 +34,7 @@ extension Pipeline {
             }
         }
         let (pipeline, issues) = load(value: value, schema: schema, file: file ?? URL(fileURLWithPath: document.file),
-                                      displayName: document.file, stageOrder: order)
+                                      displayName: document.file, stageOrder: order, phrases: phrases)
         let diagnostics = issues.map { issue in
             Diagnostic(location: issue.atKey ? (document.keyLocation(of: issue.path) ?? document.location(of: issue.path))
                                              : document.location(of: issue.path),

@@ -92,37 +92,6 @@ public struct StageKindInfo: Sendable, Equatable {
     }
 }
 
-/// Readable names of artifact types for diagnostics. Data, not code: add a type here.
-public enum ArtifactPhrases {
-    /// What a stage "outputs".
-    public static let single: [String: String] = [
-        "checkpoint": "a checkpoint",
-        "quantized": "a quantized model",
-        "adapted": "a model with fresh adapters",
-        "trained": "a trained model with adapters",
-        "adapter": "a saved adapter",
-        "report": "an evaluation report",
-        "gguf": "a GGUF file",
-    ]
-    /// What a field "needs", keyed by its sorted accepted types joined with ",".
-    public static let groups: [String: String] = [
-        "adapted,trained": "a model with adapters",
-        "checkpoint,quantized": "a model",
-        "adapted,checkpoint,quantized,trained": "a model",
-        "adapter,trained": "trained adapters",
-        "adapted,checkpoint,trained": "a model",
-    ]
-
-    public static func outputs(_ type: String) -> String { single[type] ?? "a '\(type)' artifact" }
-
-    public static func needs(_ accepted: [String]) -> String {
-        let sorted = accepted.sorted()
-        let phrase = groups[sorted.joined(separator: ",")]
-            ?? sorted.map(outputs).joined(separator: " or ")
-        return "\(phrase) (\(sorted.joined(separator: " or ")))"
-    }
-}
-
 /// Levenshtein distance, for "did you mean" suggestions.
 enum EditDistance {
     static func distance(_ a: String, _ b: String) -> Int {

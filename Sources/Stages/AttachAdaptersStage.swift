@@ -45,9 +45,10 @@ struct AttachAdaptersStage: StageRunner {
     }
 }
 
-/// A model directory from attach_adapters/train: base weights + PEFT adapter beside them.
-enum AdaptedModel {
-    static func load(_ directory: URL, log: (String) -> Void = { _ in }) throws -> LlamaModel {
+/// A model directory from attach_adapters/train: base weights + PEFT adapter beside them (also
+/// what `qlora-run generate` loads).
+public enum AdaptedModel {
+    public static func load(_ directory: URL, log: (String) -> Void = { _ in }) throws -> LlamaModel {
         let model = try LlamaModel.load(directory: directory)
         if FileManager.default.fileExists(atPath: directory.appendingPathComponent(PEFTAdapter.configFile).path) {
             _ = try PEFTAdapter.load(from: directory, into: model, log: { _ in })

@@ -16,8 +16,8 @@ struct TrainStage: StageRunner {
         guard let source = context.inputs["model"] else { throw StageError.missingFile("model") }
         // The stage's own peak memory, apart from what earlier stages of this process peaked at
         // (loading an fp32 checkpoint before quantizing it): the peak mark is reset here.
-        let peakBefore = Bench.peakRSSMegabytes()
-        let stagePeakMeasured = Bench.resetPeakRSS()
+        let peakBefore = PeakMemory.peakRSSMegabytes()
+        let stagePeakMeasured = PeakMemory.resetPeakRSS()
         let f = context.fields
         var options = TrainingOptions()
         options.epochs = f["epochs"]?.intValue ?? 1
@@ -104,8 +104,8 @@ struct TrainStage: StageRunner {
         // What this process did (a resumed run counts only its own steps) and the memory it took.
         let ranSteps = result.totalSteps - (result.resumedFromStep ?? 0)
         let ranTokens = result.metrics.filter { $0.step > (result.resumedFromStep ?? 0) }.reduce(0) { $0 + $1.tokens }
-        let stagePeak = stagePeakMeasured ? Bench.currentPeakRSSMegabytes() : nil
-        let processPeak = max(peakBefore, Bench.peakRSSMegabytes(), stagePeak ?? 0)
+        let stagePeak = stagePeakMeasured ? PeakMemory.currentPeakRSSMegabytes() : nil
+        let processPeak = max(peakBefore, PeakMemory.peakRSSMegabytes(), stagePeak ?? 0)
         context.log(String(format: "%d steps in %.1f s (%.0f tokens/s), ", ranSteps, result.seconds,
                            result.seconds > 0 ? Double(ranTokens) / result.seconds : 0)
                     + (stagePeak.map { String(format: "peak RSS of this stage %.0f MB, of the process %.0f MB", $0, processPeak) }

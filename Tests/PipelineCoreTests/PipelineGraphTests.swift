@@ -10,7 +10,7 @@ final class PipelineGraphTests: XCTestCase {
     func load(_ yaml: String) throws -> (Pipeline?, [String]) {
         let document = try YAMLReader.read(text: yaml, displayName: "pipelines/x.yaml")
         let (pipeline, diagnostics) = Pipeline.load(document: document, schema: TestStages.schema,
-                                                    file: dir.appendingPathComponent("x.yaml"))
+                                                    file: dir.appendingPathComponent("x.yaml"), phrases: TestStages.phrases)
         return (pipeline, diagnostics.map(\.description))
     }
 
@@ -109,7 +109,8 @@ final class PipelineGraphTests: XCTestCase {
             model: base
             data: data.txt
         """, displayName: "pipelines/real.yaml")
-        let (_, diagnostics) = Pipeline.load(document: document, schema: schema, file: dir.appendingPathComponent("real.yaml"))
+        let (_, diagnostics) = Pipeline.load(document: document, schema: schema, file: dir.appendingPathComponent("real.yaml"),
+                                             phrases: TestStages.phrases)
         XCTAssertEqual(diagnostics.map(\.description), [
             "pipelines/real.yaml:9:12: error: stages.train.model: stage 'base' outputs a checkpoint, but this field needs a model with adapters (adapted or trained)",
         ])
@@ -148,7 +149,8 @@ final class PipelineGraphTests: XCTestCase {
     func testSuggestionsAndPhrases() {
         XCTAssertEqual(EditDistance.suggestion(for: "quantised", among: ["base", "quantized"]), "quantized")
         XCTAssertNil(EditDistance.suggestion(for: "zzz", among: ["base", "quantized"]))
-        XCTAssertEqual(ArtifactPhrases.needs(["quantized"]), "a quantized model (quantized)")
-        XCTAssertEqual(ArtifactPhrases.needs(["trained", "adapted"]), "a model with adapters (adapted or trained)")
+        // The product's words are Stages' (StagesTests/ArtifactPhrasesTests); without words a type is named as written.
+        XCTAssertEqual(ArtifactPhrasing().needs(["quantized"]), "a 'quantized' artifact (quantized)")
+        XCTAssertEqual(TestStages.phrases.needs(["trained", "adapted"]), "a model with adapters (adapted or trained)")
     }
 }

@@ -45,6 +45,8 @@ enum TestStages {
     """#
 
     static var schema: JSONValue { try! CanonicalJSONParser.parse(Data(schemaText.utf8)) }
+    /// Words for the artifact types the graph tests' messages name (the product's are in Stages).
+    static let phrases = ArtifactPhrasing(single: ["checkpoint": "a checkpoint"], groups: ["adapted,trained": "a model with adapters"])
 
     /// Records which stages executed, and can make a stage throw.
     final class Recorder: @unchecked Sendable {  // all state under `lock`

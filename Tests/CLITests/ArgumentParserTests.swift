@@ -1,5 +1,5 @@
 import XCTest
-@testable import Stages
+@testable import CLI
 
 final class ArgumentParserTests: XCTestCase {
     func parse(_ s: String) throws -> Invocation { try ArgumentParser.parse(s.split(separator: " ").map(String.init)) }

@@ -1,120 +1,8 @@
 import Foundation
 
-/// The qlora-run command line, parsed by hand (no packages). Lives in the Stages target (not the
-/// executable) so StagesTests can test it; the executable only dispatches on `Invocation`.
-///
-/// Grammar:
-///   qlora-run [run] FILE | plan FILE | validate FILE [--schema S.json] | help [KIND]
-///           | cache ls|verify|gc [FILE] [--dry-run] [--keep N] | tokenize DIR [--decode]
-///           | chat render (DIR | --template FILE) [--add-generation-prompt] [--bos-token S] [--eos-token S] [--now ISO-8601]
-///           | generate --model DIR [--adapter DIR] --prompt TEXT [--chat] [--max-new-tokens N]
-///                      [--temperature T] [--top-k K] [--top-p P] [--seed S]
-///           | bench [--quick] | --version | --help
-///   pipeline options (run, plan, validate, cache): --set k=v (repeatable), --force STAGE, --only STAGE, --cache DIR
-public struct Invocation: Equatable, Sendable {
-    public enum Command: Equatable, Sendable {
-        case run(file: String)
-        case plan(file: String)
-        case validate(file: String, schema: String?)
-        case help(kind: String?)
-        case cache(CacheAction, file: String?)
-        case tokenize(directory: String, decode: Bool)
-        case chatRender(ChatRenderOptions)
-        case generate(GenerateOptions)
-        case bench(quick: Bool)
-        case runs(RunsOptions)
-        case reproduce(id: String)
-        case version
-    }
-    /// `runs [FILE]`, `runs diff A B`, `runs plot [FILE] -o SVG`, `runs show ID`.
-    public struct RunsOptions: Equatable, Sendable {
-        public enum Action: String, Equatable, Sendable { case list, diff, plot, show }
-        public var action: Action = .list
-        public var file: String?
-        public var ids: [String] = []
-        public var csv = false
-        public var sort: String?
-        public var last: Int?
-        public var output: String?
-    }
-    public enum CacheAction: String, Equatable, Sendable { case ls, verify, gc }
-
-    /// `chat render`: one JSON object on stdin (messages, tools, extra template variables) -> the rendering.
-    public struct ChatRenderOptions: Equatable, Sendable {
-        public var directory: String?
-        public var template: String?
-        public var addGenerationPrompt = false
-        public var bosToken: String?
-        public var eosToken: String?
-        public var now: String?
-        public init() {}
-    }
-
-    public struct GenerateOptions: Equatable, Sendable {
-        public var model: String = ""
-        /// `generate PIPELINE.yaml [--stage NAME]`: the model a (cached) stage produced.
-        public var pipeline: String?
-        public var stage: String?
-        public var adapter: String?
-        public var prompt: String = ""
-        public var chat = false
-        public var maxNewTokens = 64
-        public var temperature = 0.0     // 0: greedy
-        public var topK = 0              // 0: off
-        public var topP = 1.0            // 1: off
-        public var seed: UInt64 = 0
-        public init() {}
-    }
-
-    public var command: Command
-    public var sets: [String] = []       // --set k=v, in order
-    public var force: [String] = []      // --force STAGE (repeatable)
-    public var only: [String] = []    // --only STAGE (repeatable)
-    public var cacheDirectory: String?
-    public var dryRun = false            // cache gc
-    public var keep = 5                  // cache gc: keep what the last N runs referenced
-    public var json = false              // run: the run as one JSON document on stdout, the log on stderr
-    public var sweeps: [String] = []     // --sweep PATH=V1,V2 (repeatable)
-
-    public init(command: Command) { self.command = command }
-}
-
-public enum ArgumentError: LocalizedError, Equatable {
-    case unknownCommand(String, suggestion: String?)
-    case unknownOption(String, suggestion: String?)
-    case missingValue(option: String)
-    case invalidValue(option: String, value: String, expected: String)
-    case missingArgument(command: String, what: String)
-    case unexpectedArgument(command: String, argument: String)
-    case optionNotAllowed(option: String, command: String)
-
-    public var errorDescription: String? {
-        switch self {
-        case .unknownCommand(let c, let s):
-            return "unknown command '\(c)'" + (s.map { "; did you mean '\($0)'?" } ?? "; run 'qlora-run --help' for the list")
-        case .unknownOption(let o, let s):
-            return "unknown option '\(o)'" + (s.map { "; did you mean '\($0)'?" } ?? "; run 'qlora-run --help' for the list")
-        case .missingValue(let o):
-            return "option '\(o)' needs a value"
-        case .invalidValue(let o, let v, let e):
-            return "option '\(o)': expected \(e), found '\(v)'"
-        case .missingArgument(let c, let w):
-            return "'\(c)' needs \(w); run 'qlora-run --help' for usage"
-        case .unexpectedArgument(let c, let a):
-            return "'\(c)' takes no argument '\(a)'"
-        case .optionNotAllowed(let o, let c):
-            return "option '\(o)' does not apply to '\(c)'"
-        }
-    }
-}
-
+/// The qlora-run command line, parsed by hand (no packages): which options exist, take a value
+/// and apply to which command comes from CommandTable; this turns the words into an `Invocation`.
 public enum ArgumentParser {
-    public static let commands = ["run", "plan", "validate", "help", "cache", "tokenize", "chat", "generate", "bench", "runs", "reproduce"]
-    static let valueOptions = ["--set", "--sweep", "--sort", "--last", "-o", "--force", "--only", "--cache", "--schema", "--keep", "--model", "--adapter",
-                               "--prompt", "--max-new-tokens", "--temperature", "--top-k", "--top-p", "--seed",
-                               "--template", "--bos-token", "--eos-token", "--now", "--stage"]
-    static let flagOptions = ["--json", "--csv", "--decode", "--dry-run", "--quick", "--chat", "--add-generation-prompt", "--help", "-h", "--version"]
-
     /// Parses the arguments after the program name.
     public static func parse(_ arguments: [String]) throws(ArgumentError) -> Invocation {
         var positionals: [String] = []
@@ -135,14 +23,15 @@ public enum ArgumentParser {
             if let eq = argument.firstIndex(of: "="), argument.hasPrefix("--") {
                 name = String(argument[..<eq]); inlineValue = String(argument[argument.index(after: eq)...])
             }
-            if valueOptions.contains(name) {
+            switch CommandTable.option(name)?.takesValue {
+            case true?:
                 if let v = inlineValue { values.append((name, v)); continue }
                 guard index < arguments.count else { throw .missingValue(option: name) }
                 values.append((name, arguments[index])); index += 1
-            } else if flagOptions.contains(name), inlineValue == nil {
+            case false? where inlineValue == nil:
                 flags.insert(name)
-            } else {
-                throw .unknownOption(name, suggestion: closest(name, in: valueOptions + flagOptions))
+            default:
+                throw .unknownOption(name, suggestion: closest(name, in: CommandTable.options.map(\.name)))
             }
         }
 
@@ -153,11 +42,11 @@ public enum ArgumentParser {
         // Bare `qlora-run FILE`: anything that is not a command and looks like a file runs it.
         var name = first
         var rest = Array(positionals.dropFirst())
-        if !commands.contains(first) {
+        if CommandTable.command(first) == nil {
             if first.hasSuffix(".yaml") || first.hasSuffix(".yml") || first.hasSuffix(".json") || first.contains("/") {
                 name = "run"; rest = positionals
             } else {
-                throw .unknownCommand(first, suggestion: closest(first, in: commands))
+                throw .unknownCommand(first, suggestion: closest(first, in: CommandTable.suggestionOrder))
             }
         }
 
@@ -172,10 +61,10 @@ public enum ArgumentParser {
         }
 
         var invocation: Invocation
-        var allowed: Set<String> = ["--set", "--force", "--only", "--cache"]
+        var form: String?   // the form whose own options apply (CommandTable.Command.formOptions)
         switch name {
-        case "run": invocation = Invocation(command: .run(file: try one("a pipeline FILE"))); allowed.formUnion(["--json", "--sweep"])
-        case "plan": invocation = Invocation(command: .plan(file: try one("a pipeline FILE"))); allowed.insert("--sweep")
+        case "run": invocation = Invocation(command: .run(file: try one("a pipeline FILE")))
+        case "plan": invocation = Invocation(command: .plan(file: try one("a pipeline FILE")))
         case "runs":
             var r = Invocation.RunsOptions()
             if let first = rest.first, let action = Invocation.RunsOptions.Action(rawValue: first), action != .list {
@@ -195,20 +84,13 @@ public enum ArgumentParser {
             r.output = values.last { $0.0 == "-o" }?.1
             if r.action == .plot && r.output == nil { throw .missingArgument(command: "runs plot", what: "-o FILE.svg") }
             invocation = Invocation(command: .runs(r))
-            allowed = ["--cache", "--json"]
-            switch r.action {
-            case .list: allowed.formUnion(["--csv", "--sort", "--last"])
-            case .plot: allowed.formUnion(["--last", "-o"])
-            case .diff, .show: break
-            }
+            form = r.action.rawValue
         case "reproduce":
             invocation = Invocation(command: .reproduce(id: try one("a run id")))
-            allowed = ["--cache"]
         case "validate":
             let file = try one("a FILE to validate")
             invocation = Invocation(command: .validate(file: file, schema: values.last { $0.0 == "--schema" }?.1))
-            allowed.insert("--schema")
-        case "help": invocation = Invocation(command: .help(kind: try atMostOne())); allowed = []
+        case "help": invocation = Invocation(command: .help(kind: try atMostOne()))
         case "cache":
             guard let actionName = rest.first else { throw .missingArgument(command: "cache", what: "an action: ls, verify or gc") }
             guard let action = Invocation.CacheAction(rawValue: actionName) else {
@@ -216,11 +98,9 @@ public enum ArgumentParser {
             }
             rest.removeFirst()
             invocation = Invocation(command: .cache(action, file: try atMostOne()))
-            allowed = ["--cache", "--set"]
-            if action == .gc { allowed.formUnion(["--dry-run", "--keep"]) }
+            form = action.rawValue
         case "tokenize":
             invocation = Invocation(command: .tokenize(directory: try one("a model or tokenizer DIR"), decode: flags.contains("--decode")))
-            allowed = ["--decode"]
         case "chat":
             guard rest.first == "render" else {
                 throw .invalidValue(option: "chat", value: rest.first ?? "", expected: "the action 'render'")
@@ -236,7 +116,6 @@ public enum ArgumentParser {
             c.eosToken = values.last { $0.0 == "--eos-token" }?.1
             c.now = values.last { $0.0 == "--now" }?.1
             invocation = Invocation(command: .chatRender(c))
-            allowed = ["--template", "--add-generation-prompt", "--bos-token", "--eos-token", "--now"]
         case "generate":
             var g = Invocation.GenerateOptions()
             g.pipeline = try atMostOne()
@@ -263,14 +142,14 @@ public enum ArgumentParser {
                 }
             }
             invocation = Invocation(command: .generate(g))
-            allowed = ["--model", "--adapter", "--prompt", "--chat", "--max-new-tokens", "--temperature", "--top-k", "--top-p", "--seed"]
-            if g.pipeline != nil { allowed.formUnion(["--stage", "--set", "--cache"]) }
+            if g.pipeline != nil { form = "PIPELINE" }
         case "bench":
             if let extra = rest.first { throw .unexpectedArgument(command: name, argument: extra) }
-            invocation = Invocation(command: .bench(quick: flags.contains("--quick"))); allowed = ["--quick"]
+            invocation = Invocation(command: .bench(quick: flags.contains("--quick")))
         default: throw .unknownCommand(name, suggestion: nil)
         }
 
+        let allowed = CommandTable.accepted(by: name, form: form)
         for option in values.map(\.0) + flags.sorted() where !allowed.contains(option) {
             throw .optionNotAllowed(option: option, command: name)
         }

@@ -5,9 +5,7 @@ import Model
 import Quant
 import Tokenizer
 import Training
-#if canImport(Glibc)
-import Glibc
-#endif
+import Stages
 
 /// `qlora-run bench`: measurements on this machine, each the median of several runs (machines are
 /// shared and noisy). Calls the benchmark helpers of the engine targets; rows whose engine is not
@@ -18,13 +16,6 @@ public enum Bench {
     static func median(_ runs: Int, _ body: () -> Double) -> Double {
         let xs = (0..<runs).map { _ in body() }.sorted()
         return xs[xs.count / 2]
-    }
-
-    /// Peak resident set size of this process (getrusage: KiB on Linux).
-    public static func peakRSSMegabytes() -> Double {
-        var usage = rusage()
-        getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
-        return Double(usage.ru_maxrss) / 1024
     }
 
     /// Random token ids in the model's vocabulary: (count).
@@ -77,7 +68,7 @@ public enum Bench {
               (try? LoRAAttacher.attach(to: model, options: LoRAOptions(), seed: 0)) != nil else { return nil }
         let tokens = randomTokens(config, count: B * T)
         let weights = (0..<(B * T)).map { i in !chat || i % T >= T / 2 ? Float(1) : 0 }
-        let resetPeak = resetPeakRSS()
+        let resetPeak = PeakMemory.resetPeakRSS()
         // A whole optimizer step as the trainer takes it: zero, forward + backward, global-norm
         // clipping at 1.0, AdamW update of every A and B.
         let adapters = LoRAAttacher.adapted(model).compactMap(\.adapter)
@@ -100,23 +91,8 @@ public enum Bench {
         let tps = Double(B * T) / seconds(runs) { step() }
         // forward plus the backward input gradients: linears twice, attention three times (scores, dQ/dK, dV).
         let flops = forwardFLOPs(model, length: T)
-        return (tps, tps * (2 * flops.linear + 3 * flops.attention) / (sgemm * 1e9), resetPeak ? currentPeakRSSMegabytes() : nil,
+        return (tps, tps * (2 * flops.linear + 3 * flops.attention) / (sgemm * 1e9), resetPeak ? PeakMemory.currentPeakRSSMegabytes() : nil,
                 model.gradientCheckpointing)
-    }
-
-    /// Resets the kernel's peak-RSS mark of this process (Linux ≥ 4.0: "5" to /proc/self/clear_refs).
-    static func resetPeakRSS() -> Bool {
-        guard let handle = FileHandle(forWritingAtPath: "/proc/self/clear_refs") else { return false }
-        defer { try? handle.close() }
-        return (try? handle.write(contentsOf: Data("5".utf8))) != nil
-    }
-
-    /// VmHWM of /proc/self/status (the peak RSS since the last reset), in MB.
-    static func currentPeakRSSMegabytes() -> Double? {
-        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
-              let kb = Double(line.split(separator: " ").dropFirst().first ?? "") else { return nil }
-        return kb / 1024
     }
 
     public static let miniMind = ModelConfig(modelType: "llama", vocabSize: 6400, hiddenSize: 512, intermediateSize: 1408, layers: 2,
@@ -133,7 +109,8 @@ public enum Bench {
         // The MFU reference is the machine's sgemm peak: the better of 1024³ and 2048³ (about a second),
         // with --quick too. A 512³ product is too small to reach it, which made --quick print MFU above 100%.
         let sgemm = max(median(runs) { KernelBenchmark.sgemmGFLOPS(size: 1024) }, median(runs) { KernelBenchmark.sgemmGFLOPS(size: 2048) })
-        add("sgemm (OpenBLAS, all cores)", String(format: "%.1f GFLOP/s", sgemm), "best of 1024³ and 2048³")
+        add("sgemm (OpenBLAS \(BLASCoreType.current) kernels, all cores)", String(format: "%.1f GFLOP/s", sgemm),
+            "best of 1024³ and 2048³" + (ProcessInfo.processInfo.environment[BLASCoreType.marker].map { "; OpenBLAS chose \($0) for this CPU, qlora-run asked for these" } ?? ""))
         let sha = median(runs) { SHA256.benchmark(megabytes: quick ? 32 : 128) }
         add(SHA256.usesHardware ? "SHA-256 (one core, SHA-NI)" : "SHA-256 (one core, portable)", String(format: "%.0f MB/s", sha), "target ≥ 1500 with SHA-NI")
         let mm = forward(miniMind, batch: 2, length: 512, runs: runs, sgemm: sgemm)
@@ -163,7 +140,7 @@ public enum Bench {
         for (key, value) in QuantBenchmark.run(runs: quick ? 3 : 7).sorted(by: { $0.key < $1.key }) {
             add("quant: \(key)", String(format: "%.2f", value))
         }
-        add("peak RSS", String(format: "%.0f MB", peakRSSMegabytes()))
+        add("peak RSS", String(format: "%.0f MB", PeakMemory.peakRSSMegabytes()))
         return rows
     }
 }

@@ -41,8 +41,8 @@ struct EngineCommands {
                 FileHandle.standardOutput.write(Data(text.utf8))   // exactly the rendering: no newline added
                 return .ok
             } catch let error as LocalizedError {
-                console.error(error.errorDescription ?? "\(error)")
-                return .invalidInput
+                // The template, the checkpoint and stdin are all the user's: a failure is theirs to fix.
+                throw InputError(message: error.errorDescription ?? "\(error)")
             }
         case .generate(let g):
             let text = try Inference.generate(model: URL(fileURLWithPath: g.model), adapter: g.adapter.map { URL(fileURLWithPath: $0) },

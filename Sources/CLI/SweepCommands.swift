@@ -62,7 +62,7 @@ extension PipelineCommands {
         }
         let (schemaValue, schema) = try Self.schema()
         // The sweep's shape (schema) and its paths, zip lengths and size, all reported together.
-        var structural = schema.validate(document).diagnostics.map(explained)
+        var structural = schema.validate(document).diagnostics
         var points: [SweepPoint] = []
         do { points = try Sweep.points(of: document) ?? [] } catch { structural += error.diagnostics }
         if !structural.isEmpty { throw Invalid(diagnostics: Self.sorted(structural)) }

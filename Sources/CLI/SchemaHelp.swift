@@ -1,4 +1,5 @@
 import Foundation
+import Stages
 
 /// Describes stage kinds from the schema itself (`qlora-run help KIND`, and README's stage-kind
 /// reference, which a test keeps equal to `SchemaHelp.markdown()`): the schema is the only source.

@@ -1,6 +1,8 @@
 import XCTest
 import Foundation
-@testable import Stages
+import TestSupport
+import Stages
+@testable import CLI
 
 /// README's stage-kind reference is generated from the schema: this fails when they drift apart.
 final class ReadmeDriftTests: XCTestCase {
@@ -8,7 +10,7 @@ final class ReadmeDriftTests: XCTestCase {
     static let end = "<!-- END stage kinds -->"
 
     func testReadmeStageKindsMatchSchema() throws {
-        let readme = try String(contentsOf: EmbeddedSchemaTests.root.appendingPathComponent("README.md"), encoding: .utf8)
+        let readme = try String(contentsOf: Reference.projectRoot.appendingPathComponent("README.md"), encoding: .utf8)
         let expected = try SchemaHelp().markdown()
         guard let b = readme.range(of: Self.begin), let e = readme.range(of: Self.end, range: b.upperBound..<readme.endIndex) else {
             return XCTFail("README.md lacks the generated stage-kind block markers")
@@ -18,6 +20,17 @@ final class ReadmeDriftTests: XCTestCase {
             try? expected.write(toFile: NSTemporaryDirectory() + "readme-stage-kinds.md", atomically: true, encoding: .utf8)
         }
         XCTAssertEqual(block, expected, "README stage kinds drifted from the schema; the current text is in \(NSTemporaryDirectory())readme-stage-kinds.md")
+    }
+
+    /// README's CLI reference is `--help` without its margin, from the command table.
+    func testReadmeCLIReferenceIsTheHelpText() throws {
+        let readme = try String(contentsOf: Reference.projectRoot.appendingPathComponent("README.md"), encoding: .utf8)
+        let begin = "<!-- BEGIN CLI reference: generated from Sources/CLI/CommandTable.swift (CommandTable.usageLines) -->\n"
+        guard let b = readme.range(of: begin), let e = readme.range(of: "<!-- END CLI reference -->", range: b.upperBound..<readme.endIndex) else {
+            return XCTFail("README.md lacks the generated CLI reference markers")
+        }
+        let expected = "```\n" + CommandTable.usageLines.joined(separator: "\n") + "\n```\n"
+        XCTAssertEqual(String(readme[b.upperBound..<e.lowerBound]), expected, "README's CLI reference drifted from CommandTable; it should read:\n\(expected)")
     }
 
     func testHelpTextOfQuantize() throws {

@@ -1,4 +1,5 @@
 import Foundation
+import Stages
 import Model
 import Tokenizer
 import Training

@@ -72,21 +72,16 @@ struct PipelineCommands {
         }
     }
 
-    /// Prints a pipeline error on stderr and names its exit code.
+    /// Prints a pipeline error on stderr and names its exit code (ExitCode(for:)).
     func report(_ error: Error) -> ExitCode {
         if let invalid = error as? Invalid {
             for d in invalid.diagnostics { FileHandle.standardError.write(Data((d.description + "\n").utf8)) }
             let n = invalid.diagnostics.count
             console.error("\(n) problem\(n == 1 ? "" : "s") found; nothing was run")
-            return .invalidInput
+        } else {
+            console.error((error as? LocalizedError)?.errorDescription ?? "\(error)")
         }
-        console.error((error as? LocalizedError)?.errorDescription ?? "\(error)")
-        guard let error = error as? CacheError else { return .stageFailed }
-        switch error {
-        case .unknownStage, .unsafeDestination: return .invalidInput
-        case .interrupted: return .interrupted
-        default: return .stageFailed
-        }
+        return ExitCode(for: error)
     }
 
     // MARK: loading
@@ -131,10 +126,11 @@ struct PipelineCommands {
         let order = document.root.child("stages")?.entries?.map(\.key) ?? []
         let (pipeline, issues) = Pipeline.load(value: value, schema: schemaValue, file: URL(fileURLWithPath: file),
                                                displayName: file, stageOrder: order,
-                                               cacheOverride: invocation.cacheDirectory.map { URL(fileURLWithPath: $0) })
+                                               cacheOverride: invocation.cacheDirectory.map { URL(fileURLWithPath: $0) },
+                                               phrases: ArtifactPhrases.phrasing)
         if !issues.isEmpty || !diagnostics.isEmpty {
             // Schema and graph problems together, sorted by position, like a compiler.
-            var diagnostics = diagnostics.map(explained)
+            var diagnostics = diagnostics
             for issue in issues {
                 let location = issue.atKey ? document.keyLocation(of: issue.path) : document.location(of: issue.path)
                 diagnostics.append(Diagnostic(location: location, path: issue.shownPath, message: issue.message))
@@ -147,12 +143,6 @@ struct PipelineCommands {
         }
         guard let pipeline else { throw Invalid(diagnostics: [Diagnostic(location: nil, message: "\(file): the pipeline could not be built")]) }
         return (pipeline, value)
-    }
-
-    /// Adds the fix to schema messages the schema cannot phrase itself.
-    func explained(_ d: Diagnostic) -> Diagnostic {
-        var d = d
-        return d
     }
 
     func validateAgainst(file: String, schemaFile: String, sets: [String]) throws -> ExitCode {
