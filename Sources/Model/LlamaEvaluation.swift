@@ -8,12 +8,14 @@ extension LlamaModel {
     /// (each counted once, weight 1), how many of them the argmax predicts, and their count — the
     /// evaluate stage's loss, perplexity and token accuracy. Like training, the head runs only on
     /// those rows and in chunks: never all B·T·V logits (SmolLM-135M, 4 × 512: 400 MB).
-    public func evaluationSums(tokens: [Int32], batch B: Int, length T: Int, lossWeights: [Float]) -> (lossSum: Double, correct: Int, count: Int) {
+    /// `segments`: packed rows (PackedSequences.swift), each example attending only to itself.
+    public func evaluationSums(tokens: [Int32], batch B: Int, length T: Int, lossWeights: [Float],
+                               segments: [[Range<Int>]]? = nil) -> (lossSum: Double, correct: Int, count: Int) {
         guard B > 0, T > 0, tokens.count == B * T, lossWeights.count == B * T else { return (.nan, 0, 0) }
         let C = config.hiddenSize, V = config.vocabSize
         let rows = Self.lossRows(B: B, T: T, lossWeights: lossWeights)
         if rows.isEmpty { return (0, 0, 0) }
-        let p = forwardTrunk(tokens: tokens, B: B, T: T, attentionMask: nil, forTraining: false)
+        let p = forwardTrunk(tokens: tokens, B: B, T: T, attentionMask: nil, forTraining: false, segments: segments)
         let chunk = ActivationPlan.headChunkRows(rows.count, vocab: V)
         let scratch = p.headScratch(rows: chunk, C: C, V: V)
         let xs = scratch.inputs, logits = scratch.logits   // (R, C), (R, V)

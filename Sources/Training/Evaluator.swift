@@ -4,6 +4,8 @@ import Tokenizer
 
 public struct EvaluationOptions: Equatable, Sendable {
     public var batchSize = 4
+    /// Pack the examples into rows of this many tokens (Packing.swift), batchSize rows per pass; 0 = off.
+    public var packRowLength = 0
     public var compareBase = false
     public var prompts: [String] = []
     public var maxNewTokens = 64
@@ -95,14 +97,19 @@ public enum Evaluator {
     /// Loss / perplexity / token accuracy over supervised tokens (mask of the target position),
     /// the same weighting as training. The head runs only on supervised rows, in chunks
     /// (`LlamaModel.evaluationSums`).
-    public static func metrics(model: LlamaModel, dataset: TrainingDataset, batchSize: Int = 4) -> EvaluationMetrics {
+    public static func metrics(model: LlamaModel, dataset: TrainingDataset, batchSize: Int = 4, packRowLength: Int = 0) -> EvaluationMetrics {
         var lossSum = 0.0, correct = 0, count = 0
-        var start = 0
-        while start < dataset.examples.count {
-            let idx = Array(start..<min(dataset.examples.count, start + max(1, batchSize)))
-            start += idx.count
-            let b = dataset.batch(idx)
-            let sums = model.evaluationSums(tokens: b.tokens, batch: b.batch, length: b.length, lossWeights: b.lossWeights)
+        let batches: [Batch]
+        if packRowLength > 0 {
+            // The same examples and targets, laid out as fuller rows (a segment's first token has no target).
+            batches = dataset.packedBatches(Array(dataset.examples.indices), rowLength: packRowLength, rowsPerBatch: max(1, batchSize))
+        } else {
+            batches = stride(from: 0, to: dataset.examples.count, by: max(1, batchSize)).map {
+                dataset.batch(Array($0..<min(dataset.examples.count, $0 + max(1, batchSize))))
+            }
+        }
+        for b in batches {
+            let sums = model.evaluationSums(tokens: b.tokens, batch: b.batch, length: b.length, lossWeights: b.lossWeights, segments: b.segments)
             lossSum += sums.lossSum; correct += sums.correct; count += sums.count
         }
         let loss = count > 0 ? lossSum / Double(count) : .nan
@@ -166,7 +173,7 @@ public enum Evaluator {
                            chat: ChatFormat? = nil, systemPrompt: String? = nil, log: (String) -> Void = { _ in }) -> EvaluationReport {
         let hasAdapters = model.linearModules.contains { $0.adapter != nil }
         func measure() -> EvaluationMetrics {
-            var m = metrics(model: model, dataset: dataset, batchSize: options.batchSize)
+            var m = metrics(model: model, dataset: dataset, batchSize: options.batchSize, packRowLength: options.packRowLength)
             if options.exactMatch {
                 let exact = exactMatch(model: model, dataset: dataset)
                 if exact.pairs > 0 { m.exactMatches = exact.matches; m.pairs = exact.pairs }

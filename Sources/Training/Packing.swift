@@ -57,6 +57,18 @@ public enum PackingChoice: String, Sendable {
     /// Auto packs when packing would run fewer micro-batches over the first epoch than one padded
     /// example per row (short examples with small batches, e.g. batch 1 × grad_accum 8); then the
     /// same examples cost fewer passes over the weights. Returns the decision and both counts.
+    /// For evaluation: one pass per `batchSize` examples, or per `batchSize` packed rows.
+    public func decide(evaluating data: TrainingDataset, batchSize: Int, rowLength: Int) -> (pack: Bool, packed: Int, plain: Int) {
+        let per = max(1, batchSize)
+        let plain = (data.examples.count + per - 1) / per
+        let packed = (data.packedRows(Array(data.examples.indices), rowLength: rowLength).count + per - 1) / per
+        switch self {
+        case .on: return (true, packed, plain)
+        case .off: return (false, packed, plain)
+        case .auto: return (packed < plain, packed, plain)
+        }
+    }
+
     public func decide(_ trainer: Trainer, data: TrainingDataset, rowLength: Int) -> (pack: Bool, packed: Int, plain: Int) {
         let steps = trainer.stepsOfEpoch(data, epoch: 0)
         let plain = steps.reduce(0) { $0 + $1.count }

@@ -38,3 +38,23 @@ final class BatchTokensTests: XCTestCase {
         XCTAssertEqual(b.metrics.map(\.loss), a.metrics.map(\.loss))
     }
 }
+
+/// evaluate's `packing`: the same targets and sums, fewer passes.
+final class EvaluationPackingTests: XCTestCase {
+    func testPackedEvaluationGivesTheUnpackedMetrics() throws {
+        let data = ResumeTests.makeData()
+        let model = try DataParallelTests.makeModel()
+        let plain = Evaluator.metrics(model: model, dataset: data, batchSize: 2)
+        let packed = Evaluator.metrics(model: model, dataset: data, batchSize: 2, packRowLength: 20)
+        XCTAssertEqual(packed.supervisedTokens, plain.supervisedTokens)
+        XCTAssertGreaterThan(plain.supervisedTokens, 0)
+        // An argmax may flip only where two logits tie to float rounding: at most one target here.
+        XCTAssertLessThanOrEqual(abs(packed.tokenAccuracy - plain.tokenAccuracy), 1.0 / Double(plain.supervisedTokens))
+        // Sums over ~25 targets of fp32 logits computed through other GEMM shapes: float rounding only.
+        assertClose([packed.loss], [plain.loss], rtol: 1e-5, atol: 0, "mean loss")
+        let decision = PackingChoice.auto.decide(evaluating: data, batchSize: 2, rowLength: 20)
+        XCTAssertEqual([decision.plain, decision.packed], [4, 2])   // 7 examples by 2; 4 packed rows by 2
+        XCTAssertTrue(decision.pack)
+        XCTAssertFalse(PackingChoice.off.decide(evaluating: data, batchSize: 2, rowLength: 20).pack)
+    }
+}
