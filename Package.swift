@@ -32,7 +32,9 @@ let package = Package(
         // Chat templates: a Jinja2 subset with transformers' environment, rendered byte-exactly.
         .target(name: "Jinja", swiftSettings: [.swiftLanguageMode(.v5)]),
         .target(name: "Tokenizer", dependencies: ["Jinja"], swiftSettings: numeric),  // tokenizer.json: BPE, byte-level, added tokens; chat templates
-        .target(name: "Quant", dependencies: ["Kernels", "TensorIO"], swiftSettings: numeric),
+        // Fused 4-bit products for few rows (AVX-512 / AVX2 / portable, chosen at run time).
+        .target(name: "CNF4", cSettings: [.unsafeFlags(["-O3"])]),
+        .target(name: "Quant", dependencies: ["Kernels", "TensorIO", "CNF4"], swiftSettings: numeric),
         .target(name: "Model", dependencies: ["Kernels", "Quant", "TensorIO", "Tokenizer"], swiftSettings: numeric),
         .target(name: "Training", dependencies: ["Model", "Quant", "Kernels", "TensorIO", "Tokenizer", "Jinja", "Distributed"], swiftSettings: numeric),
         // Data-parallel training over MPI, loaded at run time (dlopen): no MPI needed to build or run alone.
@@ -56,7 +58,7 @@ let package = Package(
         .testTarget(name: "TensorIOTests", dependencies: ["TensorIO", "TestSupport"], swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "JinjaTests", dependencies: ["Jinja", "TestSupport"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "Jinja", "TestSupport"], swiftSettings: [.swiftLanguageMode(.v5)]),
-        .testTarget(name: "QuantTests", dependencies: ["Quant", "Model", "TensorIO", "TestSupport"], swiftSettings: [.swiftLanguageMode(.v5)]),
+        .testTarget(name: "QuantTests", dependencies: ["Quant", "Model", "TensorIO", "TestSupport", "CNF4"], swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Kernels", "TensorIO", "TestSupport"], swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Model", "Quant", "Kernels", "TensorIO", "TestSupport", "Distributed"], swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "StagesTests", dependencies: ["Stages", "PipelineCore", "Training", "TestSupport"]),

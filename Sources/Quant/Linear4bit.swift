@@ -1,5 +1,6 @@
 import Foundation
 import Kernels
+import CNF4
 
 /// Frozen 4-bit linear layer (QLoRA): y = x · dequant(W)ᵀ, dx += dy · dequant(W); no weight gradient.
 ///
@@ -32,18 +33,36 @@ public final class Linear4bit {
     public static let tileElements = 1024 * 1024
     /// Precision of the base product (the LoRA path outside this layer stays fp32).
     public let compute: ComputeDType
+    /// Forward passes of at most this many rows use the fused kernel (CNF4: codes decoded row by row
+    /// into L1 and used at once); larger ones dequantize tiles for sgemm. 0: never fused.
+    public let fusedRowLimit: Int
+    /// The same for the input gradient, whose fused form (an axpy per weight row) wins only for one row.
+    public let fusedGradientRowLimit: Int
+    /// Rows up to which the fused kernels beat tile + sgemm on a 576 -> 1536 layer (BENCHMARKS.md,
+    /// "small-M 4-bit linear": forward 5.5x faster at 1 row, 1.6x at 8, even at 16; gradient 2.6x at 1 row, even at 2).
+    public static let defaultFusedRowLimit = 16
+    public static let defaultFusedGradientRowLimit = 1
+    /// Each block's absmax as fp32 (double quantization resolved once), for the fused kernels.
+    let blockScales: [Float]
 
     public convenience init(_ weight: QuantizedTensor, compute: ComputeDType = .fp32) throws {
         try self.init(weight, tileRows: nil, compute: compute)
     }
 
     /// `tileRows` overrides the tile height (tests use tiny tiles to exercise tile edges).
-    public init(_ weight: QuantizedTensor, tileRows requested: Int?, compute: ComputeDType = .fp32) throws {
+    public init(_ weight: QuantizedTensor, tileRows requested: Int?, compute: ComputeDType = .fp32,
+                fusedRowLimit: Int = Linear4bit.defaultFusedRowLimit,
+                fusedGradientRowLimit: Int = Linear4bit.defaultFusedGradientRowLimit) throws {
         guard weight.shape.count == 2 else {
             throw QuantError.inconsistent("a 4-bit linear weight must be 2-D [out, in], got shape \(weight.shape)")
         }
         self.weight = weight
         self.compute = compute
+        // The fused kernels need rows that start on a block boundary and blocks of whole 16-code groups.
+        let fusible = weight.shape[1] % weight.blockSize == 0 && weight.blockSize % 16 == 0
+        self.fusedRowLimit = fusible ? fusedRowLimit : 0
+        self.fusedGradientRowLimit = fusible ? fusedGradientRowLimit : 0
+        self.blockScales = fusible && max(fusedRowLimit, fusedGradientRowLimit) > 0 ? weight.effectiveAbsmax : []
         outFeatures = weight.shape[0]
         inFeatures = weight.shape[1]
         if let requested {
@@ -108,6 +127,7 @@ public final class Linear4bit {
     /// output (N, O) = input (N, I) · Wᵀ over the (compute-dtype) tiles.
     private func product(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, rows N: Int) {
         let I = inFeatures, O = outFeatures
+        if N <= fusedRowLimit { return fusedProduct(input: input, output: output, rows: N) }
         forEachTile { r0, r1, tile in
             // output[:, r0..<r1] = input (N, I) · tileᵀ (I, r1-r0)
             BLAS.sgemm(transposeA: false, transposeB: true, m: N, n: r1 - r0, k: I,
@@ -134,12 +154,53 @@ public final class Linear4bit {
     /// into (N, I) = beta · into + gradOutput (N, O) · W (O, I) over the tiles.
     private func gradientProduct(gradOutput: UnsafePointer<Float>, into: UnsafeMutablePointer<Float>, beta: Float, rows N: Int) {
         let I = inFeatures, O = outFeatures
+        if N <= fusedGradientRowLimit {
+            if beta == 0 { Elementwise.zero(into, count: N * I) }
+            return fusedGradient(gradOutput: gradOutput, into: into, rows: N)
+        }
         var first = true
         forEachTile { r0, r1, tile in
             // into += gradOutput[:, r0..<r1] (N, r1-r0) · tile (r1-r0, I)
             BLAS.sgemm(transposeA: false, transposeB: false, m: N, n: I, k: r1 - r0,
                        a: gradOutput + r0, lda: O, b: tile, ldb: I, beta: first ? beta : 1, c: into, ldc: I)
             first = false
+        }
+    }
+
+    /// output (N, O) = input (N, I) · Wᵀ by the fused kernel, output rows split over the cores.
+    private func fusedProduct(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, rows N: Int) {
+        let I = inFeatures, O = outFeatures, bs = Int32(weight.blockSize), round: Int32 = compute == .bf16 ? 1 : 0
+        let table = QuantTables.table(weight.type)
+        weight.packed.withUnsafeBufferPointer { packed in
+            blockScales.withUnsafeBufferPointer { scales in
+                table.withUnsafeBufferPointer { t in
+                    Parallel.forEachChunk(O, costPerItem: I * (N + 1)) { range in
+                        ScratchPool.withBuffer(I) { w in   // (I) one decoded weight row
+                            qlora_nf4_forward(packed.baseAddress, scales.baseAddress, t.baseAddress, bs, Int32(I), Int32(O),
+                                              Int32(range.lowerBound), Int32(range.upperBound), input, Int32(N), output, round, w)
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// into (N, I) += gradOutput (N, O) · W by the fused kernel, block-aligned column slices split over the cores.
+    private func fusedGradient(gradOutput: UnsafePointer<Float>, into: UnsafeMutablePointer<Float>, rows N: Int) {
+        let I = inFeatures, O = outFeatures, bs = weight.blockSize, round: Int32 = compute == .bf16 ? 1 : 0
+        let table = QuantTables.table(weight.type)
+        weight.packed.withUnsafeBufferPointer { packed in
+            blockScales.withUnsafeBufferPointer { scales in
+                table.withUnsafeBufferPointer { t in
+                    Parallel.forEachChunk(I / bs, costPerItem: bs * O * (N + 1)) { range in
+                        let i0 = range.lowerBound * bs, i1 = range.upperBound * bs
+                        ScratchPool.withBuffer(i1 - i0) { w in   // (i1 - i0) one decoded slice of a weight row
+                            qlora_nf4_backward(packed.baseAddress, scales.baseAddress, t.baseAddress, Int32(bs), Int32(I), Int32(O),
+                                               Int32(i0), Int32(i1), gradOutput, Int32(N), into, round, w)
+                        }
+                    }
+                }
+            }
         }
     }
 

@@ -53,6 +53,35 @@ public enum QuantBenchmark {
             result["linear4bit_\(key)_ms"] = tl * 1000
             result["linear4bit_\(key)_ratio"] = tl / ts
         }
+        smallRows(into: &result, runs: runs, rng: &rng)
         return result
+    }
+
+    /// Issue 15 §2: for M = 1 … 1024 rows through a SmolLM-shaped 576 -> 1536 layer, forward and input
+    /// gradient by fp32 sgemm, by tiles + sgemm, and by the fused kernels (forced on at every M), in
+    /// microseconds: keys "rows_<M>_<sgemm|tiled|fused>_<forward|backward>_us".
+    static func smallRows(into result: inout [String: Double], runs: Int, rng: inout RandomStream) {
+        let (inF, outF) = (576, 1536)
+        let weight = (0..<(inF * outF)).map { _ in Float(rng.nextUniform() - 0.5) * 0.04 }
+        guard let qw = try? Quantizer.quantize(weight, shape: [outF, inF], type: .nf4, blockSize: 64, doubleQuant: true),
+              let tiled = try? Linear4bit(qw, tileRows: nil, fusedRowLimit: 0, fusedGradientRowLimit: 0) else { return }
+        let dense = Quantizer.dequantize(qw)
+        for M in [1, 2, 4, 8, 16, 64, 256, 1024] {
+            guard let fused = try? Linear4bit(qw, tileRows: nil, fusedRowLimit: M, fusedGradientRowLimit: M) else { continue }
+            let x = (0..<(M * inF)).map { _ in Float(rng.nextUniform() - 0.5) }
+            let dy = (0..<(M * outF)).map { _ in Float(rng.nextUniform() - 0.5) }
+            var y = [Float](repeating: 0, count: M * outF), dx = [Float](repeating: 0, count: M * inF)
+            let key = "rows_\(M)_"
+            result[key + "sgemm_forward_us"] = 1e6 * median(runs) {
+                BLAS.sgemm(transposeA: false, transposeB: true, m: M, n: outF, k: inF, a: x, lda: inF, b: dense, ldb: inF, beta: 0, c: &y, ldc: outF)
+            }
+            result[key + "sgemm_backward_us"] = 1e6 * median(runs) {
+                BLAS.sgemm(transposeA: false, transposeB: false, m: M, n: inF, k: outF, a: dy, lda: outF, b: dense, ldb: inF, beta: 1, c: &dx, ldc: inF)
+            }
+            for (name, layer) in [("tiled", tiled), ("fused", fused)] {
+                result[key + name + "_forward_us"] = 1e6 * median(runs) { layer.forward(input: x, output: &y, rows: M) }
+                result[key + name + "_backward_us"] = 1e6 * median(runs) { layer.backwardInput(gradOutput: dy, gradInput: &dx, rows: M) }
+            }
+        }
     }
 }

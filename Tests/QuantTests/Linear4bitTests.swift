@@ -1,6 +1,8 @@
 import XCTest
 import Quant
 import TensorIO
+import CNF4
+import TestSupport
 
 final class Linear4bitTests: XCTestCase {
     func values(_ n: Int, seed: Int) -> [Float] {
@@ -68,6 +70,42 @@ final class Linear4bitTests: XCTestCase {
             if abs(got - want) <= 1.2e-7 { exact += 1 }
         } }
         XCTAssertGreaterThanOrEqual(exact, N * I * 99 / 100)
+    }
+
+    /// The fused few-row kernels (CNF4) against the naive oracle and the tiled sgemm path, for rows up to
+    /// the limit, both compute dtypes, NF4 and FP4, blocks of 64 and 128, one row and many.
+    func testFusedFewRowKernelsMatchTheOracleAndTheTiledPath() throws {
+        XCTAssertGreaterThanOrEqual(qlora_nf4_isa(), 0)
+        for (O, I, bs, type) in [(96, 128, 64, QuantType.nf4), (40, 256, 128, .fp4), (1, 64, 64, .nf4), (300, 192, 64, .nf4)] {
+            let q = try Quantizer.quantize(values(O * I, seed: 7), shape: [O, I], type: type, blockSize: bs, doubleQuant: true)
+            let w = Quantizer.dequantize(q)
+            for compute in [ComputeDType.fp32, .bf16] {
+                let fused = try Linear4bit(q, tileRows: nil, compute: compute, fusedRowLimit: 16, fusedGradientRowLimit: 16)
+                let tiled = try Linear4bit(q, tileRows: nil, compute: compute, fusedRowLimit: 0, fusedGradientRowLimit: 0)
+                XCTAssertEqual(try Linear4bit(q).fusedRowLimit, Linear4bit.defaultFusedRowLimit)
+                for N in [1, 3, 16] {
+                    let x = values(N * I, seed: 8 + N)
+                    var a = [Float](repeating: .nan, count: N * O), b = a
+                    fused.forward(input: x, output: &a, rows: N)
+                    tiled.forward(input: x, output: &b, rows: N)
+                    let dy = values(N * O, seed: 9 + N)
+                    var da = [Float](repeating: 0.5, count: N * I), db = da
+                    fused.backwardInput(gradOutput: dy, gradInput: &da, rows: N)
+                    tiled.backwardInput(gradOutput: dy, gradInput: &db, rows: N)
+                    let tag = "\(O)x\(I) bs \(bs) \(type) \(compute) N \(N)"
+                    if compute == .fp32 {
+                        // Sums of I (or O) products of O(0.1) values in another order: fp32 rounding.
+                        assertClose(a, Linear4bit.naiveForward(weight: w, input: x, rows: N, inFeatures: I, outFeatures: O), rtol: 0, atol: 1e-5, "forward " + tag)
+                        assertClose(da, Linear4bit.naiveBackwardInput(weight: w, gradOutput: dy, rows: N, inFeatures: I, outFeatures: O).map { $0 + 0.5 },
+                                    rtol: 0, atol: 1e-5, "backward " + tag)
+                    }
+                    // Against the tiled path: fp32 rounding, or under bf16 one bf16 ulp where a rounding flips.
+                    let bf16 = compute == .bf16
+                    assertClose(a, b, rtol: bf16 ? 4e-3 : 0, atol: bf16 ? 1e-6 : 1e-5, "fused vs tiled forward " + tag)
+                    assertClose(da, db, rtol: bf16 ? 4e-3 : 0, atol: bf16 ? 1e-5 : 1e-5, "fused vs tiled backward " + tag)
+                }
+            }
+        }
     }
 
     func testDequantizeRangeAgreesWithFullDequantize() throws {
