@@ -5,7 +5,18 @@ import Foundation
 public struct GGUFWriter {
     public static let alignment = 32
     private var metadata: [(String, GGUFValue)] = []
-    private var tensors: [(name: String, dimensions: [Int], type: GGMLType, bytes: [UInt8])] = []
+    /// fp32 values are kept as given (copy-on-write: a model's weights are not copied) and encoded
+    /// only while the file is written, one tensor at a time; other tensors arrive encoded.
+    enum Payload {
+        case floats([Float]), bytes([UInt8])
+        func encoded(_ type: GGMLType) -> [UInt8] {
+            switch self { case .floats(let f): return GGMLQuants.quantize(f, type: type); case .bytes(let b): return b }
+        }
+        func byteCount(_ type: GGMLType) -> Int {
+            switch self { case .floats(let f): return type.byteCount(elements: f.count); case .bytes(let b): return b.count }
+        }
+    }
+    private var tensors: [(name: String, dimensions: [Int], type: GGMLType, payload: Payload)] = []
 
     public init() {}
 
@@ -22,14 +33,24 @@ public struct GGUFWriter {
 
     /// Adds a tensor from fp32 values in torch order (`shape` outermost first), encoded as `type`.
     public mutating func add(_ name: String, floats: [Float], shape: [Int], type: GGMLType) {
-        tensors.append((name, shape.reversed(), type, GGMLQuants.quantize(floats, type: type)))
+        tensors.append((name, shape.reversed(), type, .floats(floats)))
     }
     /// Adds already-encoded bytes (`dimensions` in ggml order, innermost first).
     public mutating func add(_ name: String, dimensions: [Int], type: GGMLType, bytes: [UInt8]) {
-        tensors.append((name, dimensions, type, bytes))
+        tensors.append((name, dimensions, type, .bytes(bytes)))
     }
 
+    /// The whole file in memory (tests; `write(to:)` streams instead).
     public func serialized() -> [UInt8] {
+        var out = headerBytes()
+        for t in tensors { out += t.payload.encoded(t.type); out += padding(after: out.count) }
+        return out
+    }
+
+    func padding(after count: Int) -> [UInt8] { [UInt8](repeating: 0, count: (Self.alignment - count % Self.alignment) % Self.alignment) }
+
+    /// Magic, version, counts, metadata and tensor infos, padded to the alignment: everything before the data.
+    func headerBytes() -> [UInt8] {
         var out: [UInt8] = Array("GGUF".utf8)
         func u32(_ v: UInt32) { for s in 0..<4 { out.append(UInt8((v >> UInt32(8 * s)) & 0xFF)) } }
         func u64(_ v: UInt64) { for s in 0..<8 { out.append(UInt8((v >> UInt64(8 * s)) & 0xFF)) } }
@@ -79,17 +100,38 @@ public struct GGUFWriter {
             string(t.name); u32(UInt32(t.dimensions.count))
             for d in t.dimensions { u64(UInt64(d)) }
             u32(t.type.rawValue); u64(UInt64(offset))
-            offset += (t.bytes.count + a - 1) / a * a
+            offset += (t.payload.byteCount(t.type) + a - 1) / a * a
         }
         pad()
-        for t in tensors { out += t.bytes; pad() }
         return out
     }
 
-    /// Writes the file atomically (a temporary beside it, then rename).
+    /// Writes the file atomically (a temporary beside it, fsync, then rename), one tensor encoded at
+    /// a time: memory beyond the caller's weights is one encoded tensor, not the file.
     public func write(to url: URL) throws {
-        do { try Data(serialized()).write(to: url, options: .atomic) } catch {
-            throw GGUFError.writeFailed(file: url.path, reason: error.localizedDescription)
+        let path = url.path
+        let temp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        guard FileManager.default.createFile(atPath: temp.path, contents: nil), let handle = FileHandle(forWritingAtPath: temp.path) else {
+            throw GGUFError.writeFailed(file: path, reason: "cannot create \(temp.lastPathComponent) beside it")
         }
+        var done = false
+        defer { if !done { try? FileManager.default.removeItem(at: temp) } }
+        do {
+            defer { try? handle.close() }
+            var written = 0
+            func put(_ bytes: [UInt8]) throws { try handle.write(contentsOf: bytes); written += bytes.count }
+            try put(headerBytes())
+            for t in tensors { try put(t.payload.encoded(t.type)); try put(padding(after: written)) }
+            try handle.synchronize()
+        } catch {
+            throw GGUFError.writeFailed(file: path, reason: error.localizedDescription)
+        }
+        guard rename(temp.path, path) == 0 else {
+            throw GGUFError.writeFailed(file: path, reason: "rename: \(String(cString: strerror(errno)))")
+        }
+        done = true
+        // Persist the rename itself.
+        let directory = open(url.deletingLastPathComponent().path, O_RDONLY)
+        if directory >= 0 { _ = fsync(directory); close(directory) }
     }
 }
