@@ -106,32 +106,18 @@ public struct GGUFWriter {
         return out
     }
 
-    /// Writes the file atomically (a temporary beside it, fsync, then rename), one tensor encoded at
-    /// a time: memory beyond the caller's weights is one encoded tensor, not the file.
+    /// Writes the file atomically (`AtomicFile`: a temporary beside it, fsync, rename), one tensor
+    /// encoded at a time: memory beyond the caller's weights is one encoded tensor, not the file.
     public func write(to url: URL) throws {
-        let path = url.path
-        let temp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
-        guard FileManager.default.createFile(atPath: temp.path, contents: nil), let handle = FileHandle(forWritingAtPath: temp.path) else {
-            throw GGUFError.writeFailed(file: path, reason: "cannot create \(temp.lastPathComponent) beside it")
-        }
-        var done = false
-        defer { if !done { try? FileManager.default.removeItem(at: temp) } }
         do {
-            defer { try? handle.close() }
-            var written = 0
-            func put(_ bytes: [UInt8]) throws { try handle.write(contentsOf: bytes); written += bytes.count }
-            try put(headerBytes())
-            for t in tensors { try put(t.payload.encoded(t.type)); try put(padding(after: written)) }
-            try handle.synchronize()
-        } catch {
-            throw GGUFError.writeFailed(file: path, reason: error.localizedDescription)
+            try AtomicFile.write(to: url) { append in
+                var written = 0
+                func put(_ bytes: [UInt8]) throws { try bytes.withUnsafeBytes { try append($0) }; written += bytes.count }
+                try put(headerBytes())
+                for t in tensors { try put(t.payload.encoded(t.type)); try put(padding(after: written)) }
+            }
+        } catch let failure as AtomicFile.Failure {
+            throw GGUFError.writeFailed(file: url.path, reason: failure.reason)
         }
-        guard rename(temp.path, path) == 0 else {
-            throw GGUFError.writeFailed(file: path, reason: "rename: \(String(cString: strerror(errno)))")
-        }
-        done = true
-        // Persist the rename itself.
-        let directory = open(url.deletingLastPathComponent().path, O_RDONLY)
-        if directory >= 0 { _ = fsync(directory); close(directory) }
     }
 }

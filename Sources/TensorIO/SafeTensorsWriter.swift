@@ -165,48 +165,18 @@ public struct SafeTensorsWriter {
         return out
     }
 
-    /// Writes atomically: a temporary file in the same directory, fsync, then rename over `url`.
+    /// Writes atomically (`AtomicFile`: a temporary file beside `url`, fsync, rename), deferred
+    /// tensors produced one at a time as they are written.
     public func write(to url: URL) throws {
         let path = url.path
         if let error = validationErrors(file: path).first { throw error }
-        let directory = url.deletingLastPathComponent().path
-        let temp = directory + "/.\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL, 0o644)
-        if fd < 0 { throw SafeTensorsError.writeFailed(file: path, reason: String(cString: strerror(errno))) }
-        var ok = false
-        defer {
-            if !ok { unlink(temp) }
-        }
         do {
-            defer { close(fd) }
-            func writeAll(_ raw: UnsafeRawBufferPointer) throws {
-                var done = 0
-                while done < raw.count {
-                    let r = systemWrite(fd, raw.baseAddress!.advanced(by: done), raw.count - done)
-                    if r < 0 {
-                        if errno == EINTR { continue }
-                        throw SafeTensorsError.writeFailed(file: path, reason: String(cString: strerror(errno)))
-                    }
-                    done += r
-                }
+            try AtomicFile.write(to: url) { append in
+                try headerBytes().withUnsafeBytes { try append($0) }
+                for e in orderedEntries where e.byteCount > 0 { try e.withBytes(file: path) { try append($0) } }
             }
-            try headerBytes().withUnsafeBytes { try writeAll($0) }
-            for e in orderedEntries where e.byteCount > 0 { try e.withBytes(file: path) { try writeAll($0) } }
-            if fsync(fd) != 0 { throw SafeTensorsError.writeFailed(file: path, reason: "fsync: \(String(cString: strerror(errno)))") }
+        } catch let failure as AtomicFile.Failure {
+            throw SafeTensorsError.writeFailed(file: path, reason: failure.reason)
         }
-        if rename(temp, path) != 0 { throw SafeTensorsError.writeFailed(file: path, reason: "rename: \(String(cString: strerror(errno)))") }
-        ok = true
-        // Persist the rename itself.
-        let dfd = open(directory.isEmpty ? "." : directory, O_RDONLY)
-        if dfd >= 0 { _ = fsync(dfd); close(dfd) }
     }
-}
-
-@inline(__always)
-private func systemWrite(_ fd: Int32, _ p: UnsafeRawPointer, _ n: Int) -> Int {
-    #if canImport(Glibc)
-    return Glibc.write(fd, p, n)
-    #else
-    return Darwin.write(fd, p, n)
-    #endif
 }
