@@ -164,82 +164,86 @@ public enum Quantizer {
     /// Dequantizes flat elements `elements` into `out[0..<elements.count]`:
     /// `out = table[code] * absmax[block]` (one fp32 multiply, as bitsandbytes).
     public static func dequantize(_ q: QuantizedTensor, elements: Range<Int>, into out: UnsafeMutablePointer<Float>) {
-        if elements.isEmpty { return }
+        let table = QuantTables.table(q.type), pairs = PairTable.shared(q.type)
+        table.withUnsafeBufferPointer { t in
+            pairs.withUnsafeBufferPointer { pt in
+                decode(q, elements: elements, into: out, ScaledCodes(table: t.baseAddress!, pairs: pt.baseAddress!))
+            }
+        }
+    }
+
+    /// The same values rounded to bfloat16 (bitsandbytes' `dequantize_4bit(...).to(torch.bfloat16)`).
+    /// A block has only 16 distinct values, so they are multiplied and rounded once per block and the
+    /// codes look them up: no slower than fp32.
+    public static func dequantizeBF16(_ q: QuantizedTensor, elements: Range<Int>, into out: UnsafeMutablePointer<Float>) {
         let table = QuantTables.table(q.type)
-        let pairs = PairTable.shared(q.type)
+        table.withUnsafeBufferPointer { t in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: 16) { r in
+                decode(q, elements: elements, into: out, RoundedCodes(table: t.baseAddress!, values: r.baseAddress!))
+            }
+        }
+    }
+
+    /// The walk over `elements` both share: block by block, a lone low nibble at an odd start, then
+    /// one byte per two values (first element in the high nibble), a lone high nibble at an odd end.
+    @inline(__always)
+    static func decode<Codes: BlockCodes>(_ q: QuantizedTensor, elements: Range<Int>, into out: UnsafeMutablePointer<Float>, _ codesIn: Codes) {
+        if elements.isEmpty { return }
+        var codes = codesIn
         let bs = q.blockSize
         q.packed.withUnsafeBufferPointer { packed in
-            table.withUnsafeBufferPointer { t in
-                pairs.withUnsafeBufferPointer { pt in
-                    var j = elements.lowerBound
-                    let end = elements.upperBound
-                    while j < end {
-                        let b = j / bs
-                        let blockEnd = min(end, (b + 1) * bs)
-                        let am = q.blockAbsmax(b)
-                        if j & 1 == 1 {  // odd start: low nibble alone
-                            out[j - elements.lowerBound] = t[Int(packed[j >> 1] & 15)] * am
-                            j += 1
-                        }
-                        // Pairs: one byte -> (high, low) values.
-                        let o = out + (j - elements.lowerBound)
-                        let pairCount = (blockEnd - j) >> 1
-                        let src = packed.baseAddress! + (j >> 1)
-                        for k in 0..<pairCount {
-                            let v = pt[Int(src[k])]
-                            o[2 * k] = v.x * am
-                            o[2 * k + 1] = v.y * am
-                        }
-                        j += 2 * pairCount
-                        if j < blockEnd {  // odd end: high nibble alone
-                            out[j - elements.lowerBound] = t[Int(packed[j >> 1] >> 4)] * am
-                            j += 1
-                        }
-                    }
+            var j = elements.lowerBound
+            let end = elements.upperBound
+            while j < end {
+                let b = j / bs
+                let blockEnd = min(end, (b + 1) * bs)
+                codes.begin(absmax: q.blockAbsmax(b))
+                if j & 1 == 1 {  // odd start: low nibble alone
+                    out[j - elements.lowerBound] = codes.single(packed[j >> 1] & 15)
+                    j += 1
+                }
+                let o = out + (j - elements.lowerBound)
+                let pairCount = (blockEnd - j) >> 1
+                let src = packed.baseAddress! + (j >> 1)
+                for k in 0..<pairCount {
+                    let v = codes.pair(src[k])
+                    o[2 * k] = v.x
+                    o[2 * k + 1] = v.y
+                }
+                j += 2 * pairCount
+                if j < blockEnd {  // odd end: high nibble alone
+                    out[j - elements.lowerBound] = codes.single(packed[j >> 1] >> 4)
+                    j += 1
                 }
             }
         }
     }
 }
 
-extension Quantizer {
-    /// `dequantize(q, elements:, into:)` with every value rounded to bfloat16 (bitsandbytes'
-    /// `dequantize_4bit(...).to(torch.bfloat16)`). A block has only 16 distinct values, so they are
-    /// multiplied and rounded once per block and the codes look them up: no slower than fp32.
-    public static func dequantizeBF16(_ q: QuantizedTensor, elements: Range<Int>, into out: UnsafeMutablePointer<Float>) {
-        if elements.isEmpty { return }
-        let table = QuantTables.table(q.type)
-        let bs = q.blockSize
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: 16) { r in
-            q.packed.withUnsafeBufferPointer { packed in
-                var j = elements.lowerBound
-                let end = elements.upperBound
-                while j < end {
-                    let b = j / bs
-                    let blockEnd = min(end, (b + 1) * bs)
-                    let am = q.blockAbsmax(b)
-                    for c in 0..<16 { r[c] = BFloat16Rounding.round(table[c] * am) }
-                    if j & 1 == 1 {  // odd start: low nibble alone
-                        out[j - elements.lowerBound] = r[Int(packed[j >> 1] & 15)]
-                        j += 1
-                    }
-                    let o = out + (j - elements.lowerBound)
-                    let pairCount = (blockEnd - j) >> 1
-                    let src = packed.baseAddress! + (j >> 1)
-                    for k in 0..<pairCount {
-                        let byte = Int(src[k])
-                        o[2 * k] = r[byte >> 4]
-                        o[2 * k + 1] = r[byte & 15]
-                    }
-                    j += 2 * pairCount
-                    if j < blockEnd {  // odd end: high nibble alone
-                        out[j - elements.lowerBound] = r[Int(packed[j >> 1] >> 4)]
-                        j += 1
-                    }
-                }
-            }
-        }
-    }
+/// How one block's codes become values (`Quantizer.decode`).
+protocol BlockCodes {
+    mutating func begin(absmax: Float)
+    /// The two values of a byte: (high nibble, low nibble).
+    func pair(_ byte: UInt8) -> SIMD2<Float>
+    func single(_ code: UInt8) -> Float
+}
+
+/// fp32: table[code] * absmax, two per byte from the pair table.
+struct ScaledCodes: BlockCodes {
+    let table: UnsafePointer<Float>, pairs: UnsafePointer<SIMD2<Float>>
+    var absmax: Float = 0
+    init(table: UnsafePointer<Float>, pairs: UnsafePointer<SIMD2<Float>>) { self.table = table; self.pairs = pairs }
+    mutating func begin(absmax: Float) { self.absmax = absmax }
+    func pair(_ byte: UInt8) -> SIMD2<Float> { pairs[Int(byte)] * absmax }
+    func single(_ code: UInt8) -> Float { table[Int(code)] * absmax }
+}
+
+/// bf16: the block's 16 values, multiplied and rounded once, looked up.
+struct RoundedCodes: BlockCodes {
+    let table: UnsafePointer<Float>, values: UnsafeMutablePointer<Float>
+    func begin(absmax: Float) { for c in 0..<16 { values[c] = BFloat16Rounding.round(table[c] * absmax) } }
+    func pair(_ byte: UInt8) -> SIMD2<Float> { SIMD2(values[Int(byte >> 4)], values[Int(byte & 15)]) }
+    func single(_ code: UInt8) -> Float { values[Int(code)] }
 }
 
 /// byte -> (table[high nibble], table[low nibble]): one lookup per two weights.
