@@ -72,12 +72,13 @@ public enum Embedding {
 /// is exact in fp32 (8 + 8 significand bits), so an sgemm over rounded operands is a bf16 matmul
 /// with fp32 accumulation — what bitsandbytes' `bnb_4bit_compute_dtype=torch.bfloat16` computes.
 public enum BFloat16Rounding {
+    /// Branch-free (a select for NaN), so the loops over whole buffers vectorise.
     @inline(__always)
     public static func round(_ x: Float) -> Float {
         let u = x.bitPattern
-        if x.isNaN { return Float(bitPattern: (u | 0x0040_0000) & 0xFFFF_0000) }
-        let rounding = UInt32(0x7FFF) + ((u >> 16) & 1)
-        return Float(bitPattern: (u &+ rounding) & 0xFFFF_0000)
+        let rounded = (u &+ 0x7FFF &+ ((u >> 16) & 1)) & 0xFFFF_0000
+        let quietNaN = (u | 0x0040_0000) & 0xFFFF_0000
+        return Float(bitPattern: (u & 0x7FFF_FFFF) > 0x7F80_0000 ? quietNaN : rounded)
     }
 
     /// x (count) rounded in place, on all cores.
