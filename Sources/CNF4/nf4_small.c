@@ -26,31 +26,37 @@ static void decode_portable(const uint8_t *packed, const float *absmax, const fl
     }
 }
 
-static void forward_portable(const uint8_t *p, const float *am, const float *t, int bs, int I, int O, int o0, int o1,
-                             const float *x, int M, float *y, int round, float *w) {
-    for (int o = o0; o < o1; o++) {
-        decode_portable(p, am, t, bs, (int64_t)o * I, I, round, w);
-        for (int n = 0; n < M; n++) {
-            const float *xn = x + (int64_t)n * I;
-            float s = 0;
-            for (int i = 0; i < I; i++) s += xn[i] * w[i];
-            y[(int64_t)n * O + o] = s;
-        }
-    }
+static float dot_portable(const float *a, const float *b, int n) {
+    float s = 0;
+    for (int i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
 }
 
-static void backward_portable(const uint8_t *p, const float *am, const float *t, int bs, int I, int O, int i0, int i1,
-                              const float *dy, int M, float *dx, int round, float *w) {
-    int L = i1 - i0;
-    for (int o = 0; o < O; o++) {
-        decode_portable(p, am, t, bs, (int64_t)o * I + i0, L, round, w);
-        for (int n = 0; n < M; n++) {
-            float g = dy[(int64_t)n * O + o];
-            float *d = dx + (int64_t)n * I + i0;
-            for (int i = 0; i < L; i++) d[i] += g * w[i];
-        }
-    }
+static void axpy_portable(float g, const float *w, float *d, int n) {
+    for (int i = 0; i < n; i++) d[i] += g * w[i];
 }
+
+// The two loops over decoded rows, the same for every instruction set: forward decodes weight row o
+// and takes the M dot products with it; backward decodes the slice [i0, i1) of every row and adds
+// dy[n, o] times it to each dx row. ATTR compiles them (and the inlined helpers) for that set.
+#define ROW_KERNELS(ISA, ATTR)                                                                              \
+    ATTR static void forward_##ISA(const uint8_t *p, const float *am, const float *t, int bs, int I, int O,   \
+                                   int o0, int o1, const float *x, int M, float *y, int round, float *w) {    \
+        for (int o = o0; o < o1; o++) {                                                                     \
+            decode_##ISA(p, am, t, bs, (int64_t)o * I, I, round, w);                                        \
+            for (int n = 0; n < M; n++) y[(int64_t)n * O + o] = dot_##ISA(x + (int64_t)n * I, w, I);          \
+        }                                                                                                   \
+    }                                                                                                       \
+    ATTR static void backward_##ISA(const uint8_t *p, const float *am, const float *t, int bs, int I, int O,  \
+                                    int i0, int i1, const float *dy, int M, float *dx, int round, float *w) { \
+        int L = i1 - i0;                                                                                    \
+        for (int o = 0; o < O; o++) {                                                                       \
+            decode_##ISA(p, am, t, bs, (int64_t)o * I + i0, L, round, w);                                   \
+            for (int n = 0; n < M; n++) axpy_##ISA(dy[(int64_t)n * O + o], w, dx + (int64_t)n * I + i0, L);   \
+        }                                                                                                   \
+    }
+
+ROW_KERNELS(portable, )
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -103,24 +109,7 @@ static void axpy_avx512(float g, const float *w, float *d, int n) {
     for (; i < n; i++) d[i] += g * w[i];
 }
 
-__attribute__((target("avx512f,avx512bw,avx512vl")))
-static void forward_avx512(const uint8_t *p, const float *am, const float *t, int bs, int I, int O, int o0, int o1,
-                           const float *x, int M, float *y, int round, float *w) {
-    for (int o = o0; o < o1; o++) {
-        decode_avx512(p, am, t, bs, (int64_t)o * I, I, round, w);
-        for (int n = 0; n < M; n++) y[(int64_t)n * O + o] = dot_avx512(x + (int64_t)n * I, w, I);
-    }
-}
-
-__attribute__((target("avx512f,avx512bw,avx512vl")))
-static void backward_avx512(const uint8_t *p, const float *am, const float *t, int bs, int I, int O, int i0, int i1,
-                            const float *dy, int M, float *dx, int round, float *w) {
-    int L = i1 - i0;
-    for (int o = 0; o < O; o++) {
-        decode_avx512(p, am, t, bs, (int64_t)o * I + i0, L, round, w);
-        for (int n = 0; n < M; n++) axpy_avx512(dy[(int64_t)n * O + o], w, dx + (int64_t)n * I + i0, L);
-    }
-}
+ROW_KERNELS(avx512, __attribute__((target("avx512f,avx512bw,avx512vl"))))
 
 // ---- AVX2 + FMA: 8 codes -> 8 floats with two vpermps (values 0-7 and 8-15) and a blend ----
 __attribute__((target("avx2,fma")))
@@ -182,24 +171,7 @@ static void axpy_avx2(float g, const float *w, float *d, int n) {
     for (; i < n; i++) d[i] += g * w[i];
 }
 
-__attribute__((target("avx2,fma")))
-static void forward_avx2(const uint8_t *p, const float *am, const float *t, int bs, int I, int O, int o0, int o1,
-                         const float *x, int M, float *y, int round, float *w) {
-    for (int o = o0; o < o1; o++) {
-        decode_avx2(p, am, t, bs, (int64_t)o * I, I, round, w);
-        for (int n = 0; n < M; n++) y[(int64_t)n * O + o] = dot_avx2(x + (int64_t)n * I, w, I);
-    }
-}
-
-__attribute__((target("avx2,fma")))
-static void backward_avx2(const uint8_t *p, const float *am, const float *t, int bs, int I, int O, int i0, int i1,
-                          const float *dy, int M, float *dx, int round, float *w) {
-    int L = i1 - i0;
-    for (int o = 0; o < O; o++) {
-        decode_avx2(p, am, t, bs, (int64_t)o * I + i0, L, round, w);
-        for (int n = 0; n < M; n++) axpy_avx2(dy[(int64_t)n * O + o], w, dx + (int64_t)n * I + i0, L);
-    }
-}
+ROW_KERNELS(avx2, __attribute__((target("avx2,fma"))))
 
 int qlora_nf4_isa(void) {
     static int isa = -1;
