@@ -48,7 +48,7 @@ struct LoadCheckpointStage: StageRunner {
             try ArtifactFiles.writeJSON(.object(["name_or_path": .string(Self.nameOrPath(source, asWritten: context.fields["path"]?.stringValue))]),
                                         to: out.appendingPathComponent(ArtifactFiles.sourceFile))
             context.log("loaded \(source.lastPathComponent): \(model.config.modelType), \(model.config.layers) layers, hidden \(model.config.hiddenSize), vocab \(model.config.vocabSize)")
-            return StageResult(summary: ["parameters": .integer(Int64(Self.parameterCount(model)))])
+            return StageResult(summary: ["parameters": .integer(Int64(Self.linearParameterCount(model.config)))])
         }
         guard let initFields = context.fields["init"]?.objectValue else {
             throw StageError.invalidCheckpoint(directory: context.stageName, reason: "needs `path` or `init`")
@@ -81,7 +81,7 @@ struct LoadCheckpointStage: StageRunner {
         let model = LlamaModel.initialized(config: config, layout: arch == "minimind" ? .miniMind : .huggingFace, seed: context.seed)
         try model.save(to: out)
         try ByteLevelTokenizerFiles.write(to: out)
-        let count = Self.parameterCount(model)
+        let count = Self.linearParameterCount(model.config)
         context.log("initialised \(arch): \(config.layers) layers, hidden \(config.hiddenSize), vocab \(config.vocabSize), \(count) parameters (seed \(context.seed))")
         return StageResult(summary: ["parameters": .integer(Int64(count))])
     }
@@ -137,12 +137,8 @@ struct LoadCheckpointStage: StageRunner {
         return asWritten ?? source.path
     }
 
-    /// Linear-layer parameters (the part quantization and adapters act on).
-    static func parameterCount(_ model: LlamaModel) -> Int {
-        model.linearModules.reduce(0) { $0 + $1.inFeatures * $1.outFeatures }
-    }
-
-    /// The same count from the hyper-parameters alone: every projection of every layer and the head.
+    /// Linear-layer parameters (the part quantization and adapters act on), from the hyper-parameters:
+    /// every projection of every layer and the head (counted even when tied).
     static func linearParameterCount(_ c: ModelConfig) -> Int {
         c.layers * Projection.allCases.reduce(0) { $0 + LlamaModel.projectionShape($1, c).out * LlamaModel.projectionShape($1, c).in }
             + c.vocabSize * c.hiddenSize

@@ -54,14 +54,8 @@ extension TrainingDataset {
 public enum PackingChoice: String, Sendable {
     case on = "true", off = "false", auto
 
-    /// Auto packs when packing would run fewer micro-batches over the first epoch than one padded
-    /// example per row (short examples with small batches, e.g. batch 1 × grad_accum 8); then the
-    /// same examples cost fewer passes over the weights. Returns the decision and both counts.
-    /// For evaluation: one pass per `batchSize` examples, or per `batchSize` packed rows.
-    public func decide(evaluating data: TrainingDataset, batchSize: Int, rowLength: Int) -> (pack: Bool, packed: Int, plain: Int) {
-        let per = max(1, batchSize)
-        let plain = (data.examples.count + per - 1) / per
-        let packed = (data.packedRows(Array(data.examples.indices), rowLength: rowLength).count + per - 1) / per
+    /// Packs when asked, never when told not to, and under `auto` when packing takes fewer passes.
+    func choose(packed: Int, plain: Int) -> (pack: Bool, packed: Int, plain: Int) {
         switch self {
         case .on: return (true, packed, plain)
         case .off: return (false, packed, plain)
@@ -69,16 +63,21 @@ public enum PackingChoice: String, Sendable {
         }
     }
 
+    /// Training: auto packs when packing would run fewer micro-batches over the first epoch than one
+    /// padded example per row (short examples with small batches, e.g. batch 1 × grad_accum 8); then
+    /// the same examples cost fewer passes over the weights. Returns the decision and both counts.
     public func decide(_ trainer: Trainer, data: TrainingDataset, rowLength: Int) -> (pack: Bool, packed: Int, plain: Int) {
         let steps = trainer.stepsOfEpoch(data, epoch: 0)
         let plain = steps.reduce(0) { $0 + $1.count }
         // Counted from the rows alone: no batch is built to decide.
-        let per = max(1, trainer.options.batchTokens.map { $0 / max(1, rowLength) } ?? trainer.options.batchSize)
-        let packed = steps.reduce(0) { $0 + (data.packedRows($1.flatMap { $0 }, rowLength: rowLength).count + per - 1) / per }
-        switch self {
-        case .on: return (true, packed, plain)
-        case .off: return (false, packed, plain)
-        case .auto: return (packed < plain, packed, plain)
-        }
+        let per = trainer.packedRowsPerBatch(rowLength: rowLength)
+        return choose(packed: steps.reduce(0) { $0 + (data.packedRows($1.flatMap { $0 }, rowLength: rowLength).count + per - 1) / per }, plain: plain)
+    }
+
+    /// Evaluation: one pass per `batchSize` examples, or per `batchSize` packed rows.
+    public func decide(evaluating data: TrainingDataset, batchSize: Int, rowLength: Int) -> (pack: Bool, packed: Int, plain: Int) {
+        let per = max(1, batchSize)
+        return choose(packed: (data.packedRows(Array(data.examples.indices), rowLength: rowLength).count + per - 1) / per,
+                      plain: (data.examples.count + per - 1) / per)
     }
 }

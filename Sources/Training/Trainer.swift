@@ -141,7 +141,10 @@ public final class Trainer {
     }
 
     /// Packed rows per micro-batch: batch_size, or as many rows of `rowLength` as batch_tokens holds.
-    var packedRowsPerBatch: Int { options.batchTokens.map { max(1, $0 / max(1, options.packRowLength)) } ?? options.batchSize }
+    func packedRowsPerBatch(rowLength: Int) -> Int {
+        max(1, options.batchTokens.map { $0 / max(1, rowLength) } ?? options.batchSize)
+    }
+    var packedRowsPerBatch: Int { packedRowsPerBatch(rowLength: options.packRowLength) }
 
     /// Rows of the largest micro-batch: batch_size, or under batch_tokens the most examples (or packed
     /// rows) one micro-batch of epoch 1 takes — what activation memory is planned for.
