@@ -38,6 +38,14 @@ enum CLI {
         return parent.appendingPathComponent(try XCTUnwrap(matches.first))
     }
 
+    /// One section of an evaluate stage's metrics.json ("adapted": the model it evaluated; "base" with
+    /// compare_base), found through the run's summary row like `artifact(of:in:directory:)`.
+    static func evaluation(of stage: String, in stdout: String, directory: URL = Reference.projectRoot, section: String = "adapted") throws -> [String: Any] {
+        let file = try artifact(of: stage, in: stdout, directory: directory).appendingPathComponent("metrics.json")
+        let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: file)) as? [String: Any], file.path)
+        return try XCTUnwrap(object[section] as? [String: Any], "\(object)")
+    }
+
     /// Runs `qlora-run arguments` in `directory` (default: the project root) with NO_COLOR set.
     /// With `interruptAfter`, sends SIGINT (like Ctrl-C) once that text appears on stdout.
     @discardableResult

@@ -110,12 +110,10 @@ final class MergeExportPipelineTests: XCTestCase {
         XCTAssertEqual(adapted, 14)
 
         // Evaluate on the checkpoint merged into the dequantized weights equals evaluate on base + adapter.
-        func loss(_ stage: String, _ key: String) throws -> Double {
-            let metrics = try CLI.artifact(of: stage, in: run.stdout, directory: project).appendingPathComponent("metrics.json")
-            let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: metrics)) as? [String: Any])
-            return try XCTUnwrap((object[key] as? [String: Any])?["loss"] as? Double, "\(object)")
+        func loss(_ stage: String) throws -> Double {
+            try XCTUnwrap(try CLI.evaluation(of: stage, in: run.stdout, directory: project)["loss"] as? Double)
         }
-        let viaAdapter = try loss("evaluate", "adapted"), viaMerge = try loss("evaluate_merged", "adapted")
+        let viaAdapter = try loss("evaluate"), viaMerge = try loss("evaluate_merged")
         assertClose(viaMerge, viaAdapter, rtol: 1e-5, atol: 0, "merged-model loss vs base + adapter (fp32, reassociated sums)")
 
         // The GGUF files: model q8_0 (toy.yaml) and f32, and the adapter.

@@ -78,16 +78,11 @@ final class RealGGUFModelTests: XCTestCase {
         """.write(to: dir.appendingPathComponent("p.yaml"), atomically: true, encoding: .utf8)
         let run = try CLI.run(["run", "p.yaml"], in: dir)
         XCTAssertEqual(run.status, 0, run.stderr)
-        func metrics(_ stage: String) throws -> [String: Any] {
-            let file = try CLI.artifact(of: stage, in: run.stdout, directory: dir).appendingPathComponent("metrics.json")
-            let object = try JSONSerialization.jsonObject(with: Data(contentsOf: file)) as? [String: Any]
-            return try XCTUnwrap(object?["adapted"] as? [String: Any] ?? object?["model"] as? [String: Any], "\(String(describing: object))")
-        }
-        let adapted = try metrics("evaluate")
+        let adapted = try CLI.evaluation(of: "evaluate", in: run.stdout, directory: dir)
         XCTAssertEqual(adapted["supervised_tokens"] as? Int, golden.supervised_tokens)
         // fp32 logits over 49152 classes and 30 layers, means over 170 tokens: float rounding ~1e-6 relative.
         assertClose(try XCTUnwrap(adapted["loss"] as? Double), golden.eval_loss, rtol: 1e-4, atol: 0, "eval loss vs transformers + PEFT")
-        assertClose(try XCTUnwrap(try metrics("merged_eval")["loss"] as? Double), try XCTUnwrap(adapted["loss"] as? Double), rtol: 1e-5, atol: 0, "merged vs base + adapter")
+        assertClose(try XCTUnwrap(try CLI.evaluation(of: "merged_eval", in: run.stdout, directory: dir)["loss"] as? Double), try XCTUnwrap(adapted["loss"] as? Double), rtol: 1e-5, atol: 0, "merged vs base + adapter")
 
         for (prompt, expected) in golden.generations.sorted(by: { $0.key < $1.key }) {
             let answer = try CLI.run(["generate", "p.yaml", "--stage", "adapted", "--prompt", prompt, "--chat", "--max-new-tokens", "16"], in: dir)
