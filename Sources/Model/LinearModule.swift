@@ -104,9 +104,6 @@ public final class LinearModule {
         }
     }
 
-    /// A 4-bit base computing in bf16 (it adds the bias itself).
-    var isBF16Quantized: Bool { if case .quantized(let q) = weight { return q.compute == .bf16 } else { return false } }
-
     /// output (N, out) = input (N, in) · Wᵀ + bias + scale · (input Aᵀ) Bᵀ. Overwrites output.
     public func forward(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, rows N: Int) {
         switch weight {
@@ -115,18 +112,9 @@ public final class LinearModule {
                 BLAS.sgemm(transposeA: false, transposeB: true, m: N, n: outFeatures, k: inFeatures,
                            a: input, lda: inFeatures, b: wp.baseAddress!, ldb: inFeatures, beta: 0, c: output, ldc: outFeatures)
             }
-        case .quantized(let q) where q.compute == .bf16:
-            q.forward(input: input, output: output, rows: N, bias: bias)   // the bias joins the bf16 sum
+            if let bias { Elementwise.addBias(output, bias: bias, rows: N, channels: outFeatures) }
         case .quantized(let q):
-            q.forward(input: input, output: output, rows: N)
-        }
-        if let bias, !isBF16Quantized {
-            let O = outFeatures
-            bias.withUnsafeBufferPointer { bp in
-                Parallel.forEachChunk(N, costPerItem: O) { range in
-                    for n in range { for j in 0..<O { output[n * O + j] += bp[j] } }
-                }
-            }
+            q.forward(input: input, output: output, rows: N, bias: bias)   // in its compute dtype's sum
         }
         if let ad = adapter {
             let r = ad.rank

@@ -103,13 +103,16 @@ public final class Linear4bit {
         }
     }
 
-    /// input (N, I) -> output (N, O), overwritten. Under bf16 compute the layer's bias (O), rounded
-    /// to bf16, joins the sum before its rounding, as in bitsandbytes' `linear(x, W, bias)`; under
-    /// fp32 the caller adds the bias.
+    /// input (N, I) -> output (N, O) + bias (O), overwritten. Under bf16 compute the bias, rounded to
+    /// bf16, joins the sum before its rounding, as in bitsandbytes' `linear(x, W, bias)`.
     public func forward(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, rows N: Int, bias: [Float]? = nil) {
         let I = inFeatures, O = outFeatures
         if N == 0 || O == 0 { return }
-        guard compute == .bf16 else { return product(input: input, output: output, rows: N) }
+        guard compute == .bf16 else {
+            product(input: input, output: output, rows: N)
+            if let bias { Elementwise.addBias(output, bias: bias, rows: N, channels: O) }
+            return
+        }
         ScratchPool.withBuffer(N * I) { x in   // (N, I) the input rounded to bf16
             BFloat16Rounding.round(input, into: x, count: N * I)
             product(input: x, output: output, rows: N)
