@@ -10,6 +10,8 @@ import Training
 /// Artifact: metrics.json, report.md (+ loss.svg when the model came from train).
 /// Gates (`fail_if`) fail the stage after the report is written.
 struct EvaluateStage: StageRunner {
+    func passes(_ n: Int) -> String { n == 1 ? "1 pass" : "\(n) passes" }
+
     func run(_ context: StageContext) throws -> StageResult {
         guard let source = context.inputs["model"], let data = context.inputPaths["data"] else { throw StageError.missingFile("model/data") }
         let f = context.fields
@@ -36,8 +38,8 @@ struct EvaluateStage: StageRunner {
         let packing = choice.decide(evaluating: dataset, batchSize: options.batchSize, rowLength: dataOptions.maxSeqLen)
         if packing.pack { options.packRowLength = dataOptions.maxSeqLen }
         context.log("packing \(packing.pack ? "on" : "off")\(packingField?.boolValue == nil ? " (auto)" : ""): "
-                    + (packing.pack ? "\(packing.packed) passes of packed rows (up to \(dataOptions.maxSeqLen) tokens) instead of \(packing.plain)"
-                                    : "\(packing.plain) passes of one example per row (\(packing.packed) packed)"))
+                    + (packing.pack ? "\(passes(packing.packed)) of packed rows (up to \(dataOptions.maxSeqLen) tokens) instead of \(packing.plain)"
+                                    : "\(passes(packing.plain)) of one example per row (\(packing.packed) packed)"))
         options.compareBase = f["compare_base"]?.boolValue ?? true
         options.prompts = f["prompts"]?.arrayValue?.compactMap(\.stringValue) ?? []
         options.maxNewTokens = f["max_new_tokens"]?.intValue ?? 32

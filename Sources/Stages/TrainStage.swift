@@ -76,10 +76,8 @@ struct TrainStage: StageRunner {
         let kept = Double(model.activationBytes(batch: rows, length: longest, checkpointed: model.gradientCheckpointing)) / 1e6
         context.log("gradient checkpointing \(model.gradientCheckpointing ? "on" : "off")\(checkpointingField?.boolValue == nil ? " (auto)" : ""): "
                     + String(format: "layer activations up to %.1f MB", kept) + " per micro-batch of \(rows) × \(longest) tokens")
-        if let budget = options.batchTokens {
-            let steps = Trainer(options, collective: collective).stepsOfEpoch(dataset, epoch: 0)
-            let count = steps.reduce(0) { $0 + $1.count }
-            context.log("batch_tokens \(budget): epoch 1 takes \(count) micro-batches of up to \(budget) tokens (\(rows) rows at most)")
+        if let budget = options.batchTokens {   // packing.plain: epoch 1's micro-batches as batch_tokens cuts them
+            context.log("batch_tokens \(budget): epoch 1 takes \(packing.plain) micro-batches of up to \(budget) tokens (\(rows) rows at most)")
         }
         // On a terminal, a live bar; the lines every log_every steps then go to the stage log only.
         var bar: ((TrainingProgress) -> Void)? = nil
