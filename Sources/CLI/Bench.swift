@@ -115,7 +115,7 @@ public enum Bench {
         // with --quick too. A 512³ product is too small to reach it, which made --quick print MFU above 100%.
         let sgemm = max(median(runs) { KernelBenchmark.sgemmGFLOPS(size: 1024) }, median(runs) { KernelBenchmark.sgemmGFLOPS(size: 2048) })
         add("sgemm (OpenBLAS \(BLASCoreType.current) kernels, all cores)", String(format: "%.1f GFLOP/s", sgemm),
-            "best of 1024³ and 2048³" + (ProcessInfo.processInfo.environment[BLASCoreType.marker].map { "; OpenBLAS chose \($0) for this CPU, qlora-run asked for these" } ?? ""))
+            "best of 1024³ and 2048³" + BLASCoreType.benchNote(environment: ProcessInfo.processInfo.environment))
         let sha = median(runs) { SHA256.benchmark(megabytes: quick ? 32 : 128) }
         add(SHA256.usesHardware ? "SHA-256 (one core, SHA-NI)" : "SHA-256 (one core, portable)", String(format: "%.0f MB/s", sha), "target ≥ 1500 with SHA-NI")
         let mm = forward(miniMind, batch: 2, length: 512, runs: runs, sgemm: sgemm)

@@ -80,10 +80,15 @@ public enum GGUFExport {
                                                      pre: options.tokenizerPre)
 
         var fellBack: [String] = []
+        func type(_ name: String, _ shape: [Int]) -> GGMLType {
+            if shape[1] % options.type.blockSize != 0 { fellBack.append(name); return .f16 }
+            return options.type
+        }
         func matrix(_ name: String, _ values: [Float], _ shape: [Int]) {
-            var type = options.type
-            if shape[1] % type.blockSize != 0 { type = .f16; fellBack.append(name) }
-            w.add(name, floats: values, shape: shape, type: type)
+            w.add(name, floats: values, shape: shape, type: type(name, shape))
+        }
+        func matrix(_ name: String, _ shape: [Int], _ produce: @escaping () throws -> [Float]) {
+            w.add(name, shape: shape, type: type(name, shape), deferredFloats: produce)
         }
         func vector(_ name: String, _ values: [Float]) { w.add(name, floats: values, shape: [values.count], type: .f32) }
         let permute = permutes(model, arch)
@@ -98,19 +103,20 @@ public enum GGUFExport {
                 let m = layer.projection(p)
                 let name = GGUFLlama.tensorName(projection: p, layer: l)
                 let heads = p == .q ? c.heads : p == .k ? c.kvHeads : 0
-                var weight = m.denseWeight
                 var bias = m.bias
-                if permute && heads > 0 {
-                    weight = GGUFLlama.permuteRows(weight, heads: heads, columns: m.inFeatures)
-                    bias = bias.map { GGUFLlama.permuteRows($0, heads: heads, columns: 1) }
+                let permuted = permute && heads > 0
+                if permuted { bias = bias.map { GGUFLlama.permuteRows($0, heads: heads, columns: 1) } }
+                // Produced while the file is written: one full-precision weight in memory at a time.
+                matrix(name + ".weight", [m.outFeatures, m.inFeatures]) {
+                    let weight = try m.fullPrecisionWeight()
+                    return permuted ? GGUFLlama.permuteRows(weight, heads: heads, columns: m.inFeatures) : weight
                 }
-                matrix(name + ".weight", weight, [m.outFeatures, m.inFeatures])
                 if let bias { vector(name + ".bias", bias) }
             }
             vector(GGUFLlama.mlpNorm(layer: l) + ".weight", layer.mlpNorm)
         }
         vector(GGUFLlama.finalNorm + ".weight", model.finalNorm)
-        if !model.headTied { matrix(GGUFLlama.head + ".weight", model.head.denseWeight, [c.vocabSize, c.hiddenSize]) }
+        if !model.headTied { matrix(GGUFLlama.head + ".weight", [c.vocabSize, c.hiddenSize]) { try model.head.fullPrecisionWeight() } }
         if !fellBack.isEmpty {
             warnings.append("\(fellBack.count) tensors have rows not divisible by \(options.type.blockSize) and were written as F16 (\(fellBack.prefix(3).joined(separator: ", "))…)")
         }

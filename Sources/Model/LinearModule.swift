@@ -73,6 +73,12 @@ public final class LoRAAdapter {
     }
 }
 
+/// The producer of a deferred full-precision weight (`LinearModule.Weight.deferred`).
+public struct DeferredWeight {
+    public let produce: () throws -> [Float]   // (out, in)
+    public init(_ produce: @escaping () throws -> [Float]) { self.produce = produce }
+}
+
 /// One linear layer of the model, named with the checkpoint's own name.
 public final class LinearModule {
     public let name: String
@@ -81,6 +87,10 @@ public final class LinearModule {
     public enum Weight {
         case dense([Float])      // (out, in)
         case quantized(Linear4bit)
+        /// A full-precision (out, in) weight produced when it is written (read from the checkpoint,
+        /// dequantized, merged): a model that is only saved or exported (merge, export) holds one
+        /// such weight at a time instead of all of them. Compute paths produce it on every call.
+        case deferred(DeferredWeight)
     }
     public var weight: Weight
     public var bias: [Float]?    // (out)
@@ -96,25 +106,39 @@ public final class LinearModule {
         return false
     }
 
-    /// The fp32 weight (out, in): the dense weight itself or the dequantized 4-bit one.
-    public var denseWeight: [Float] {
+    /// The fp32 weight (out, in): the dense weight itself, the dequantized 4-bit one, or the
+    /// deferred one produced now (which can fail: a checkpoint read again).
+    public func fullPrecisionWeight() throws -> [Float] { try Self.fullPrecision(weight) }
+
+    static func fullPrecision(_ weight: Weight) throws -> [Float] {
         switch weight {
         case .dense(let w): return w
         case .quantized(let q): return Quantizer.dequantize(q.weight)
+        case .deferred(let d): return try d.produce()
         }
+    }
+
+    /// A deferred weight for a compute path, which cannot throw: NaN when it cannot be produced, so
+    /// the failure shows in the output instead of passing for numbers. Only merge and export build
+    /// models with deferred weights, and they never run them.
+    func producedForCompute(_ d: DeferredWeight) -> [Float] {
+        (try? d.produce()) ?? [Float](repeating: .nan, count: outFeatures * inFeatures)
     }
 
     /// output (N, out) = input (N, in) · Wᵀ + bias + scale · (input Aᵀ) Bᵀ. Overwrites output.
     public func forward(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, rows N: Int) {
-        switch weight {
-        case .dense(let w):
+        func dense(_ w: [Float]) {
             w.withUnsafeBufferPointer { wp in
                 BLAS.sgemm(transposeA: false, transposeB: true, m: N, n: outFeatures, k: inFeatures,
                            a: input, lda: inFeatures, b: wp.baseAddress!, ldb: inFeatures, beta: 0, c: output, ldc: outFeatures)
             }
             if let bias { Elementwise.addBias(output, bias: bias, rows: N, channels: outFeatures) }
+        }
+        switch weight {
+        case .dense(let w): dense(w)
         case .quantized(let q):
             q.forward(input: input, output: output, rows: N, bias: bias)   // in its compute dtype's sum
+        case .deferred(let d): dense(producedForCompute(d))
         }
         if let ad = adapter {
             let r = ad.rank
@@ -170,14 +194,17 @@ public final class LinearModule {
     public func backward(input: UnsafePointer<Float>, gradOutput: UnsafePointer<Float>,
                          gradInput: UnsafeMutablePointer<Float>?, rows N: Int) {
         if let gradInput {
-            switch weight {
-            case .dense(let w):
+            func dense(_ w: [Float]) {
                 w.withUnsafeBufferPointer { wp in
                     BLAS.sgemm(transposeA: false, transposeB: false, m: N, n: inFeatures, k: outFeatures,
                                a: gradOutput, lda: outFeatures, b: wp.baseAddress!, ldb: inFeatures, beta: 1, c: gradInput, ldc: inFeatures)
                 }
+            }
+            switch weight {
+            case .dense(let w): dense(w)
             case .quantized(let q):
                 q.backwardInput(gradOutput: gradOutput, gradInput: gradInput, rows: N)
+            case .deferred(let d): dense(producedForCompute(d))
             }
         }
         guard let ad = adapter else { return }

@@ -17,19 +17,17 @@ extension LlamaModel {
         let C = config.hiddenSize
         func dense(_ name: String, _ values: [Float], _ shape: [Int]) {
             switch dtype {
-            case .bf16: w.add(name, bfloat16: values, shape: shape)
-            case .f16:
-                var bytes = [UInt8](); bytes.reserveCapacity(values.count * 2)
-                for v in values { let h = Float16Bits.fromFloat(v); bytes.append(UInt8(h & 0xFF)); bytes.append(UInt8(h >> 8)) }
-                w.add(name, dtype: .f16, shape: shape, bytes: bytes)
+            case .bf16, .f16: w.add(name, dtype: dtype, shape: shape, bytes: SafeTensorsWriter.encode(values, as: dtype))
             default: w.add(name, floats: values, shape: shape)
             }
         }
+        let stored: DType = dtype == .bf16 || dtype == .f16 ? dtype : .f32
         dense(layout.embedding + ".weight", embedding, [config.vocabSize, C])
         func addLinear(_ m: LinearModule) {
             switch m.weight {
             case .dense(let weight): dense(m.name + ".weight", weight, [m.outFeatures, m.inFeatures])
             case .quantized(let q): BitsAndBytesFormat.add(q.weight, module: m.name, to: &w)
+            case .deferred(let d): w.add(m.name + ".weight", dtype: stored, shape: [m.outFeatures, m.inFeatures], deferredFloats: d.produce)
             }
             if let b = m.bias { dense(m.name + ".bias", b, [m.outFeatures]) }
         }
@@ -87,17 +85,20 @@ extension LlamaModel {
     /// either layout (detected from the tensor names). F32/F16/BF16 weights become fp32.
     /// Linear weights are read one module at a time and handed to `eachLinear` as soon as they are
     /// built (the quantize stage quantizes them there), so a model never needs all its fp32 linear
-    /// weights in memory at once.
-    public static func load(directory: URL, eachLinear: ((LinearModule) throws -> Void)? = nil) throws -> LlamaModel {
+    /// weights in memory at once. With `deferLinearWeights` the full-precision linear weights stay in
+    /// the files (validated for presence and shape now, read and checked for NaN/Inf when written):
+    /// merge and export, which only write the model, hold one of them at a time.
+    public static func load(directory: URL, deferLinearWeights: Bool = false,
+                            eachLinear: ((LinearModule) throws -> Void)? = nil) throws -> LlamaModel {
         let config = try ModelConfig.load(from: directory.appendingPathComponent("config.json"))
         let source: ShardedCheckpoint
         do { source = try ShardedCheckpoint(directory: directory) } catch {
             throw ModelError.checkpoint(directory: directory.path, reason: error.localizedDescription)
         }
-        return try load(config: config, source: source, directory: directory, eachLinear: eachLinear)
+        return try load(config: config, source: source, directory: directory, deferLinearWeights: deferLinearWeights, eachLinear: eachLinear)
     }
 
-    static func load(config c: ModelConfig, source: ShardedCheckpoint, directory: URL,
+    static func load(config c: ModelConfig, source: ShardedCheckpoint, directory: URL, deferLinearWeights: Bool = false,
                      eachLinear: ((LinearModule) throws -> Void)? = nil) throws -> LlamaModel {
         let names = source.names
         let layout: WeightLayout = c.modelType == "minimind" && WeightLayout.detect(names: names) != .huggingFace
@@ -123,9 +124,10 @@ extension LlamaModel {
         }
         var tensors: [String: [Float]] = [:]
         /// NaN or Inf in a weight would be quantized into an absmax of Inf and poison every later stage.
-        func finite(_ values: [Float], _ name: String) throws -> [Float] {
+        let path = directory.path
+        @Sendable func finite(_ values: [Float], _ name: String) throws -> [Float] {
             if let i = values.firstIndex(where: { !$0.isFinite }) {
-                throw ModelError.nonFiniteWeight(directory: directory.path, tensor: name, index: i, value: values[i])
+                throw ModelError.nonFiniteWeight(directory: path, tensor: name, index: i, value: values[i])
             }
             return values
         }
@@ -159,6 +161,9 @@ extension LlamaModel {
             let weight: LinearModule.Weight
             if quantizedModules.contains(module) {
                 weight = .quantized(try loadQuantized(module: module, source: source, directory: directory, out: out, in: inF, compute: compute))
+            } else if deferLinearWeights {
+                let name = module + ".weight"
+                weight = .deferred(DeferredWeight { try finite(try source.floats(name), name) })
             } else {
                 weight = .dense(try finite(try source.floats(module + ".weight"), module + ".weight"))
             }

@@ -21,7 +21,7 @@ struct ExportStage: StageRunner {
                     reason: "'\(f["model"]?.stringValue ?? "")' has no LoRA adapter; `what: adapter` needs an attach_adapters or train stage")
             }
             let type = try Self.type(f["type"]?.stringValue ?? "f32")
-            let model = try LlamaModel.load(directory: source)
+            let model = try LlamaModel.load(directory: source, deferLinearWeights: true)
             let config = try PEFTAdapter.readConfig(source)
             _ = try PEFTAdapter.load(from: source, into: model, dropout: 0)
             let writer = try GGUFExport.adapter(model, alpha: config.rslora ? config.scale * Double(config.rank) : config.alpha, type: type)
@@ -34,7 +34,7 @@ struct ExportStage: StageRunner {
                 reason: "'\(f["model"]?.stringValue ?? "")' has LoRA adapters; add a merge stage and export it, or export `what: adapter`")
         }
         let type = try Self.type(f["type"]?.stringValue ?? MergeStage.sourceDType(source).replacingOccurrences(of: "fp32", with: "f32"))
-        let model = try LlamaModel.load(directory: source)
+        let model = try LlamaModel.load(directory: source, deferLinearWeights: true)
         if model.linearModules.contains(where: \.isQuantized) {
             context.log("note: the checkpoint holds 4-bit weights; they are dequantized before export")
         }

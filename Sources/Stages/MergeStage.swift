@@ -20,20 +20,20 @@ struct MergeStage: StageRunner {
                 throw StageError.invalidField(field: "stages.\(context.stageName).base",
                     reason: "no upstream stage outputs a full-precision checkpoint; name one with `base:` or merge `from: dequantized`")
             }
-            model = try LlamaModel.load(directory: base)
+            model = try LlamaModel.load(directory: base, deferLinearWeights: true)
             if model.linearModules.contains(where: \.isQuantized) {
                 context.log("note: '\(f["base"]?.stringValue ?? "base")' holds 4-bit weights; they are dequantized before merging")
             }
             weightsFrom = base
         } else {
-            model = try LlamaModel.load(directory: adapted)
+            model = try LlamaModel.load(directory: adapted, deferLinearWeights: true)
             weightsFrom = adapted
         }
         let quantizedBefore = model.linearModules.filter(\.isQuantized).count
-        model.dequantizeAll()
+        model.dequantizeAll(deferred: true)
         let config = try PEFTAdapter.readConfig(adapted)
         _ = try PEFTAdapter.load(from: adapted, into: model, dropout: 0)
-        let merged = model.mergeAdapters()
+        let merged = try model.mergeAdapters(deferred: true)
         let dtype: DType
         switch f["dtype"]?.stringValue ?? Self.sourceDType(weightsFrom) {
         case "bf16": dtype = .bf16

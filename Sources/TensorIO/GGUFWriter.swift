@@ -6,14 +6,26 @@ public struct GGUFWriter {
     public static let alignment = 32
     private var metadata: [(String, GGUFValue)] = []
     /// fp32 values are kept as given (copy-on-write: a model's weights are not copied) and encoded
-    /// only while the file is written, one tensor at a time; other tensors arrive encoded.
+    /// only while the file is written, one tensor at a time; deferred ones are also produced then
+    /// (a merged or re-read weight); other tensors arrive encoded.
     enum Payload {
-        case floats([Float]), bytes([UInt8])
-        func encoded(_ type: GGMLType) -> [UInt8] {
-            switch self { case .floats(let f): return GGMLQuants.quantize(f, type: type); case .bytes(let b): return b }
+        case floats([Float]), bytes([UInt8]), deferred(elements: Int, produce: () throws -> [Float])
+        func encoded(_ type: GGMLType, name: String, file: String) throws -> [UInt8] {
+            switch self {
+            case .floats(let f): return GGMLQuants.quantize(f, type: type)
+            case .bytes(let b): return b
+            case .deferred(let n, let produce):
+                let f = try produce()
+                guard f.count == n else { throw GGUFError.writeFailed(file: file, reason: "tensor \(name): \(f.count) values produced, \(n) expected") }
+                return GGMLQuants.quantize(f, type: type)
+            }
         }
         func byteCount(_ type: GGMLType) -> Int {
-            switch self { case .floats(let f): return type.byteCount(elements: f.count); case .bytes(let b): return b.count }
+            switch self {
+            case .floats(let f): return type.byteCount(elements: f.count)
+            case .bytes(let b): return b.count
+            case .deferred(let n, _): return type.byteCount(elements: n)
+            }
         }
     }
     private var tensors: [(name: String, dimensions: [Int], type: GGMLType, payload: Payload)] = []
@@ -35,15 +47,19 @@ public struct GGUFWriter {
     public mutating func add(_ name: String, floats: [Float], shape: [Int], type: GGMLType) {
         tensors.append((name, shape.reversed(), type, .floats(floats)))
     }
+    /// Adds a tensor whose fp32 values (torch order) are produced only while the file is written.
+    public mutating func add(_ name: String, shape: [Int], type: GGMLType, deferredFloats produce: @escaping () throws -> [Float]) {
+        tensors.append((name, shape.reversed(), type, .deferred(elements: shape.reduce(1, *), produce: produce)))
+    }
     /// Adds already-encoded bytes (`dimensions` in ggml order, innermost first).
     public mutating func add(_ name: String, dimensions: [Int], type: GGMLType, bytes: [UInt8]) {
         tensors.append((name, dimensions, type, .bytes(bytes)))
     }
 
     /// The whole file in memory (tests; `write(to:)` streams instead).
-    public func serialized() -> [UInt8] {
+    public func serialized() throws -> [UInt8] {
         var out = headerBytes()
-        for t in tensors { out += t.payload.encoded(t.type); out += padding(after: out.count) }
+        for t in tensors { out += try t.payload.encoded(t.type, name: t.name, file: "(in memory)"); out += padding(after: out.count) }
         return out
     }
 
@@ -114,7 +130,7 @@ public struct GGUFWriter {
                 var written = 0
                 func put(_ bytes: [UInt8]) throws { try bytes.withUnsafeBytes { try append($0) }; written += bytes.count }
                 try put(headerBytes())
-                for t in tensors { try put(t.payload.encoded(t.type)); try put(padding(after: written)) }
+                for t in tensors { try put(t.payload.encoded(t.type, name: t.name, file: url.path)); try put(padding(after: written)) }
             }
         } catch let failure as AtomicFile.Failure {
             throw GGUFError.writeFailed(file: url.path, reason: failure.reason)

@@ -41,10 +41,11 @@ public struct SafeTensorsWriter {
             case .bytes(let b): return try b.withUnsafeBytes(body)
             case .deferred(let produce):
                 let f = try produce()
-                guard f.count * 4 == byteCount else {
-                    throw SafeTensorsError.sizeMismatch(file: file, tensor: name, dtype: dtype.rawValue, shape: shape, expected: byteCount, actual: f.count * 4)
+                guard f.count * dtype.size == byteCount else {
+                    throw SafeTensorsError.sizeMismatch(file: file, tensor: name, dtype: dtype.rawValue, shape: shape, expected: byteCount, actual: f.count * dtype.size)
                 }
-                return try f.withUnsafeBytes(body)
+                if dtype == .f32 { return try f.withUnsafeBytes(body) }
+                return try SafeTensorsWriter.encode(f, as: dtype).withUnsafeBytes(body)
             }
         }
     }
@@ -63,10 +64,27 @@ public struct SafeTensorsWriter {
         entries[name] = Entry(name: name, dtype: .f32, shape: shape, payload: .floats(floats))
     }
 
-    /// F32 tensor produced by `produce` while the file is written (after the header, in file order):
-    /// converters add every tensor this way and never hold more than one in memory.
-    public mutating func add(_ name: String, shape: [Int], deferredFloats produce: @escaping () throws -> [Float]) {
-        entries[name] = Entry(name: name, dtype: .f32, shape: shape, payload: .deferred(produce))
+    /// A tensor produced as fp32 values by `produce` while the file is written (after the header,
+    /// in file order) and stored as `dtype` (F32, BF16 or F16): converters and merges add every
+    /// tensor this way and never hold more than one in memory.
+    public mutating func add(_ name: String, dtype: DType = .f32, shape: [Int], deferredFloats produce: @escaping () throws -> [Float]) {
+        precondition(dtype == .f32 || dtype == .bf16 || dtype == .f16, "deferred tensors are stored as F32, BF16 or F16")
+        entries[name] = Entry(name: name, dtype: dtype, shape: shape, payload: .deferred(produce))
+    }
+
+    /// fp32 values as little-endian BF16 or F16 bits (round to nearest even, as torch's `.to()`),
+    /// or F32 bytes.
+    public static func encode(_ floats: [Float], as dtype: DType) -> [UInt8] {
+        switch dtype {
+        case .bf16, .f16:
+            var bytes = [UInt8](repeating: 0, count: floats.count * 2)
+            for (k, f) in floats.enumerated() {
+                let h = dtype == .bf16 ? BFloat16.fromFloat(f) : Float16Bits.fromFloat(f)
+                bytes[2 * k] = UInt8(h & 0xFF); bytes[2 * k + 1] = UInt8(h >> 8)
+            }
+            return bytes
+        default: return floats.withUnsafeBytes { Array($0) }
+        }
     }
 
     /// An entry of another writer as it is (a deferred one stays deferred): how shards are split.
@@ -79,12 +97,7 @@ public struct SafeTensorsWriter {
 
     /// Float values stored as BF16 (round to nearest even).
     public mutating func add(_ name: String, bfloat16 floats: [Float], shape: [Int]) {
-        var bytes = [UInt8](repeating: 0, count: floats.count * 2)
-        for (k, f) in floats.enumerated() {
-            let h = BFloat16.fromFloat(f)
-            bytes[2 * k] = UInt8(h & 0xFF); bytes[2 * k + 1] = UInt8(h >> 8)
-        }
-        entries[name] = Entry(name: name, dtype: .bf16, shape: shape, payload: .bytes(bytes))
+        entries[name] = Entry(name: name, dtype: .bf16, shape: shape, payload: .bytes(Self.encode(floats, as: .bf16)))
     }
 
     /// I64 tensor.

@@ -19,7 +19,7 @@ final class GGUFFileTests: XCTestCase {
     }
 
     func testWriterAndReaderAgreeOnEveryField() throws {
-        let bytes = sample().serialized()
+        let bytes = try sample().serialized()
         let file = try GGUFFile(data: Data(bytes), url: URL(fileURLWithPath: "sample.gguf"))
         XCTAssertEqual(file.version, 3)
         XCTAssertEqual(file.metadataKeys, ["general.architecture", "llama.block_count", "llama.rope.freq_base", "some.bool", "some.i64",
@@ -39,12 +39,12 @@ final class GGUFFileTests: XCTestCase {
         // Values k/8 - 4 on a block with amax 4 (step 4/127): q8_0 returns them within half a step.
         assertClose(try file.floats("w.weight"), (0..<64).map { Float($0) / 8 - 4 }, rtol: 0, atol: 4.0 / 127 / 2 * 1.01)
         XCTAssertEqual(bytes.count % 32, 0)
-        XCTAssertEqual(sample().serialized(), bytes, "same inputs, same bytes")
+        XCTAssertEqual(try sample().serialized(), bytes, "same inputs, same bytes")
     }
 
     func testBadFilesAreNamedErrors() throws {
         let url = URL(fileURLWithPath: "/data/m.gguf")
-        let good = sample().serialized()
+        let good = try sample().serialized()
         func error(_ bytes: [UInt8]) -> String {
             do { _ = try GGUFFile(data: Data(bytes), url: url); return "no error" } catch { return error.localizedDescription }
         }
