@@ -32,14 +32,12 @@ struct EvaluateStage: StageRunner {
 
         var options = EvaluationOptions()
         options.batchSize = f["batch_size"]?.intValue ?? 4
-        // Packing: true/false as asked; auto when it takes fewer passes (Training/Packing.swift).
+        // Packing: true/false as asked; auto when it costs fewer passes or positions (Training/Packing.swift).
         let packingField = f["packing"]
         let choice: PackingChoice = packingField?.boolValue.map { $0 ? .on : .off } ?? .auto
         let packing = choice.decide(evaluating: dataset, batchSize: options.batchSize, rowLength: dataOptions.maxSeqLen)
         if packing.pack { options.packRowLength = dataOptions.maxSeqLen }
-        context.log("packing \(packing.pack ? "on" : "off")\(packingField?.boolValue == nil ? " (auto)" : ""): "
-                    + (packing.pack ? "\(passes(packing.packed)) of packed rows (up to \(dataOptions.maxSeqLen) tokens) instead of \(packing.plain)"
-                                    : "\(passes(packing.plain)) of one example per row (\(packing.packed) packed)"))
+        context.log(packing.summary(auto: packingField?.boolValue == nil, rowLength: dataOptions.maxSeqLen, passes: passes))
         options.compareBase = f["compare_base"]?.boolValue ?? true
         options.prompts = f["prompts"]?.arrayValue?.compactMap(\.stringValue) ?? []
         options.maxNewTokens = f["max_new_tokens"]?.intValue ?? 32

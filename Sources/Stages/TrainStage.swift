@@ -59,14 +59,13 @@ struct TrainStage: StageRunner {
         // The mix's shares of an epoch, after any eval_split took its examples.
         let labels = f["data"]?.arrayValue?.enumerated().map { "data[\($0.offset)] \($0.element["path"]?.stringValue ?? "")" }
         for line in dataset.mixtureLines(labels: labels) { context.log(line) }
-        // Packing: true/false as asked; auto when it runs fewer micro-batches (Training/Packing.swift).
+        // Packing: true/false as asked; auto when it costs fewer passes or positions (Training/Packing.swift).
         let packingField = f["packing"]
         let choice: PackingChoice = packingField?.boolValue.map { $0 ? .on : .off } ?? .auto
         let packing = choice.decide(Trainer(options, collective: collective), data: dataset, rowLength: dataOptions.maxSeqLen)
         if packing.pack { options.packRowLength = dataOptions.maxSeqLen }
-        context.log("packing \(packing.pack ? "on" : "off")\(packingField?.boolValue == nil ? " (auto)" : ""): epoch 1 takes "
-                    + (packing.pack ? "\(packing.packed) micro-batches of packed rows (up to \(dataOptions.maxSeqLen) tokens) instead of \(packing.plain)"
-                                    : "\(packing.plain) micro-batches of one example per row (\(packing.packed) packed)"))
+        context.log(packing.summary(auto: packingField?.boolValue == nil, rowLength: dataOptions.maxSeqLen) { $0 == 1 ? "1 micro-batch" : "\($0) micro-batches" }
+                    + " in epoch 1")
         // Gradient checkpointing: true/false as asked; auto by the activation memory of the largest
         // micro-batch (batch_size × max_seq_len). Same numbers either way.
         let longest = min(dataOptions.maxSeqLen, model.config.maxPositionEmbeddings)

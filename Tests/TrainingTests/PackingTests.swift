@@ -24,11 +24,16 @@ final class PackingTests: XCTestCase {
         let data = ResumeTests.makeData()   // 7 examples of 6, 7, 8, 9, 6, 7, 8 tokens
         let all = Array(0..<7)
         let packed = data.packedBatches(all, rowLength: 20, rowsPerBatch: 2)
-        // Next fit: rows [0, 1] (13 tokens), [2, 3] (17), [4, 5] (13), [6] (8); two rows per micro-batch.
+        // Next fit at 20 takes 4 rows (13, 17, 13, 8 tokens); at 15, the smallest capacity that still
+        // needs 4: [0, 1] (6 + 7), [2] (8, padded to 13), [3, 4] (9 + 6), [5, 6] (7 + 8); two rows per
+        // micro-batch: 2 × 13 + 2 × 15 = 56 positions instead of 2 × 17 + 2 × 13 = 60.
+        XCTAssertEqual(data.examples.map(\.ids.count), [6, 7, 8, 9, 6, 7, 8])
+        XCTAssertEqual(data.nextFit(all, capacity: 20).map(\.count), [2, 2, 2, 1])
+        XCTAssertEqual(data.packedRows(all, rowLength: 20), [[0, 1], [2], [3, 4], [5, 6]])
         XCTAssertEqual(packed.map(\.batch), [2, 2])
-        XCTAssertEqual(packed.map(\.length), [17, 13])
-        XCTAssertEqual(packed[0].segments, [[0..<6, 6..<13, 13..<17], [0..<8, 8..<17]])
-        XCTAssertEqual(packed[1].segments, [[0..<6, 6..<13], [0..<8, 8..<13]])
+        XCTAssertEqual(packed.map(\.length), [13, 15])
+        XCTAssertEqual(packed[0].segments, [[0..<6, 6..<13], [0..<8, 8..<13]])
+        XCTAssertEqual(packed[1].segments, [[0..<9, 9..<15], [0..<7, 7..<15]])
         XCTAssertEqual(packed.reduce(0) { $0 + $1.supervisedTokens }, all.reduce(0) { $0 + data.examples[$1].supervisedTokens })
         let model = try DataParallelTests.makeModel()
         let (plainLoss, plainGrads) = lossAndGradients(model, [data.batch(all)])
@@ -42,6 +47,30 @@ final class PackingTests: XCTestCase {
         var broken = packed[0]; broken.segments = [[0..<6], [0..<17]]
         XCTAssertTrue(model.lossAndGradients(tokens: broken.tokens, batch: 2, length: 17, lossWeights: broken.lossWeights, gradScale: 1,
                                              segments: broken.segments).isNaN)
+    }
+
+    func testRowsAreBalancedAndAutoCountsPassesAndPositions() {
+        // Chat turns of 40, 40, 40, 44 tokens, rows of 128: next fit 120 + 44, balanced 80 + 84.
+        let lengths = [40, 40, 40, 44]
+        let data = TrainingDataset(examples: lengths.map { TokenizedExample(ids: [Int32](repeating: 5, count: $0), lossMask: [Float](repeating: 1, count: $0)) }, padId: 0)
+        XCTAssertEqual(data.nextFit([0, 1, 2, 3], capacity: 128), [[0, 1, 2], [3]])
+        XCTAssertEqual(data.packedRows([0, 1, 2, 3], rowLength: 128), [[0, 1], [2, 3]])
+        XCTAssertEqual(data.positions([[0, 1], [2, 3]], per: 4), 168)
+        XCTAssertEqual(data.positions([[0, 1, 2], [3]], per: 4), 240)
+        XCTAssertEqual(data.packedRows([3], rowLength: 128), [[3]], "one example: one row")
+        XCTAssertEqual(data.packedRows([0, 1, 2, 3], rowLength: 40), [[0], [1], [2], [3]], "an example longer than the row stays alone")
+        // batch_size 4: one pass either way; 168 packed positions instead of 4 × 44 = 176.
+        var options = ResumeTests.options(); options.batchSize = 4; options.gradAccum = 1; options.shuffle = false
+        let decision = PackingChoice.auto.decide(Trainer(options), data: data, rowLength: 128)
+        XCTAssertEqual(decision, .init(pack: true, packed: 1, plain: 1, packedPositions: 168, plainPositions: 176))
+        XCTAssertEqual(decision.summary(auto: true, rowLength: 128) { $0 == 1 ? "1 pass" : "\($0) passes" },
+                       "packing on (auto): 1 pass of packed rows (up to 128 tokens), 168 token positions; unpacked: 1 pass, 176")
+        // The rule: fewer passes with at most 10% more positions, or fewer positions with no more passes.
+        XCTAssertTrue(PackingChoice.auto.choose(packed: 2, plain: 4, packedPositions: 110, plainPositions: 100).pack)
+        XCTAssertFalse(PackingChoice.auto.choose(packed: 2, plain: 4, packedPositions: 111, plainPositions: 100).pack)
+        XCTAssertFalse(PackingChoice.auto.choose(packed: 5, plain: 4, packedPositions: 50, plainPositions: 100).pack)
+        XCTAssertFalse(PackingChoice.auto.choose(packed: 4, plain: 4, packedPositions: 100, plainPositions: 100).pack)
+        XCTAssertTrue(PackingChoice.on.choose(packed: 4, plain: 4, packedPositions: 100, plainPositions: 100).pack)
     }
 
     func testAPackedRunTakesTheSameStepsWithTheSameLosses() throws {
