@@ -1,7 +1,8 @@
 // Fused 4-bit products for few rows (see cnf4.h). Three builds of the same two loops — decode a run
 // of codes into fp32, then dot products (forward) or axpys (backward) over it — for AVX-512,
-// AVX2 + FMA and portable C, chosen once at run time. The decoded values are bit-identical on every
-// path (one fp32 multiply table[code] * absmax, the same bf16 rounding); the sums' order differs.
+// AVX2 + FMA and portable C, chosen once at run time, and a bf16-compute forward with AVX512-BF16
+// dot products. The decoded values are bit-identical on every path (one fp32 multiply
+// table[code] * absmax, the same bf16 rounding); the sums' order differs.
 #include "cnf4.h"
 #include <string.h>
 #include <stdlib.h>
@@ -111,6 +112,69 @@ static void axpy_avx512(float g, const float *w, float *d, int n) {
 
 ROW_KERNELS(avx512, __attribute__((target("avx512f,avx512bw,avx512vl"))))
 
+// ---- AVX512-BF16 (bf16 compute only): operands as bf16, products by vdpbf16ps ----
+// Under bnb_4bit_compute_dtype=bfloat16 the decoded weights and the layer input are bf16 values
+// (the caller rounds the input), so each product of two of them is exact in fp32 and vdpbf16ps,
+// which multiplies 32 bf16 pairs and adds them to 16 fp32 lanes per instruction (Intel SDM, VDPBF16PS:
+// round to nearest even, denormal inputs and outputs flushed to zero), gives the fp32 sum of the same
+// exact products as the emulation, in another order. Weights decode to 16-bit values (vpermw from the
+// block's 16 rounded values), half the bytes of the fp32 path.
+#define BF16_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+
+BF16_TARGET static inline uint16_t bf16_bits(float v) {   // v already a bf16 value: its top half
+    uint32_t u; memcpy(&u, &v, 4); return (uint16_t)(u >> 16);
+}
+
+BF16_TARGET static void decode_bf16(const uint8_t *packed, const float *absmax, const float *table, int bs,
+                                    int64_t e0, int count, uint16_t *out) {
+    const __m512 tab = _mm512_loadu_ps(table);
+    const __m256i low4 = _mm256_set1_epi16(15);
+    for (int blk = 0; blk < count / bs; blk++) {
+        int64_t e = e0 + (int64_t)blk * bs;
+        __m512 tv = _mm512_mul_ps(tab, _mm512_set1_ps(absmax[e / bs]));
+        __m512i u = _mm512_castps_si512(tv);   // round to nearest even, keep the top 16 bits
+        __m512i r = _mm512_add_epi32(_mm512_set1_epi32(0x7FFF), _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1)));
+        __m256i t16 = _mm512_cvtepi32_epi16(_mm512_srli_epi32(_mm512_add_epi32(u, r), 16));   // 16 x bf16
+        __m512i tab16 = _mm512_inserti64x4(_mm512_castsi256_si512(t16), t16, 1);
+        const uint8_t *src = packed + e / 2;
+        uint16_t *o = out + blk * bs;
+        for (int k = 0; k < bs / 32; k++) {   // 16 bytes -> 32 codes -> 32 bf16 (blocks: powers of two >= 32)
+            __m256i w16 = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(src + 16 * k)));
+            __m256i pairs = _mm256_or_si256(_mm256_srli_epi16(w16, 4), _mm256_slli_epi16(_mm256_and_si256(w16, low4), 8));
+            _mm512_storeu_si512(o + 32 * k, _mm512_permutexvar_epi16(_mm512_cvtepu8_epi16(pairs), tab16));
+        }
+    }
+}
+
+BF16_TARGET static float dot_bf16(const uint16_t *a, const uint16_t *b, int n) {
+    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 64 <= n; i += 64) {
+        s0 = _mm512_dpbf16_ps(s0, (__m512bh)_mm512_loadu_si512(a + i), (__m512bh)_mm512_loadu_si512(b + i));
+        s1 = _mm512_dpbf16_ps(s1, (__m512bh)_mm512_loadu_si512(a + i + 32), (__m512bh)_mm512_loadu_si512(b + i + 32));
+    }
+    for (; i + 32 <= n; i += 32) s0 = _mm512_dpbf16_ps(s0, (__m512bh)_mm512_loadu_si512(a + i), (__m512bh)_mm512_loadu_si512(b + i));
+    float s = _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+    for (; i < n; i++) {   // the exact products of the tail
+        uint32_t x = (uint32_t)a[i] << 16, y = (uint32_t)b[i] << 16;
+        float fx, fy; memcpy(&fx, &x, 4); memcpy(&fy, &y, 4);
+        s += fx * fy;
+    }
+    return s;
+}
+
+// x (M, I) bf16 values -> xb (M, I) bf16 bits, then per weight row: decode, M dot products.
+// scratch: I floats for the decoded row (as I 16-bit values) + M·I/2 floats for xb.
+BF16_TARGET static void forward_bf16(const uint8_t *p, const float *am, const float *t, int bs, int I, int O,
+                                     int o0, int o1, const float *x, int M, float *y, float *scratch) {
+    uint16_t *w = (uint16_t *)scratch, *xb = (uint16_t *)(scratch + I);
+    for (int64_t k = 0; k < (int64_t)M * I; k++) xb[k] = bf16_bits(x[k]);
+    for (int o = o0; o < o1; o++) {
+        decode_bf16(p, am, t, bs, (int64_t)o * I, I, w);
+        for (int n = 0; n < M; n++) y[(int64_t)n * O + o] = dot_bf16(xb + (int64_t)n * I, w, I);
+    }
+}
+
 // ---- AVX2 + FMA: 8 codes -> 8 floats with two vpermps (values 0-7 and 8-15) and a blend ----
 __attribute__((target("avx2,fma")))
 static void decode_avx2(const uint8_t *packed, const float *absmax, const float *table, int bs,
@@ -177,11 +241,12 @@ int qlora_nf4_isa(void) {
     static int isa = -1;
     if (isa < 0) {
         __builtin_cpu_init();
-        isa = (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl")) ? 2
+        int avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+        isa = avx512 && __builtin_cpu_supports("avx512bf16") ? 3 : avx512 ? 2
             : (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) ? 1 : 0;
-        // QLORA_NF4_ISA=0|1 runs a lesser path on this machine (how the AVX2 and portable builds are tested here).
+        // QLORA_NF4_ISA=0|1|2 runs a lesser path on this machine (how the other builds are tested here).
         const char *cap = getenv("QLORA_NF4_ISA");
-        if (cap && cap[0] >= '0' && cap[0] <= '2' && cap[0] - '0' < isa) isa = cap[0] - '0';
+        if (cap && cap[0] >= '0' && cap[0] <= '3' && cap[0] - '0' < isa) isa = cap[0] - '0';
     }
     return isa;
 }
@@ -193,6 +258,9 @@ void qlora_nf4_forward(const uint8_t *packed, const float *absmax, const float *
                        const float *x, int M, float *y, int round, float *scratch) {
 #if defined(__x86_64__)
     switch (qlora_nf4_isa()) {
+    case 3:
+        if (round) { forward_bf16(packed, absmax, table, bs, I, O, o0, o1, x, M, y, scratch); return; }
+        forward_avx512(packed, absmax, table, bs, I, O, o0, o1, x, M, y, round, scratch); return;
     case 2: forward_avx512(packed, absmax, table, bs, I, O, o0, o1, x, M, y, round, scratch); return;
     case 1: forward_avx2(packed, absmax, table, bs, I, O, o0, o1, x, M, y, round, scratch); return;
     default: break;
@@ -205,7 +273,7 @@ void qlora_nf4_backward(const uint8_t *packed, const float *absmax, const float 
                         const float *dy, int M, float *dx, int round, float *scratch) {
 #if defined(__x86_64__)
     switch (qlora_nf4_isa()) {
-    case 2: backward_avx512(packed, absmax, table, bs, I, O, i0, i1, dy, M, dx, round, scratch); return;
+    case 3: case 2: backward_avx512(packed, absmax, table, bs, I, O, i0, i1, dy, M, dx, round, scratch); return;
     case 1: backward_avx2(packed, absmax, table, bs, I, O, i0, i1, dy, M, dx, round, scratch); return;
     default: break;
     }

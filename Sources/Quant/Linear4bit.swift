@@ -178,7 +178,7 @@ public final class Linear4bit {
             blockScales.withUnsafeBufferPointer { scales in
                 table.withUnsafeBufferPointer { t in
                     Parallel.forEachChunk(O, costPerItem: I * (N + 1)) { range in
-                        ScratchPool.withBuffer(I) { w in   // (I) one decoded weight row
+                        ScratchPool.withBuffer(I + (N * I + 1) / 2) { w in   // (I) one decoded weight row, (N, I) bf16 input
                             qlora_nf4_forward(packed.baseAddress, scales.baseAddress, t.baseAddress, bs, Int32(I), Int32(O),
                                               Int32(range.lowerBound), Int32(range.upperBound), input, Int32(N), output, round, w)
                         }

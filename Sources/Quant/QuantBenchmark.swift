@@ -59,7 +59,8 @@ public enum QuantBenchmark {
 
     /// Issue 15 §2: for M = 1 … 1024 rows through a SmolLM-shaped 576 -> 1536 layer, forward and input
     /// gradient by fp32 sgemm, by tiles + sgemm, and by the fused kernels (forced on at every M), in
-    /// microseconds: keys "rows_<M>_<sgemm|tiled|fused>_<forward|backward>_us".
+    /// microseconds: keys "rows_<M>_<sgemm|tiled|fused>_<forward|backward>_us"; up to the fused limit
+    /// also the bf16-compute forward, "rows_<M>_<tiled|fused>_bf16_forward_us".
     static func smallRows(into result: inout [String: Double], runs: Int, rng: inout RandomStream) {
         let (inF, outF) = (576, 1536)
         let weight = (0..<(inF * outF)).map { _ in Float(rng.nextUniform() - 0.5) * 0.04 }
@@ -81,6 +82,14 @@ public enum QuantBenchmark {
             for (name, layer) in [("tiled", tiled), ("fused", fused)] {
                 result[key + name + "_forward_us"] = 1e6 * median(runs) { layer.forward(input: x, output: &y, rows: M) }
                 result[key + name + "_backward_us"] = 1e6 * median(runs) { layer.backwardInput(gradOutput: dy, gradInput: &dx, rows: M) }
+            }
+            // bf16 compute (bnb_4bit_compute_dtype=bfloat16): the fused forward uses AVX512-BF16 where present.
+            if M <= Linear4bit.defaultFusedRowLimit,
+               let tiledBF16 = try? Linear4bit(qw, tileRows: nil, compute: .bf16, fusedRowLimit: 0, fusedGradientRowLimit: 0),
+               let fusedBF16 = try? Linear4bit(qw, tileRows: nil, compute: .bf16, fusedRowLimit: M, fusedGradientRowLimit: M) {
+                for (name, layer) in [("tiled_bf16", tiledBF16), ("fused_bf16", fusedBF16)] {
+                    result[key + name + "_forward_us"] = 1e6 * median(runs) { layer.forward(input: x, output: &y, rows: M) }
+                }
             }
         }
     }

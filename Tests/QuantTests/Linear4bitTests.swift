@@ -76,6 +76,15 @@ final class Linear4bitTests: XCTestCase {
     /// the limit, both compute dtypes, NF4 and FP4, blocks of 64 and 128, one row and many.
     func testFusedFewRowKernelsMatchTheOracleAndTheTiledPath() throws {
         XCTAssertGreaterThanOrEqual(qlora_nf4_isa(), 0)
+        // The detection: the best set this CPU has (x86-64 Linux), unless QLORA_NF4_ISA caps it.
+        if ProcessInfo.processInfo.environment["QLORA_NF4_ISA"] == nil,
+           let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+           let line = info.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) {
+            let flags = Set(line.split(separator: " ").map(String.init))
+            let expected: Int32 = ["avx512f", "avx512bw", "avx512vl"].allSatisfy(flags.contains) ? (flags.contains("avx512_bf16") ? 3 : 2)
+                : flags.contains("avx2") && flags.contains("fma") ? 1 : 0
+            XCTAssertEqual(qlora_nf4_isa(), expected, "fused kernel set for this CPU's flags")
+        }
         for (O, I, bs, type) in [(96, 128, 64, QuantType.nf4), (40, 256, 128, .fp4), (1, 64, 64, .nf4), (300, 192, 64, .nf4)] {
             let q = try Quantizer.quantize(values(O * I, seed: 7), shape: [O, I], type: type, blockSize: bs, doubleQuant: true)
             let w = Quantizer.dequantize(q)

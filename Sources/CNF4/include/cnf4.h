@@ -9,10 +9,12 @@
 // bfloat16 (bnb_4bit_compute_dtype=bfloat16). Requires in_features % block_size == 0 and
 // block_size % 16 == 0, so a row never starts inside a block.
 
-/// The instruction set the kernels use here: 2 AVX-512, 1 AVX2 + FMA, 0 portable C (QLORA_NF4_ISA caps it).
+/// The instruction set the kernels use here: 3 AVX-512 with AVX512-BF16 (the bf16-compute forward),
+/// 2 AVX-512, 1 AVX2 + FMA, 0 portable C (QLORA_NF4_ISA caps it).
 int qlora_nf4_isa(void);
 
-/// y[n, o] = sum_i x[n, i] * W[o, i] for o in [o0, o1): x (M, I), y (M, O). scratch: I floats.
+/// y[n, o] = sum_i x[n, i] * W[o, i] for o in [o0, o1): x (M, I), y (M, O). With round_bf16 the
+/// input must hold bf16 values (the caller rounds it). scratch: I + (M * I + 1) / 2 floats.
 void qlora_nf4_forward(const uint8_t *packed, const float *absmax, const float *table, int block_size,
                        int in_features, int out_features, int o0, int o1,
                        const float *x, int rows, float *y, int round_bf16, float *scratch);
