@@ -65,8 +65,7 @@ struct CheckpointStore {
               let manifest = try? JSONDecoder().decode([String: FileCheck].self, from: manifestData) else { throw bad("no readable manifest.json") }
         for name in Self.files + (manifest[Self.bestFile] != nil ? [Self.bestFile] : []) {
             guard let expected = manifest[name] else { throw bad("manifest.json does not list \(name)") }
-            guard let bytes = FileManager.default.contents(atPath: url.appendingPathComponent(name).path) else { throw bad("\(name) is missing") }
-            let actual = FileCheck(bytes: [UInt8](bytes))
+            guard let actual = FileCheck(file: url.appendingPathComponent(name)) else { throw bad("\(name) is missing") }
             guard actual == expected else {
                 throw bad("\(name) has \(actual.size) bytes, checksum \(actual.fnv1a64); manifest.json says \(expected.size), \(expected.fnv1a64)")
             }
@@ -104,10 +103,35 @@ struct CheckpointStore {
         var size: Int
         var fnv1a64: String
         init(bytes: [UInt8]) {
-            var h: UInt64 = 0xcbf2_9ce4_8422_2325
-            for b in bytes { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01b3 }
+            var h = Self.offsetBasis
+            bytes.withUnsafeBytes { Self.fold(&h, $0) }
             size = bytes.count
             fnv1a64 = String(h, radix: 16)
+        }
+
+        /// The check of a file read in 1 MiB pieces: a checkpoint's optimizer state (tens of MB)
+        /// is never held twice while the manifest is written or verified. nil when unreadable.
+        init?(file url: URL) {
+            guard let handle = try? FileHandle(forReadingFrom: url) else { return nil }
+            defer { try? handle.close() }
+            var h = Self.offsetBasis, total = 0
+            while true {
+                let piece: Data?
+                do { piece = try handle.read(upToCount: 1 << 20) } catch { return nil }
+                guard let piece, !piece.isEmpty else { break }   // nil or empty: the end of the file
+                piece.withUnsafeBytes { Self.fold(&h, $0) }
+                total += piece.count
+            }
+            size = total
+            fnv1a64 = String(h, radix: 16)
+        }
+
+        /// FNV-1a, 64 bit (Fowler, Noll, Vo).
+        static let offsetBasis: UInt64 = 0xcbf2_9ce4_8422_2325
+        static func fold(_ h: inout UInt64, _ bytes: UnsafeRawBufferPointer) {
+            var x = h
+            for b in bytes { x = (x ^ UInt64(b)) &* 0x0000_0100_0000_01b3 }
+            h = x
         }
     }
 
@@ -142,7 +166,10 @@ struct CheckpointStore {
         }
         var manifest: [String: FileCheck] = [:]
         for name in names {
-            manifest[name] = FileCheck(bytes: [UInt8](try Data(contentsOf: tmp.appendingPathComponent(name))))
+            guard let check = FileCheck(file: tmp.appendingPathComponent(name)) else {
+                throw TrainingError.corruptCheckpoint(path: tmp.appendingPathComponent(name).path, detail: "cannot be read back after writing")
+            }
+            manifest[name] = check
         }
         try AtomicWrite.write([UInt8](try enc.encode(manifest)), to: tmp.appendingPathComponent("manifest.json"))  // last
         try? fm.removeItem(at: final)

@@ -89,6 +89,7 @@ public final class AdamW: Optimizer {
 
     public func stateBytes() -> [UInt8] {
         var w = ByteWriter()
+        w.reserve(64 + [m, v].reduce(0) { $0 + 8 + $1.values.reduce(0) { $0 + 16 + 4 * $1.count } })
         w.tag("adamw"); w.int(step)
         w.floatMap(m); w.floatMap(v)
         return w.bytes
@@ -160,7 +161,16 @@ struct ByteWriter {
     mutating func int(_ v: Int) { withUnsafeBytes(of: Int64(v).littleEndian) { bytes += $0 } }
     mutating func double(_ v: Double) { withUnsafeBytes(of: v.bitPattern.littleEndian) { bytes += $0 } }
     mutating func tag(_ s: String) { let u = Array(s.utf8); int(u.count); bytes += u }
-    mutating func floats(_ a: [Float]) { int(a.count); for x in a { withUnsafeBytes(of: x.bitPattern.littleEndian) { bytes += $0 } } }
+    mutating func floats(_ a: [Float]) {
+        int(a.count)
+        #if _endian(little)
+        a.withUnsafeBytes { bytes += $0 }   // one copy; the file is little-endian, as this host
+        #else
+        for x in a { withUnsafeBytes(of: x.bitPattern.littleEndian) { bytes += $0 } }
+        #endif
+    }
+    /// Room for `n` more bytes up front: a state of tens of MB is not regrown (and copied) as it fills.
+    mutating func reserve(_ n: Int) { bytes.reserveCapacity(bytes.count + n) }
     mutating func uint8s(_ a: [UInt8]) { int(a.count); bytes += a }
     mutating func floatMap(_ m: [Int: [Float]]) { int(m.count); for k in m.keys.sorted() { int(k); floats(m[k]!) } }
 }

@@ -132,6 +132,20 @@ final class ResumeTests: XCTestCase {
 
     /// With grad_accum the loss is normalised by all micro-batches' supervised tokens together:
     /// one step over batch 4 equals one step over 2 micro-batches of 2.
+    /// The manifest check read from a file in pieces equals the one of its bytes: empty, one piece,
+    /// several pieces (FNV-1a 64 of "a" is af63dc4c8601ec8c).
+    func testFileCheckOfAFileEqualsTheCheckOfItsBytes() throws {
+        let dir = try makeTemporaryDirectory("filecheck"); defer { try? FileManager.default.removeItem(at: dir) }
+        XCTAssertEqual(CheckpointStore.FileCheck(bytes: Array("a".utf8)).fnv1a64, "af63dc4c8601ec8c")
+        for n in [0, 1, 3 << 19] {
+            let bytes = (0..<n).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
+            let url = dir.appendingPathComponent("f\(n)")
+            try Data(bytes).write(to: url)
+            XCTAssertEqual(CheckpointStore.FileCheck(file: url), CheckpointStore.FileCheck(bytes: bytes), "\(n) bytes")
+        }
+        XCTAssertNil(CheckpointStore.FileCheck(file: dir.appendingPathComponent("missing")))
+    }
+
     func testGradAccumEqualsLargeBatch() throws {
         let data = TrainingDataset(examples: Array(Self.makeData().examples.prefix(4)), padId: 0)
         var a = Self.options(); a.epochs = 1; a.shuffle = false; a.batchSize = 4; a.gradAccum = 1; a.maxGradNorm = nil
