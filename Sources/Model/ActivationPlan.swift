@@ -143,13 +143,26 @@ final class ActivationPlan {
         return 4 * c.layers * perLayer
     }
 
-    init(config c: ModelConfig, B: Int, T: Int, checkpointed: Bool = false) {
+    /// true: a plan for forward passes only (evaluation, generation prefill): the layers take turns
+    /// with two residual buffers (layer l reads buffer l mod 2 and writes the other), since nothing
+    /// needs a layer's input once the layer is done. Per-layer inputs of a 1 × 1290 SmolLM2 pass
+    /// would be 89 MB.
+    let forwardOnly: Bool
+
+    init(config c: ModelConfig, B: Int, T: Int, checkpointed: Bool = false, forwardOnly: Bool = false) {
         self.B = B; self.T = T
-        self.checkpointed = checkpointed
+        self.checkpointed = checkpointed || forwardOnly
+        self.forwardOnly = forwardOnly
         self.headNorm = c.qkNorm
         let C = c.hiddenSize
         dims = (C, c.heads, c.kvHeads, c.headDim, c.intermediateSize)
-        if checkpointed {
+        if forwardOnly {
+            let shared = LayerActivations(B: B, T: T, C: C, NH: c.heads, KVH: c.kvHeads, HS: c.headDim, I: c.intermediateSize, headNorm: c.qkNorm)
+            let other = FloatBuffer(B * T * C)
+            layers = [shared] + (1..<max(c.layers, 1)).map { l in
+                LayerActivations(sharingAll: shared, input: l % 2 == 0 ? shared.input : other)
+            }
+        } else if checkpointed {
             let shared = LayerActivations(B: B, T: T, C: C, NH: c.heads, KVH: c.kvHeads, HS: c.headDim, I: c.intermediateSize, headNorm: c.qkNorm)
             layers = [shared] + (1..<max(c.layers, 1)).map { _ in LayerActivations(sharingAll: shared, input: FloatBuffer(B * T * C)) }
         } else {

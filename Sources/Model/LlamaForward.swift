@@ -41,13 +41,17 @@ extension LlamaModel {
         return table
     }
 
-    /// The plan for (B, T). Training needs the layout `gradientCheckpointing` asks for; a plain
-    /// forward (no backward) reuses any plan of the right shape, else allocates the compact
-    /// checkpointed layout (per-layer inputs only).
+    /// The plan for (B, T). Training needs the layout `gradientCheckpointing` asks for (never a
+    /// forward-only one); a plain forward (no backward) reuses any plan of the right shape, else
+    /// allocates the forward-only layout (two residual buffers in turn; with
+    /// `keepsResidualStreams`, the checkpointed one, which keeps every layer's input).
     func activationPlan(B: Int, T: Int, forTraining: Bool) -> ActivationPlan {
-        if let p = plan, p.B == B, p.T == T, !forTraining || p.checkpointed == gradientCheckpointing { return p }
+        if let p = plan, p.B == B, p.T == T {
+            if forTraining ? (!p.forwardOnly && p.checkpointed == gradientCheckpointing) : (!keepsResidualStreams || !p.forwardOnly) { return p }
+        }
         plan = nil   // release the old plan before allocating the new one
-        let p = ActivationPlan(config: config, B: B, T: T, checkpointed: forTraining ? gradientCheckpointing : true)
+        let p = ActivationPlan(config: config, B: B, T: T, checkpointed: forTraining ? gradientCheckpointing : true,
+                               forwardOnly: !forTraining && !keepsResidualStreams)
         plan = p
         return p
     }
@@ -144,8 +148,9 @@ extension LlamaModel {
 
     /// The residual stream after the embedding, after each layer and after the final norm, from
     /// the last forward (for locating a divergence against a reference). Each (B, T, C).
+    /// Needs `keepsResidualStreams` set before the forward (else the layers' inputs are gone: empty).
     public func residualCheckpoints() -> [String: [Float]] {
-        guard let p = plan else { return [:] }
+        guard let p = plan, !p.forwardOnly else { return [:] }
         let n = p.B * p.T * config.hiddenSize
         func copy(_ b: FloatBuffer) -> [Float] { Array(UnsafeBufferPointer(start: b.p, count: n)) }
         var out: [String: [Float]] = ["final_norm": copy(p.finalNorm)]

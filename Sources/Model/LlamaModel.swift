@@ -46,6 +46,9 @@ public final class LlamaModel {
     /// per layer in the backward: activation memory ≈ L·N·C + one layer's set instead of L sets.
     /// Same numbers bit for bit (the recompute repeats the same deterministic kernels).
     public var gradientCheckpointing = false
+    /// Keep every layer's input in forward-only passes, for `residualCheckpoints()` (diagnostics,
+    /// golden tests); off, a forward pass holds two residual buffers instead of one per layer.
+    public var keepsResidualStreams = false
 
     /// What `gradient_checkpointing: auto` allows the kept per-layer activations of one micro-batch
     /// to take before it turns checkpointing on (SmolLM-135M at 1 × 512 keeps ~350 MB and stays off).

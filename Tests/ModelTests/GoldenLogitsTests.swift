@@ -28,7 +28,11 @@ final class GoldenLogitsTests: XCTestCase {
             let model = try referenceModel(kit, "tiny-llama")
             XCTAssertEqual(model.layout, .huggingFace, "\(kit)")
             let ids = try g.int64s("input_ids").map { Int32($0) }
+            let forwardOnly = model.forward(tokens: ids, batch: 2, length: 24, attentionMask: nil)
+            XCTAssertEqual(model.residualCheckpoints(), [:], "a forward-only pass keeps no layer inputs")
+            model.keepsResidualStreams = true
             let logits = model.forward(tokens: ids, batch: 2, length: 24, attentionMask: nil)
+            XCTAssertEqual(forwardOnly, logits, "two residual buffers in turn: the same logits, bit for bit")
             let residuals = model.residualCheckpoints()
             for key in ["embed", "layer0", "layer1", "final_norm"] {
                 assertClose(residuals[key] ?? [], try g.floats("fp32.residual.\(key)"), rtol: 0, atol: 1e-4, "residual \(key) \(kit)")
