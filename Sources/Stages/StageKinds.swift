@@ -1,6 +1,7 @@
 import Foundation
 import PipelineCore
 import Distributed
+import Kernels
 
 /// The product's stage kinds, one file each (LoadCheckpointStage.swift, ...). The CLI runs pipelines
 /// with `StageKinds.registry()`; test-only kinds live in the test targets.
@@ -17,8 +18,23 @@ public enum StageKinds {
     /// `collective`: the ranks `train` runs data-parallel over (one process unless under MPI).
     public static func registry(collective: any Collective = SingleProcess()) -> StageRegistry {
         var registry = StageRegistry()
-        for kind in all { registry.register(kind: kind.name, runner: kind.name == "train" ? TrainStage(collective: collective) : kind.runner) }
+        for kind in all {
+            let runner = kind.name == "train" ? TrainStage(collective: collective) : kind.runner
+            registry.register(kind: kind.name, runner: ReleasingScratch(runner))
+        }
         return registry
+    }
+}
+
+/// Runs a stage, then frees the kernels' kept scratch (Kernels/ScratchPool.swift): a stage's
+/// 4-bit weight tiles and attention buffers would otherwise stay resident through every later
+/// stage of the same run (the SmolLM2 pipeline's evaluate held ~180 MB of train's).
+struct ReleasingScratch: StageRunner {
+    let inner: any StageRunner
+    init(_ inner: any StageRunner) { self.inner = inner }
+    func run(_ context: StageContext) throws -> StageResult {
+        defer { ScratchPool.release() }
+        return try inner.run(context)
     }
 }
 
