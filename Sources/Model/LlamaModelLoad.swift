@@ -15,13 +15,11 @@ extension LlamaModel {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         var w = SafeTensorsWriter(metadata: ["format": "pt"])
         let C = config.hiddenSize
-        func dense(_ name: String, _ values: [Float], _ shape: [Int]) {
-            switch dtype {
-            case .bf16, .f16: w.add(name, dtype: dtype, shape: shape, bytes: SafeTensorsWriter.encode(values, as: dtype))
-            default: w.add(name, floats: values, shape: shape)
-            }
-        }
         let stored: DType = dtype == .bf16 || dtype == .f16 ? dtype : .f32
+        func dense(_ name: String, _ values: [Float], _ shape: [Int]) {
+            if stored == .f32 { w.add(name, floats: values, shape: shape) }   // no copy until written
+            else { w.add(name, dtype: stored, shape: shape, bytes: stored.bytes(of: values)) }
+        }
         dense(layout.embedding + ".weight", embedding, [config.vocabSize, C])
         func addLinear(_ m: LinearModule) {
             switch m.weight {

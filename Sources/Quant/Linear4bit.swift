@@ -178,7 +178,8 @@ public final class Linear4bit {
             blockScales.withUnsafeBufferPointer { scales in
                 table.withUnsafeBufferPointer { t in
                     Parallel.forEachChunk(O, costPerItem: I * (N + 1)) { range in
-                        ScratchPool.withBuffer(I + (N * I + 1) / 2) { w in   // (I) one decoded weight row, (N, I) bf16 input
+                        // (I) one decoded weight row; under bf16 also (N, I) bf16 input bits for the AVX512-BF16 path
+                        ScratchPool.withBuffer(I + (round != 0 ? (N * I + 1) / 2 : 0)) { w in
                             qlora_nf4_forward(packed.baseAddress, scales.baseAddress, t.baseAddress, bs, Int32(I), Int32(O),
                                               Int32(range.lowerBound), Int32(range.upperBound), input, Int32(N), output, round, w)
                         }

@@ -129,3 +129,22 @@ public enum Float16Bits {
         return sign | UInt16(truncatingIfNeeded: (rounded &- 0x3800_0000) >> 13)
     }
 }
+
+extension DType {
+    /// fp32 values as this type's little-endian bytes: F32 as they are, BF16 and F16 rounded to
+    /// nearest even (torch's `.to()`); the safetensors and GGUF writers both store floats this way.
+    public func bytes(of floats: [Float]) -> [UInt8] {
+        switch self {
+        case .bf16, .f16:
+            var bytes = [UInt8](repeating: 0, count: floats.count * 2)
+            for (k, f) in floats.enumerated() {
+                let h = self == .bf16 ? BFloat16.fromFloat(f) : Float16Bits.fromFloat(f)
+                bytes[2 * k] = UInt8(h & 0xFF); bytes[2 * k + 1] = UInt8(h >> 8)
+            }
+            return bytes
+        default:
+            precondition(self == .f32, "floats are stored as F32, BF16 or F16")
+            return floats.withUnsafeBytes { Array($0) }
+        }
+    }
+}

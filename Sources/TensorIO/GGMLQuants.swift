@@ -167,10 +167,9 @@ public enum GGMLQuants {
         out.reserveCapacity(type.byteCount(elements: values.count))
         func append16(_ v: UInt16) { out.append(UInt8(v & 0xFF)); out.append(UInt8(v >> 8)) }
         switch type {
-        case .f32:
-            for v in values { let u = v.bitPattern; for s in stride(from: 0, to: 32, by: 8) { out.append(UInt8((u >> UInt32(s)) & 0xFF)) } }
-        case .f16: for v in values { append16(Float16Bits.fromFloat(v)) }
-        case .bf16: for v in values { append16(BFloat16.fromFloat(v)) }
+        case .f32: return DType.f32.bytes(of: values)
+        case .f16: return DType.f16.bytes(of: values)
+        case .bf16: return DType.bf16.bytes(of: values)
         case .q8_0:
             // quantize_row_q8_0_ref: d = amax/127, q = round(x/d) (half away from zero).
             for b in 0..<(values.count / 32) {

@@ -45,7 +45,7 @@ public struct SafeTensorsWriter {
                     throw SafeTensorsError.sizeMismatch(file: file, tensor: name, dtype: dtype.rawValue, shape: shape, expected: byteCount, actual: f.count * dtype.size)
                 }
                 if dtype == .f32 { return try f.withUnsafeBytes(body) }
-                return try SafeTensorsWriter.encode(f, as: dtype).withUnsafeBytes(body)
+                return try dtype.bytes(of: f).withUnsafeBytes(body)
             }
         }
     }
@@ -72,21 +72,6 @@ public struct SafeTensorsWriter {
         entries[name] = Entry(name: name, dtype: dtype, shape: shape, payload: .deferred(produce))
     }
 
-    /// fp32 values as little-endian BF16 or F16 bits (round to nearest even, as torch's `.to()`),
-    /// or F32 bytes.
-    public static func encode(_ floats: [Float], as dtype: DType) -> [UInt8] {
-        switch dtype {
-        case .bf16, .f16:
-            var bytes = [UInt8](repeating: 0, count: floats.count * 2)
-            for (k, f) in floats.enumerated() {
-                let h = dtype == .bf16 ? BFloat16.fromFloat(f) : Float16Bits.fromFloat(f)
-                bytes[2 * k] = UInt8(h & 0xFF); bytes[2 * k + 1] = UInt8(h >> 8)
-            }
-            return bytes
-        default: return floats.withUnsafeBytes { Array($0) }
-        }
-    }
-
     /// An entry of another writer as it is (a deferred one stays deferred): how shards are split.
     public mutating func add(_ entry: Entry) { entries[entry.name] = entry }
 
@@ -97,7 +82,7 @@ public struct SafeTensorsWriter {
 
     /// Float values stored as BF16 (round to nearest even).
     public mutating func add(_ name: String, bfloat16 floats: [Float], shape: [Int]) {
-        entries[name] = Entry(name: name, dtype: .bf16, shape: shape, payload: .bytes(Self.encode(floats, as: .bf16)))
+        entries[name] = Entry(name: name, dtype: .bf16, shape: shape, payload: .bytes(DType.bf16.bytes(of: floats)))
     }
 
     /// I64 tensor.

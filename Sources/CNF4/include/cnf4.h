@@ -14,7 +14,7 @@
 int qlora_nf4_isa(void);
 
 /// y[n, o] = sum_i x[n, i] * W[o, i] for o in [o0, o1): x (M, I), y (M, O). With round_bf16 the
-/// input must hold bf16 values (the caller rounds it). scratch: I + (M * I + 1) / 2 floats.
+/// input must hold bf16 values (the caller rounds it). scratch: I floats, and (M * I + 1) / 2 more with round_bf16.
 void qlora_nf4_forward(const uint8_t *packed, const float *absmax, const float *table, int block_size,
                        int in_features, int out_features, int o0, int o1,
                        const float *x, int rows, float *y, int round_bf16, float *scratch);
