@@ -20,6 +20,7 @@ let package = Package(
         // System libraries.
         .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CMalloc"),  // glibc's malloc_trim (Stages/PeakMemory.swift)
 
         // Pipeline spine: YAML, JSON Schema, DAG, executor, cache. Knows nothing about ML.
         .target(name: "PipelineCore", dependencies: ["CYAML", "CSHA256"]),
@@ -44,7 +45,7 @@ let package = Package(
         // The schema file is embedded at build time (Plugins/EmbedSchemaPlugin): it exists once.
         .executableTarget(name: "embed-schema"),
         .plugin(name: "EmbedSchemaPlugin", capability: .buildTool(), dependencies: ["embed-schema"]),
-        .target(name: "Stages", dependencies: ["PipelineCore", "Model", "Quant", "Training", "TensorIO", "Kernels", "Tokenizer", "Jinja", "Distributed"],
+        .target(name: "Stages", dependencies: ["CMalloc", "PipelineCore", "Model", "Quant", "Training", "TensorIO", "Kernels", "Tokenizer", "Jinja", "Distributed"],
                 plugins: ["EmbedSchemaPlugin"]),
         // The command line: argument parsing, usage, exit codes, the commands (run, plan, runs, sweeps,
         // generate, chat render, bench, ...). The executable is its thin entry point.

@@ -73,14 +73,14 @@ public final class AdamW8bit: Optimizer {
         states8[index] = s
     }
 
-    public func stateBytes() -> [UInt8] {
-        var w = ByteWriter()
-        w.tag("adamw8bit"); w.int(step)
-        w.int(states8.count)
-        for k in states8.keys.sorted() { let s = states8[k]!; w.int(k); w.uint8s(s.m); w.uint8s(s.v); w.floats(s.absM); w.floats(s.absV) }
-        w.int(states32.count)
-        for k in states32.keys.sorted() { let s = states32[k]!; w.int(k); w.floats(s.m); w.floats(s.v) }
-        return w.bytes
+    public func writeState(to append: (UnsafeRawBufferPointer) throws -> Void) throws {
+        try ByteWriter.stream(to: append) { w in
+            w.tag("adamw8bit"); w.int(step)
+            w.int(states8.count)
+            for (k, s) in states8.sorted(by: { $0.key < $1.key }) { w.int(k); try w.uint8s(s.m); try w.uint8s(s.v); try w.floats(s.absM); try w.floats(s.absV) }
+            w.int(states32.count)
+            for (k, s) in states32.sorted(by: { $0.key < $1.key }) { w.int(k); try w.floats(s.m); try w.floats(s.v) }
+        }
     }
 
     public func restore(stateBytes: [UInt8]) throws {

@@ -150,7 +150,7 @@ struct CheckpointStore {
             w.add(m.name + ".B", floats: ad.b, shape: [m.outFeatures, ad.rank])
         }
         try w.write(to: tmp.appendingPathComponent("adapters.safetensors"))
-        try AtomicWrite.write(optimizer.stateBytes(), to: tmp.appendingPathComponent("optimizer.bin"))
+        try AtomicWrite.write(to: tmp.appendingPathComponent("optimizer.bin")) { append in try optimizer.writeState(to: append) }
         let enc = JSONEncoder(); enc.outputFormatting = [.sortedKeys]
         try AtomicWrite.write([UInt8](try enc.encode(state)), to: tmp.appendingPathComponent("state.json"))
         try AtomicWrite.write(Array(Trainer.metricsJSONL(metrics, validations).utf8), to: tmp.appendingPathComponent("metrics.jsonl"))

@@ -12,9 +12,19 @@ public protocol Optimizer: AnyObject {
     func update(index: Int, value: inout [Float], grad: [Float])
     /// Completed optimizer steps.
     var step: Int { get }
-    /// The state as bytes (checkpoints) and back.
-    func stateBytes() -> [UInt8]
+    /// The state (checkpoints), written through `append` as it is serialised: moment buffers go
+    /// straight from their storage, so a state of tens of MB is never held twice.
+    func writeState(to append: (UnsafeRawBufferPointer) throws -> Void) throws
     func restore(stateBytes: [UInt8]) throws
+}
+
+extension Optimizer {
+    /// The state as one byte array (what `writeState` writes; tests, small states).
+    public func stateBytes() -> [UInt8] {
+        var out: [UInt8] = []
+        try? writeState { out += $0 }   // appending to memory cannot fail
+        return out
+    }
 }
 
 public struct OptimizerOptions: Equatable, Sendable {
@@ -87,12 +97,11 @@ public final class AdamW: Optimizer {
         m[index] = mt; v[index] = vt
     }
 
-    public func stateBytes() -> [UInt8] {
-        var w = ByteWriter()
-        w.reserve(64 + [m, v].reduce(0) { $0 + 8 + $1.values.reduce(0) { $0 + 16 + 4 * $1.count } })
-        w.tag("adamw"); w.int(step)
-        w.floatMap(m); w.floatMap(v)
-        return w.bytes
+    public func writeState(to append: (UnsafeRawBufferPointer) throws -> Void) throws {
+        try ByteWriter.stream(to: append) { w in
+            w.tag("adamw"); w.int(step)
+            try w.floatMap(m); try w.floatMap(v)
+        }
     }
 
     public func restore(stateBytes: [UInt8]) throws {
@@ -128,7 +137,9 @@ public final class SGD: Optimizer {
         for i in p.indices { p[i] += -alpha * g[i] }
     }
 
-    public func stateBytes() -> [UInt8] { var w = ByteWriter(); w.tag("sgd"); w.int(step); w.floatMap(buffers); return w.bytes }
+    public func writeState(to append: (UnsafeRawBufferPointer) throws -> Void) throws {
+        try ByteWriter.stream(to: append) { w in w.tag("sgd"); w.int(step); try w.floatMap(buffers) }
+    }
     public func restore(stateBytes: [UInt8]) throws {
         var r = ByteReader(stateBytes); try r.expectTag("sgd"); step = try r.int(); buffers = try r.floatMap()
     }
@@ -156,23 +167,47 @@ public enum GradientClipping {
 
 // MARK: - little-endian state serialisation
 
+/// Writes the little-endian state through `append`: scalars and tags gather in a small buffer,
+/// float and byte arrays go out from their own storage (flushing the buffer first), so nothing
+/// the size of the state is built in memory (`ByteWriter.stream`).
 struct ByteWriter {
-    var bytes: [UInt8] = []
-    mutating func int(_ v: Int) { withUnsafeBytes(of: Int64(v).littleEndian) { bytes += $0 } }
-    mutating func double(_ v: Double) { withUnsafeBytes(of: v.bitPattern.littleEndian) { bytes += $0 } }
-    mutating func tag(_ s: String) { let u = Array(s.utf8); int(u.count); bytes += u }
-    mutating func floats(_ a: [Float]) {
+    private var pending: [UInt8] = []
+    private let append: (UnsafeRawBufferPointer) throws -> Void
+    private init(_ append: @escaping (UnsafeRawBufferPointer) throws -> Void) { self.append = append }
+
+    /// Runs `body` with a writer over `append`, then writes what is still gathered.
+    static func stream(to append: (UnsafeRawBufferPointer) throws -> Void, _ body: (inout ByteWriter) throws -> Void) throws {
+        try withoutActuallyEscaping(append) { a in
+            var w = ByteWriter(a)
+            try body(&w)
+            try w.finish()
+        }
+    }
+    mutating func int(_ v: Int) { withUnsafeBytes(of: Int64(v).littleEndian) { pending += $0 } }
+    mutating func double(_ v: Double) { withUnsafeBytes(of: v.bitPattern.littleEndian) { pending += $0 } }
+    mutating func tag(_ s: String) { let u = Array(s.utf8); int(u.count); pending += u }
+    mutating func floats(_ a: [Float]) throws {
         int(a.count)
+        try finish()
         #if _endian(little)
-        a.withUnsafeBytes { bytes += $0 }   // one copy; the file is little-endian, as this host
+        try a.withUnsafeBytes { try append($0) }   // the file is little-endian, as this host
         #else
-        for x in a { withUnsafeBytes(of: x.bitPattern.littleEndian) { bytes += $0 } }
+        var le: [UInt8] = []
+        for x in a { withUnsafeBytes(of: x.bitPattern.littleEndian) { le += $0 } }
+        try le.withUnsafeBytes { try append($0) }
         #endif
     }
-    /// Room for `n` more bytes up front: a state of tens of MB is not regrown (and copied) as it fills.
-    mutating func reserve(_ n: Int) { bytes.reserveCapacity(bytes.count + n) }
-    mutating func uint8s(_ a: [UInt8]) { int(a.count); bytes += a }
-    mutating func floatMap(_ m: [Int: [Float]]) { int(m.count); for k in m.keys.sorted() { int(k); floats(m[k]!) } }
+    mutating func uint8s(_ a: [UInt8]) throws { int(a.count); try finish(); try a.withUnsafeBytes { try append($0) } }
+    mutating func floatMap(_ m: [Int: [Float]]) throws {
+        int(m.count)
+        for k in m.keys.sorted() { int(k); try floats(m[k] ?? []) }
+    }
+    /// Writes what is gathered.
+    private mutating func finish() throws {
+        guard !pending.isEmpty else { return }
+        try pending.withUnsafeBytes { try append($0) }
+        pending.removeAll(keepingCapacity: true)
+    }
 }
 
 struct ByteReader {

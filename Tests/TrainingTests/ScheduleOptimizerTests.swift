@@ -67,6 +67,34 @@ final class OptimizerTests: XCTestCase {
         XCTAssertThrowsError(try b.restore(stateBytes: [1, 2, 3]))
     }
 
+    /// The checkpoint's optimizer.bin is written as it is serialised: the moment buffers go out
+    /// as pieces of their own (never one buffer of the whole state), in the documented layout:
+    /// tag, step, then per map (m, v) its count and each index's length and floats, little-endian.
+    func testAdamWStateStreamsInPiecesInTheSameLayout() throws {
+        let opt = AdamW()
+        var p0: [Float] = [1, 2], p1: [Float] = [3]
+        opt.beginStep(learningRate: 1e-2)
+        opt.update(index: 0, value: &p0, grad: [0.5, -0.5]); opt.update(index: 1, value: &p1, grad: [1])
+        var pieces: [[UInt8]] = []
+        try opt.writeState { pieces.append(Array($0)) }
+        func le(_ v: Int) -> [UInt8] { withUnsafeBytes(of: Int64(v).littleEndian) { Array($0) } }
+        func fl(_ a: [Float]) -> [UInt8] { a.flatMap { x in withUnsafeBytes(of: x.bitPattern.littleEndian) { Array($0) } } }
+        // after one step m = (1 − β1)·g, v = (1 − β2)·g², the coefficients computed in Double
+        let b1 = Float(1.0 - 0.9), b2 = Float(1.0 - 0.999)
+        let m0: [Float] = [b1 * 0.5, b1 * -0.5], m1: [Float] = [b1 * 1]
+        let v0: [Float] = [b2 * 0.5 * 0.5, b2 * -0.5 * -0.5], v1: [Float] = [b2 * 1 * 1]
+        let expected = le(5) + Array("adamw".utf8) + le(1)
+            + le(2) + le(0) + le(2) + fl(m0) + le(1) + le(1) + fl(m1)
+            + le(2) + le(0) + le(2) + fl(v0) + le(1) + le(1) + fl(v1)
+        XCTAssertEqual(pieces.flatMap { $0 }, expected)
+        XCTAssertEqual(opt.stateBytes(), expected)
+        // header+count+index+length, m0, index+length, m1, count+index+length, v0, index+length, v1
+        XCTAssertEqual(pieces.map(\.count), [45, 8, 16, 4, 24, 8, 16, 4])
+        // a failing sink stops the write with its error
+        struct Full: Error {}
+        XCTAssertThrowsError(try opt.writeState { _ in throw Full() }) { XCTAssertTrue($0 is Full) }
+    }
+
     func testSGDMomentum() {
         let opt = SGD(momentum: 0.9)
         var p: [Float] = [1]

@@ -1,0 +1,2 @@
+// glibc's malloc extensions (malloc_trim): not in Swift's Glibc module.
+#include <malloc.h>
