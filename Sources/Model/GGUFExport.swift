@@ -92,7 +92,7 @@ public enum GGUFExport {
         }
         func vector(_ name: String, _ values: [Float]) { w.add(name, floats: values, shape: [values.count], type: .f32) }
         let permute = permutes(model, arch)
-        matrix(GGUFLlama.embedding + ".weight", model.embedding, [c.vocabSize, c.hiddenSize])
+        matrix(GGUFLlama.embedding + ".weight", [c.vocabSize, c.hiddenSize]) { model.embedding }   // decoded as it is written when compact
         for (l, layer) in model.layers.enumerated() {
             vector(GGUFLlama.attentionNorm(layer: l) + ".weight", layer.attentionNorm)
             if let qn = layer.queryNorm, let kn = layer.keyNorm {

@@ -84,9 +84,7 @@ extension LlamaModel {
         let gate = FloatBuffer(n * I), up = FloatBuffer(n * I)                      // (n, I)
         let tmp = FloatBuffer(n * C)                                                // (n, C)
         let scores = FloatBuffer(L)                                                 // (L)
-        embedding.withUnsafeBufferPointer { e in
-            for i in 0..<n { (x.p + i * C).update(from: e.baseAddress! + Int(tokens[i]) * C, count: C) }
-        }
+        embed(tokens, into: x.p)
         let scale = 1 / Float(HS).squareRoot()
         let group = NH / KVH, kvs = KVH * HS
         positions.withUnsafeBufferPointer { pos in

@@ -91,6 +91,9 @@ public final class LinearModule {
         /// dequantized, merged): a model that is only saved or exported (merge, export) holds one
         /// such weight at a time instead of all of them. Compute paths produce it on every call.
         case deferred(DeferredWeight)
+        /// A frozen full-precision weight held losslessly in fewer bytes (CompactMatrix: a tied
+        /// head sharing the compact embedding); computes exactly as its fp32 values would.
+        case compact(CompactMatrix)
     }
     public var weight: Weight
     public var bias: [Float]?    // (out)
@@ -115,6 +118,7 @@ public final class LinearModule {
         case .dense(let w): return w
         case .quantized(let q): return Quantizer.dequantize(q.weight)
         case .deferred(let d): return try d.produce()
+        case .compact(let m): return m.floats()
         }
     }
 
@@ -139,6 +143,9 @@ public final class LinearModule {
         case .quantized(let q):
             q.forward(input: input, output: output, rows: N, bias: bias)   // in its compute dtype's sum
         case .deferred(let d): dense(producedForCompute(d))
+        case .compact(let m):
+            m.multiply(input: input, output: output, rows: N)
+            if let bias { Elementwise.addBias(output, bias: bias, rows: N, channels: outFeatures) }
         }
         if let ad = adapter {
             let r = ad.rank
@@ -205,6 +212,7 @@ public final class LinearModule {
             case .quantized(let q):
                 q.backwardInput(gradOutput: gradOutput, gradInput: gradInput, rows: N)
             case .deferred(let d): dense(producedForCompute(d))
+            case .compact(let m): m.accumulateInputGradient(gradOutput: gradOutput, gradInput: gradInput, rows: N)
             }
         }
         guard let ad = adapter else { return }

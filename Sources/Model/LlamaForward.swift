@@ -69,13 +69,7 @@ extension LlamaModel {
 
         // Embedding lookup into the first layer's input (N, C).
         let x0 = p.layers.first?.input ?? p.output
-        embedding.withUnsafeBufferPointer { e in
-            for n in 0..<N {
-                let id = Int(tokens[n])
-                if id >= 0 && id < c.vocabSize { (x0.p + n * C).update(from: e.baseAddress! + id * C, count: C) }
-                else { (x0.p + n * C).update(repeating: 0, count: C) }
-            }
-        }
+        embed(tokens, into: x0.p)
         for l in 0..<layers.count {
             layerForward(l, plan: p, attentionMask: attentionMask, output: l + 1 < layers.count ? p.layers[l + 1].input : p.output)
         }

@@ -35,7 +35,11 @@ public final class DecoderLayer {
 public final class LlamaModel {
     public internal(set) var config: ModelConfig
     public let layout: WeightLayout
-    public var embedding: [Float]          // (V, C), frozen
+    /// The token embedding (V, C), frozen: `.dense` fp32, or `.compact` when its values have a
+    /// smaller lossless form (`compactEmbedding()`); a tied head shares it.
+    public internal(set) var embeddingWeight: LinearModule.Weight
+    /// The embedding in fp32 (decoded when compact: 4·V·C bytes; writers take `embeddingWeight`).
+    public var embedding: [Float] { (try? LinearModule.fullPrecision(embeddingWeight)) ?? [] }
     public let layers: [DecoderLayer]
     public var finalNorm: [Float]          // (C)
     /// The output head (V, C). When tied it shares the embedding's storage (copy-on-write arrays).
@@ -70,8 +74,46 @@ public final class LlamaModel {
 
     init(config: ModelConfig, layout: WeightLayout, embedding: [Float], layers: [DecoderLayer], finalNorm: [Float],
          head: LinearModule, headTied: Bool) {
-        self.config = config; self.layout = layout; self.embedding = embedding; self.layers = layers
+        self.config = config; self.layout = layout; self.embeddingWeight = .dense(embedding); self.layers = layers
         self.finalNorm = finalNorm; self.head = head; self.headTied = headTied
+    }
+
+    /// Holds the embedding, and the head when tied to it, in a lossless compact form when its
+    /// values allow one (CompactMatrix: int8 blocks for a dequantized Q8_0 GGUF, bf16 for a bf16
+    /// checkpoint): the same numbers in fewer bytes. Returns the bytes saved (0: kept in fp32).
+    @discardableResult
+    public func compactEmbedding() -> Int {
+        guard case .dense(let e) = embeddingWeight,
+              let m = CompactMatrix.lossless(e, rows: config.vocabSize, columns: config.hiddenSize) else { return 0 }
+        embeddingWeight = .compact(m)
+        if headTied, case .dense = head.weight { head.weight = .compact(m) }
+        return 4 * e.count - m.byteCount
+    }
+
+    /// How the embedding is held when compact, for the stages' logs; nil in fp32.
+    public var compactEmbeddingDescription: String? {
+        guard case .compact(let m) = embeddingWeight else { return nil }
+        let form = m.encoding == .int8Blocks ? "int8 blocks of 32 with a scale each (the values of a Q8_0 tensor)" : "bf16 (its values are bf16)"
+        return String(format: "embedding%@ held exactly as %@: %.1f MB -> %.1f MB", headTied ? " (and the head tied to it)" : "", form,
+                      Double(4 * m.rows * m.columns) / 1e6, Double(m.byteCount) / 1e6)
+    }
+
+    /// The embedding rows of `tokens` into x (n, C), n = tokens.count; an id outside the
+    /// vocabulary gives a zero row (callers holding user data validate first).
+    func embed(_ tokens: [Int32], into x: UnsafeMutablePointer<Float>) {
+        let V = config.vocabSize, C = config.hiddenSize
+        func each(_ row: (Int, UnsafeMutablePointer<Float>) -> Void) {
+            for (n, t) in tokens.enumerated() {
+                let id = Int(t)
+                if id >= 0 && id < V { row(id, x + n * C) } else { (x + n * C).update(repeating: 0, count: C) }
+            }
+        }
+        switch embeddingWeight {
+        case .compact(let m): each { id, out in m.decode(row: id, into: out) }
+        default:
+            let e = embedding
+            e.withUnsafeBufferPointer { ep in each { id, out in out.update(from: ep.baseAddress! + id * C, count: C) } }
+        }
     }
 
     /// Every linear incl. the head, in model order.
@@ -184,7 +226,12 @@ public final class LlamaModel {
     /// Used while loading (`load(directory:eachLinear:)`), one module at a time.
     @discardableResult
     public static func quantize(_ m: LinearModule, type: QuantType, blockSize: Int, doubleQuant: Bool, compute: ComputeDType = .fp32) throws -> Bool {
-        guard case .dense(let w) = m.weight else { return false }
+        let w: [Float]
+        switch m.weight {
+        case .dense(let dense): w = dense
+        case .compact(let compact): w = compact.floats()   // a tied head sharing the compact embedding
+        default: return false
+        }
         let q = try Quantizer.quantize(w, shape: [m.outFeatures, m.inFeatures], type: type, blockSize: blockSize, doubleQuant: doubleQuant)
         m.weight = .quantized(try Linear4bit(q, compute: compute))
         return true

@@ -20,10 +20,19 @@ extension LlamaModel {
             if stored == .f32 { w.add(name, floats: values, shape: shape) }   // no copy until written
             else { w.add(name, dtype: stored, shape: shape, bytes: stored.bytes(of: values)) }
         }
-        dense(layout.embedding + ".weight", embedding, [config.vocabSize, C])
+        func frozen(_ name: String, _ weight: LinearModule.Weight, _ shape: [Int]) {
+            switch weight {
+            case .dense(let values): dense(name, values, shape)
+            case .quantized(let q): BitsAndBytesFormat.add(q.weight, module: String(name.dropLast(".weight".count)), to: &w)
+            case .deferred(let d): w.add(name, dtype: stored, shape: shape, deferredFloats: d.produce)
+            case .compact(let m): w.add(name, dtype: stored, shape: shape, deferredFloats: m.floats)   // decoded as it is written
+            }
+        }
+        frozen(layout.embedding + ".weight", embeddingWeight, [config.vocabSize, C])
         func addLinear(_ m: LinearModule) {
             switch m.weight {
             case .dense(let weight): dense(m.name + ".weight", weight, [m.outFeatures, m.inFeatures])
+            case .compact(let c): w.add(m.name + ".weight", dtype: stored, shape: [m.outFeatures, m.inFeatures], deferredFloats: c.floats)
             case .quantized(let q): BitsAndBytesFormat.add(q.weight, module: m.name, to: &w)
             case .deferred(let d): w.add(m.name + ".weight", dtype: stored, shape: [m.outFeatures, m.inFeatures], deferredFloats: d.produce)
             }
@@ -189,8 +198,10 @@ extension LlamaModel {
         } else {
             head = try linear(layout.head, out: c.vocabSize, in: c.hiddenSize, bias: false)
         }
-        return LlamaModel(config: c, layout: layout, embedding: emb, layers: layers,
-                          finalNorm: tensors[layout.finalNorm + ".weight"]!, head: head, headTied: c.tieWordEmbeddings)
+        let model = LlamaModel(config: c, layout: layout, embedding: emb, layers: layers,
+                               finalNorm: tensors[layout.finalNorm + ".weight"]!, head: head, headTied: c.tieWordEmbeddings)
+        model.compactEmbedding()   // same values; 113 -> 30 MB for SmolLM2 from its Q8_0 GGUF
+        return model
     }
 
     static func loadQuantized(module: String, source: ShardedCheckpoint, directory: URL, out: Int, in inF: Int, compute: ComputeDType) throws -> Linear4bit {

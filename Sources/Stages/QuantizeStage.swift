@@ -43,6 +43,7 @@ struct QuantizeStage: StageRunner {
         context.log(String(format: "quantized %d linear layers: %.1f MB -> %.1f MB (%.2f bits/param)", names.count, mbBefore, mbAfter, bitsPerParam)
                     + (compute == .bf16 ? "; base products computed in bf16 (fp32 accumulation), adapters in fp32" : ""))
         if !kept.isEmpty { context.log("kept in full precision: " + kept.joined(separator: ", ")) }
+        if let line = model.compactEmbeddingDescription { context.log(line) }
         return StageResult(summary: ["layers": .integer(Int64(names.count)), "bits_per_param": .number((bitsPerParam * 100).rounded() / 100)])
     }
 }

@@ -42,6 +42,7 @@ struct TrainStage: StageRunner {
         options.seed = context.seed
 
         let model = try AdaptedModel.load(source)
+        if let line = model.compactEmbeddingDescription { context.log(line) }
         let tokenizer = try Tokenizer(contentsOf: source.appendingPathComponent("tokenizer.json"))
         var dataOptions = DatasetOptions()
         dataOptions.maxSeqLen = f["max_seq_len"]?.intValue ?? 512
