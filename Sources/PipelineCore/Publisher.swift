@@ -93,7 +93,8 @@ struct Publisher {
     }
 
     /// A plain read/write copy (not a hard link: published files are the user's to change,
-    /// objects must stay read-only); returns the SHA-256 of the bytes copied.
+    /// objects must stay read-only); returns the SHA-256 of the bytes copied, memoized for the
+    /// copy (its mtime set `ContentDigest.racyWindow` back), so the next run's check is a stat.
     func copy(_ source: URL, to target: URL, shownAs: URL, stage: String) throws -> String {
         let input = open(source.path, O_RDONLY | O_CLOEXEC)
         guard input >= 0 else { throw CacheError.publishFailed(stage: stage, path: Self.shown(source), reason: Self.reason(errno)) }
@@ -117,9 +118,12 @@ struct Publisher {
                 offset += w
             }
         }
+        if failure == 0 && !ContentDigest.backdate(output) { failure = errno }   // see backdate: memoized below
         if close(output) != 0 && failure == 0 { failure = errno }
         if failure != 0 { throw CacheError.publishFailed(stage: stage, path: Self.shown(shownAs), reason: Self.reason(failure)) }
-        return hasher.finalize().hexString
+        let digest = hasher.finalize().hexString
+        store.digests.remember(digest, for: target)   // the inode and mtime survive the rename into place
+        return digest
     }
 
     /// strerror in the lower case of a sentence fragment ("permission denied").

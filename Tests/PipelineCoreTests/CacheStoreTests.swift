@@ -123,6 +123,38 @@ final class CacheStoreTests: XCTestCase {
         XCTAssertEqual(memoCount(), 1, "the link changed ctime only: the memo entry is reused")
     }
 
+    /// A file this process writes privately (a publish's temp copy) is backdated by the racy window
+    /// and memoized at once; a later write, even of the same size, gets a new mtime and is hashed.
+    func testBackdatedFileIsMemoizedAtOnceAndALaterWriteIsHashed() throws {
+        let file = dir.appendingPathComponent("published.bin")
+        let memo = dir.appendingPathComponent("memo3")
+        let digests = ContentDigest(memoDirectory: memo)
+        func memoCount() -> Int {
+            (FileManager.default.enumerator(atPath: memo.path)?.allObjects as? [String] ?? [])
+                .filter { $0.split(separator: "/").count == 2 }.count
+        }
+        let fd = open(file.path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        XCTAssertGreaterThanOrEqual(fd, 0)
+        XCTAssertEqual(Array("fresh".utf8).withUnsafeBytes { write(fd, $0.baseAddress, 5) }, 5)
+        XCTAssertTrue(ContentDigest.backdate(fd))
+        close(fd)
+        var st = stat()
+        XCTAssertEqual(stat(file.path, &st), 0)
+        XCTAssertLessThanOrEqual(Int64(st.st_mtim.tv_sec), Int64(time(nil)) - ContentDigest.racyWindow / 1_000_000_000)
+        // A memoized digest is what the next lookup returns, without reading the file: a planted
+        // wrong one shows it.
+        digests.remember(String(repeating: "0", count: 64), for: file)
+        XCTAssertEqual(memoCount(), 1)
+        XCTAssertEqual(try digests.digest(of: file), String(repeating: "0", count: 64))
+        digests.remember(SHA256.hex(Data("fresh".utf8)), for: file)
+        XCTAssertEqual(try digests.digest(of: file), SHA256.hex(Data("fresh".utf8)))
+        try Data("FRESH".utf8).write(to: file)   // same size, written now
+        XCTAssertEqual(try digests.digest(of: file), SHA256.hex(Data("FRESH".utf8)))
+        XCTAssertEqual(memoCount(), 1, "the rewritten file is within the racy window: not memoized")
+        digests.remember(SHA256.hex(Data("FRESH".utf8)), for: file)
+        XCTAssertEqual(memoCount(), 1, "remember refuses a file modified within the racy window")
+    }
+
     func testRecordsRoundTripThroughCanonicalJSON() throws {
         let record = ActionRecord(stage: "s", kind: "k", key: "abc", outputDigest: "def",
                                   files: [.init(path: "a/b.txt", size: 3, digest: "0123")], material: ["config.lr": "0.0005"],

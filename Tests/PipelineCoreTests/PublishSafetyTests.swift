@@ -135,6 +135,14 @@ final class PublishSafetyTests: XCTestCase {
         let marker = try XCTUnwrap(try AtomicFile.readJSON(dir.appendingPathComponent("out/.adapter.bin.qlora-published")))
         XCTAssertEqual(marker["stage"]?.stringValue, "save")
         XCTAssertEqual(lines.all.filter { $0.contains("published") }.count, 1, "\(lines.all)")
+        // Its digest is memoized as it is copied (mtime set back by the racy window): the next run's
+        // check is a stat, not a hash of the file.
+        var st = stat()
+        XCTAssertEqual(stat(file.path, &st), 0)
+        XCTAssertLessThanOrEqual(Int64(st.st_mtim.tv_sec), Int64(time(nil)) - ContentDigest.racyWindow / 1_000_000_000)
+        let memos = (FileManager.default.enumerator(atPath: dir.path)?.allObjects as? [String] ?? []).filter { $0.contains("digests/") }
+        let fileDigest = SHA256.hex(try Data(contentsOf: file))
+        XCTAssertTrue(memos.contains { (try? String(contentsOf: dir.appendingPathComponent($0), encoding: .utf8)) == fileDigest }, "\(memos)")
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("out").path).sorted(),
                        [".adapter.bin.qlora-published", "adapter.bin", "folder.bin", "notes.bin"], "no temp file left")
         // Same bytes: nothing copied. Another result: its own file replaced.
