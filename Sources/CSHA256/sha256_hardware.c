@@ -44,6 +44,9 @@ void qlora_sha256_compress_hardware(uint32_t state[8], const uint8_t *data, size
     while (blocks--) {
         const __m128i abefSaved = abef, cdghSaved = cdgh;
         __m128i w[4];  // the last four 4-word groups of the schedule W (FIPS 180-4 §6.2.2 step 1)
+        // Fully unrolled so w[] lives in registers: clang keeps this loop rolled otherwise and round-trips
+        // the schedule through the stack (1.48 vs 1.81 GB/s on a Zen 5 core; gcc unrolls it unasked).
+#pragma GCC unroll 16
         for (int i = 0; i < 16; i++) {
             __m128i group;
             if (i < 4) {
