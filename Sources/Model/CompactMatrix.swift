@@ -120,27 +120,32 @@ public final class CompactMatrix: @unchecked Sendable {   // immutable after ini
     /// output (N, rows) = input (N, columns) · Wᵀ, one decoded tile of rows at a time (the tile's
     /// output columns are independent of the others, so tiling changes no sum).
     public func multiply(input x: UnsafePointer<Float>, output y: UnsafeMutablePointer<Float>, rows N: Int) {
-        let R = rows, C = columns, tile = min(Self.tileRows, R)
-        ScratchPool.withBuffer(tile * C) { w in   // (tile, C)
-            for r0 in stride(from: 0, to: R, by: tile) {
-                let n = min(tile, R - r0)
-                decode(rows: r0..<(r0 + n), into: w)
-                BLAS.sgemm(transposeA: false, transposeB: true, m: N, n: n, k: C,
-                           a: x, lda: C, b: w, ldb: C, beta: 0, c: y + r0, ldc: R)
-            }
+        let R = rows, C = columns
+        eachDecodedTile { r0, n, w in
+            BLAS.sgemm(transposeA: false, transposeB: true, m: N, n: n, k: C,
+                       a: x, lda: C, b: w, ldb: C, beta: 0, c: y + r0, ldc: R)
         }
     }
 
     /// gradInput (N, columns) += gradOutput (N, rows) · W, tile by tile (the sum over rows runs
     /// in tiles: float rounding may differ from one sgemm over all rows).
     public func accumulateInputGradient(gradOutput dy: UnsafePointer<Float>, gradInput dx: UnsafeMutablePointer<Float>, rows N: Int) {
-        let R = rows, C = columns, tile = min(Self.tileRows, R)
-        ScratchPool.withBuffer(tile * C) { w in   // (tile, C)
-            for r0 in stride(from: 0, to: R, by: tile) {
-                let n = min(tile, R - r0)
+        let R = rows, C = columns
+        eachDecodedTile { r0, n, w in
+            BLAS.sgemm(transposeA: false, transposeB: false, m: N, n: C, k: n,
+                       a: dy + r0, lda: R, b: w, ldb: C, beta: 1, c: dx, ldc: C)
+        }
+    }
+
+    /// Calls `body(firstRow, rowCount, tile)` for consecutive tiles of at most `tileRows` rows,
+    /// each decoded into one scratch buffer (tileRows, columns) reused for all of them.
+    private func eachDecodedTile(_ body: (Int, Int, UnsafeMutablePointer<Float>) -> Void) {
+        let tile = min(Self.tileRows, rows)
+        ScratchPool.withBuffer(tile * columns) { w in   // (tile, C)
+            for r0 in stride(from: 0, to: rows, by: tile) {
+                let n = min(tile, rows - r0)
                 decode(rows: r0..<(r0 + n), into: w)
-                BLAS.sgemm(transposeA: false, transposeB: false, m: N, n: C, k: n,
-                           a: dy + r0, lda: R, b: w, ldb: C, beta: 1, c: dx, ldc: C)
+                body(r0, n, w)
             }
         }
     }

@@ -98,29 +98,31 @@ final class CacheStoreTests: XCTestCase {
         XCTAssertThrowsError(try digests.digest(of: dir.appendingPathComponent("missing")))
     }
 
+    /// Entries in a digest memo directory (its files sit two levels down: shard/entry).
+    private func memoEntries(in memo: URL) -> Int {
+        (FileManager.default.enumerator(atPath: memo.path)?.allObjects as? [String] ?? [])
+            .filter { $0.split(separator: "/").count == 2 }.count
+    }
+
     /// The memo survives what does not change the bytes (a hard link made and removed, as stages do
     /// when they link a checkpoint into an artifact), and never memoizes a file written just now.
     func testDigestMemoIgnoresLinksAndSkipsRacyFiles() throws {
         let file = dir.appendingPathComponent("weights.bin")
         let memo = dir.appendingPathComponent("memo2")
         let digests = ContentDigest(memoDirectory: memo)
-        func memoCount() -> Int {
-            (FileManager.default.enumerator(atPath: memo.path)?.allObjects as? [String] ?? [])
-                .filter { $0.split(separator: "/").count == 2 }.count
-        }
         try Data("fresh".utf8).write(to: file)
         XCTAssertEqual(try digests.digest(of: file), SHA256.hex(Data("fresh".utf8)))
-        XCTAssertEqual(memoCount(), 0, "a file modified within the racy window is not memoized")
+        XCTAssertEqual(memoEntries(in: memo), 0, "a file modified within the racy window is not memoized")
         // Age the file by ten seconds, as any file written before the run is.
         var times = [timeval(tv_sec: time(nil) - 10, tv_usec: 0), timeval(tv_sec: time(nil) - 10, tv_usec: 0)]
         XCTAssertEqual(utimes(file.path, &times), 0)
         XCTAssertEqual(try digests.digest(of: file), SHA256.hex(Data("fresh".utf8)))
-        XCTAssertEqual(memoCount(), 1)
+        XCTAssertEqual(memoEntries(in: memo), 1)
         let link = dir.appendingPathComponent("weights-link.bin")
         XCTAssertEqual(Glibc.link(file.path, link.path), 0)
         XCTAssertEqual(unlink(link.path), 0)  // ctime changed, bytes and mtime did not
         XCTAssertEqual(try digests.digest(of: file), SHA256.hex(Data("fresh".utf8)))
-        XCTAssertEqual(memoCount(), 1, "the link changed ctime only: the memo entry is reused")
+        XCTAssertEqual(memoEntries(in: memo), 1, "the link changed ctime only: the memo entry is reused")
     }
 
     /// A file this process writes privately (a publish's temp copy) is backdated by the racy window
@@ -129,10 +131,6 @@ final class CacheStoreTests: XCTestCase {
         let file = dir.appendingPathComponent("published.bin")
         let memo = dir.appendingPathComponent("memo3")
         let digests = ContentDigest(memoDirectory: memo)
-        func memoCount() -> Int {
-            (FileManager.default.enumerator(atPath: memo.path)?.allObjects as? [String] ?? [])
-                .filter { $0.split(separator: "/").count == 2 }.count
-        }
         let fd = open(file.path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         XCTAssertGreaterThanOrEqual(fd, 0)
         XCTAssertEqual(Array("fresh".utf8).withUnsafeBytes { write(fd, $0.baseAddress, 5) }, 5)
@@ -144,15 +142,15 @@ final class CacheStoreTests: XCTestCase {
         // A memoized digest is what the next lookup returns, without reading the file: a planted
         // wrong one shows it.
         digests.remember(String(repeating: "0", count: 64), for: file)
-        XCTAssertEqual(memoCount(), 1)
+        XCTAssertEqual(memoEntries(in: memo), 1)
         XCTAssertEqual(try digests.digest(of: file), String(repeating: "0", count: 64))
         digests.remember(SHA256.hex(Data("fresh".utf8)), for: file)
         XCTAssertEqual(try digests.digest(of: file), SHA256.hex(Data("fresh".utf8)))
         try Data("FRESH".utf8).write(to: file)   // same size, written now
         XCTAssertEqual(try digests.digest(of: file), SHA256.hex(Data("FRESH".utf8)))
-        XCTAssertEqual(memoCount(), 1, "the rewritten file is within the racy window: not memoized")
+        XCTAssertEqual(memoEntries(in: memo), 1, "the rewritten file is within the racy window: not memoized")
         digests.remember(SHA256.hex(Data("FRESH".utf8)), for: file)
-        XCTAssertEqual(memoCount(), 1, "remember refuses a file modified within the racy window")
+        XCTAssertEqual(memoEntries(in: memo), 1, "remember refuses a file modified within the racy window")
     }
 
     func testRecordsRoundTripThroughCanonicalJSON() throws {
