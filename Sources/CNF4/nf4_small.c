@@ -280,3 +280,20 @@ void qlora_nf4_backward(const uint8_t *packed, const float *absmax, const float 
 #endif
     backward_portable(packed, absmax, table, bs, I, O, i0, i1, dy, M, dx, round, scratch);
 }
+
+void qlora_nf4_dequantize(const uint8_t *packed, const float *absmax, const float *table, int bs,
+                          int64_t e0, int64_t count, int round, float *out) {
+    // Whole blocks only (the header's contract); chunks of at most INT32_MAX / 2 elements for the int counts.
+    const int64_t step = (int64_t)(0x3FFFFFFF / bs) * bs;
+    for (int64_t done = 0; done < count; done += step) {
+        int n = (int)(count - done < step ? count - done : step);
+#if defined(__x86_64__)
+        switch (qlora_nf4_isa()) {
+        case 3: case 2: decode_avx512(packed, absmax, table, bs, e0 + done, n, round, out + done); continue;
+        case 1: decode_avx2(packed, absmax, table, bs, e0 + done, n, round, out + done); continue;
+        default: break;
+        }
+#endif
+        decode_portable(packed, absmax, table, bs, e0 + done, n, round, out + done);
+    }
+}

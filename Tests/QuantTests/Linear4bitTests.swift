@@ -127,6 +127,33 @@ final class Linear4bitTests: XCTestCase {
         }
     }
 
+    /// The tiled path's C decoder (CNF4, this machine's instruction set; CI also runs it capped to
+    /// AVX-512, AVX2 and portable) gives the Swift decoder's values bit for bit, fp32 and bf16-rounded,
+    /// from any block-aligned start. Scales span 1e-30..1e4 and one block is all zero.
+    func testVectorDequantizeMatchesTheSwiftDecoderBitForBit() throws {
+        for (type, bs, dq) in [(QuantType.nf4, 64, true), (.nf4, 64, false), (.fp4, 128, true), (.nf4, 32, false)] {
+            let O = 12, I = 256
+            var v = values(O * I, seed: 11).enumerated().map { i, x in x * Float(pow(10.0, Double(i % 35) - 30)) }
+            for i in 0..<bs { v[3 * bs + i] = 0 }
+            let q = try Quantizer.quantize(v, shape: [O, I], type: type, blockSize: bs, doubleQuant: dq)
+            let scales = q.effectiveAbsmax, table = QuantTables.table(type)
+            for (round, expected) in [(Int32(0), Quantizer.dequantize(q)), (1, bf16Values(q))] {
+                for (e0, count) in [(0, O * I), (bs, 5 * bs), (O * I - bs, bs)] {
+                    var out = [Float](repeating: .nan, count: count)
+                    qlora_nf4_dequantize(q.packed, scales, table, Int32(bs), Int64(e0), Int64(count), round, &out)
+                    XCTAssertEqual(out.map(\.bitPattern), expected[e0..<(e0 + count)].map(\.bitPattern),
+                                   "\(type) bs \(bs) dq \(dq) bf16 \(round) at \(e0), ISA \(qlora_nf4_isa())")
+                }
+            }
+        }
+    }
+
+    private func bf16Values(_ q: QuantizedTensor) -> [Float] {
+        var out = [Float](repeating: .nan, count: q.count)
+        out.withUnsafeMutableBufferPointer { Quantizer.dequantizeBF16(q, elements: 0..<q.count, into: $0.baseAddress!) }
+        return out
+    }
+
     func testRejectsNon2DWeights() throws {
         let q = try Quantizer.quantize([1, 2, 3, 4], shape: [4], type: .nf4, blockSize: 64, doubleQuant: false)
         XCTAssertThrowsError(try Linear4bit(q)) { e in

@@ -24,4 +24,9 @@ void qlora_nf4_forward(const uint8_t *packed, const float *absmax, const float *
 void qlora_nf4_backward(const uint8_t *packed, const float *absmax, const float *table, int block_size,
                         int in_features, int out_features, int i0, int i1,
                         const float *dy, int rows, float *dx, int round_bf16, float *scratch);
+
+/// out[0 ..< count] = the values of flat elements [e0, e0 + count), fp32 (or rounded to bf16 with round_bf16):
+/// the tiled path's dequantization, bit-identical to Quant's Swift decoder. e0 and count whole blocks.
+void qlora_nf4_dequantize(const uint8_t *packed, const float *absmax, const float *table, int block_size,
+                          int64_t e0, int64_t count, int round_bf16, float *out);
 #endif
