@@ -149,6 +149,7 @@ public final class Linear4bit {
     private func product(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, rows N: Int) {
         let I = inFeatures, O = outFeatures
         if N <= fusedRowLimit { return fusedProduct(input: input, output: output, rows: N) }
+        if usesBF16Products { return bf16Product(input: input, output: output, rows: N) }
         forEachTile { r0, r1, tile in
             // output[:, r0..<r1] = input (N, I) · tileᵀ (I, r1-r0)
             BLAS.sgemm(transposeA: false, transposeB: true, m: N, n: r1 - r0, k: I,
@@ -179,12 +180,75 @@ public final class Linear4bit {
             if beta == 0 { Elementwise.zero(into, count: N * I) }
             return fusedGradient(gradOutput: gradOutput, into: into, rows: N)
         }
+        if usesBF16Products { return bf16Gradient(gradOutput: gradOutput, into: into, beta: beta, rows: N) }
         var first = true
         forEachTile { r0, r1, tile in
             // into += gradOutput[:, r0..<r1] (N, r1-r0) · tile (r1-r0, I)
             BLAS.sgemm(transposeA: false, transposeB: false, m: N, n: I, k: r1 - r0,
                        a: gradOutput + r0, lda: O, b: tile, ldb: I, beta: first ? beta : 1, c: into, ldc: I)
             first = false
+        }
+    }
+
+    /// bf16 compute on a CPU with AVX512-BF16: the tiles' products by vdpbf16ps (CNF4's bf16 GEMM, about
+    /// twice sgemm's rate) instead of fp32 sgemm over the rounded values — the same exact products,
+    /// summed in fp32 in another order (and denormals flushed to zero, as the instruction does).
+    var usesBF16Products: Bool { compute == .bf16 && qlora_bf16_gemm_available() == 1 }
+
+    /// Calls `body(c0, c1)` for column ranges of `0..<columns` in whole 32-column kernel panels, over the cores.
+    private func forEachPanelRange(_ columns: Int, rows N: Int, depth K: Int, _ body: (Int, Int) -> Void) {
+        let panels = (columns + 31) / 32
+        Parallel.forEachChunk(panels, costPerItem: 32 * N * K / 2) { range in
+            body(range.lowerBound * 32, min(columns, range.upperBound * 32))
+        }
+    }
+
+    /// bf16 bits of `rows` rows of `a` (depth values each, stride lda) in the kernel's packed layout, for `body`.
+    private func withPackedRows<R>(_ a: UnsafePointer<Float>, lda: Int, rows: Int, depth: Int,
+                                   _ body: (UnsafePointer<UInt16>) -> R) -> R {
+        let count = Int(qlora_bf16_packed_rows_size(Int32(rows), Int32(depth)))
+        let paddedDepth = (depth + 1) / 2 * 2, groupRows = Int(qlora_bf16_packed_rows_size(1, Int32(depth))) / paddedDepth
+        return ScratchPool.withBuffer((count + 1) / 2) { raw in   // (rows padded, depth padded) bf16
+            let packed = UnsafeMutableRawPointer(raw).assumingMemoryBound(to: UInt16.self)   // only C reads it
+            // Whole kernel-height groups per core; the last group gets the zero padding.
+            Parallel.forEachChunk((rows + groupRows - 1) / groupRows, costPerItem: groupRows * depth) { groups in
+                let r0 = groups.lowerBound * groupRows, r1 = min(rows, groups.upperBound * groupRows)
+                qlora_bf16_pack_rows(a + r0 * lda, Int32(lda), Int32(r1 - r0), Int32(depth), packed + r0 * paddedDepth)
+            }
+            return body(packed)
+        }
+    }
+
+    /// output (N, O) = input (N, I) · Wᵀ, input already bf16 values; each tile's output columns over the cores.
+    private func bf16Product(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, rows N: Int) {
+        let I = inFeatures, O = outFeatures
+        withPackedRows(input, lda: I, rows: N, depth: I) { x in
+            forEachTile { r0, r1, tile in
+                forEachPanelRange(r1 - r0, rows: N, depth: I) { c0, c1 in
+                    ScratchPool.withBuffer(Int(qlora_bf16_panel_size(Int32(I)) + 1) / 2) { panel in   // one packed B panel
+                        qlora_bf16_gemm(x, Int32(N), Int32(I), tile, Int32(I), 1, Int32(r1 - r0), Int32(c0), Int32(c1),
+                                        output + r0, Int32(O), 0, UnsafeMutableRawPointer(panel).assumingMemoryBound(to: UInt16.self))
+                    }
+                }
+            }
+        }
+    }
+
+    /// into (N, I) = beta · into + gradOutput (N, O) · W, gradOutput already bf16 values: per tile of W's rows,
+    /// that slice of gradOutput packed, the input columns over the cores.
+    private func bf16Gradient(gradOutput: UnsafePointer<Float>, into: UnsafeMutablePointer<Float>, beta: Float, rows N: Int) {
+        let I = inFeatures, O = outFeatures
+        if beta == 0 { Elementwise.zero(into, count: N * I) }
+        forEachTile { r0, r1, tile in
+            let K = r1 - r0
+            withPackedRows(gradOutput + r0, lda: O, rows: N, depth: K) { dy in
+                forEachPanelRange(I, rows: N, depth: K) { c0, c1 in
+                    ScratchPool.withBuffer(Int(qlora_bf16_panel_size(Int32(K)) + 1) / 2) { panel in
+                        qlora_bf16_gemm(dy, Int32(N), Int32(K), tile, Int32(I), 0, Int32(I), Int32(c0), Int32(c1),
+                                        into, Int32(I), 1, UnsafeMutableRawPointer(panel).assumingMemoryBound(to: UInt16.self))
+                    }
+                }
+            }
         }
     }
 

@@ -60,7 +60,8 @@ public enum QuantBenchmark {
     /// Issue 15 §2: for M = 1 … 1024 rows through a SmolLM-shaped 576 -> 1536 layer, forward and input
     /// gradient by fp32 sgemm, by tiles + sgemm, and by the fused kernels (forced on at every M), in
     /// microseconds: keys "rows_<M>_<sgemm|tiled|fused>_<forward|backward>_us"; up to the fused limit
-    /// also the bf16-compute forward, "rows_<M>_<tiled|fused>_bf16_forward_us".
+    /// also the fused bf16-compute forward, "rows_<M>_fused_bf16_forward_us"; at every M the tiled bf16-compute
+    /// forward and input gradient, "rows_<M>_tiled_bf16_<forward|backward>_us".
     static func smallRows(into result: inout [String: Double], runs: Int, rng: inout RandomStream) {
         let (inF, outF) = (576, 1536)
         let weight = (0..<(inF * outF)).map { _ in Float(rng.nextUniform() - 0.5) * 0.04 }
@@ -83,13 +84,15 @@ public enum QuantBenchmark {
                 result[key + name + "_forward_us"] = 1e6 * median(runs) { layer.forward(input: x, output: &y, rows: M) }
                 result[key + name + "_backward_us"] = 1e6 * median(runs) { layer.backwardInput(gradOutput: dy, gradInput: &dx, rows: M) }
             }
-            // bf16 compute (bnb_4bit_compute_dtype=bfloat16): the fused forward uses AVX512-BF16 where present.
+            // bf16 compute (bnb_4bit_compute_dtype=bfloat16): the fused forward and the tiles' products use
+            // AVX512-BF16 where present (rounding the operands included in the times).
+            if let tiledBF16 = try? Linear4bit(qw, tileRows: nil, compute: .bf16, fusedRowLimit: 0, fusedGradientRowLimit: 0) {
+                result[key + "tiled_bf16_forward_us"] = 1e6 * median(runs) { tiledBF16.forward(input: x, output: &y, rows: M) }
+                result[key + "tiled_bf16_backward_us"] = 1e6 * median(runs) { tiledBF16.backwardInput(gradOutput: dy, gradInput: &dx, rows: M) }
+            }
             if M <= Linear4bit.defaultFusedRowLimit,
-               let tiledBF16 = try? Linear4bit(qw, tileRows: nil, compute: .bf16, fusedRowLimit: 0, fusedGradientRowLimit: 0),
                let fusedBF16 = try? Linear4bit(qw, tileRows: nil, compute: .bf16, fusedRowLimit: M, fusedGradientRowLimit: M) {
-                for (name, layer) in [("tiled_bf16", tiledBF16), ("fused_bf16", fusedBF16)] {
-                    result[key + name + "_forward_us"] = 1e6 * median(runs) { layer.forward(input: x, output: &y, rows: M) }
-                }
+                result[key + "fused_bf16_forward_us"] = 1e6 * median(runs) { fusedBF16.forward(input: x, output: &y, rows: M) }
             }
         }
     }

@@ -38,7 +38,12 @@ final class Linear4bitTests: XCTestCase {
     func testBF16ComputeMatchesRoundedOracle() throws {
         func bf16(_ x: Float) -> Float { BFloat16.toFloat(BFloat16.fromFloat(x)) }
         func ulp(_ x: Float) -> Float { Float(bitPattern: (bf16(x).bitPattern & 0x7F80_0000)) / 128 }
-        let (O, I, N) = (96, 160, 9)
+        // 9 rows: the fused kernels; 37: the tiles (by AVX512-BF16 products where the CPU has them).
+        for N in [9, 37] { try checkBF16Compute(rows: N, bf16: bf16, ulp: ulp) }
+    }
+
+    private func checkBF16Compute(rows N: Int, bf16: (Float) -> Float, ulp: (Float) -> Float) throws {
+        let (O, I) = (96, 160)
         let q = try Quantizer.quantize(values(O * I, seed: 1), shape: [O, I], type: .nf4, blockSize: 64, doubleQuant: true)
         let layer = try Linear4bit(q, tileRows: 40, compute: .bf16)   // 3 tiles
         let w = Quantizer.dequantize(q).map(bf16)
@@ -52,7 +57,7 @@ final class Linear4bitTests: XCTestCase {
             for i in 0..<I { sum += Double(xr[n * I + i]) * Double(w[o * I + i]) }
             let want = bf16(Float(sum)), got = y[n * O + o]
             XCTAssertEqual(got.bitPattern & 0xFFFF, 0, "output is a bf16 value")
-            XCTAssertLessThanOrEqual(abs(got - want), ulp(want), "forward [\(n), \(o)]: \(got) vs \(want)")
+            XCTAssertLessThanOrEqual(abs(got - want), ulp(want), "forward \(N) rows [\(n), \(o)]: \(got) vs \(want)")
             if got == want { exact += 1 }
         } }
         XCTAssertGreaterThanOrEqual(exact, N * O * 99 / 100)
@@ -66,10 +71,41 @@ final class Linear4bitTests: XCTestCase {
             var sum = 0.0
             for o in 0..<O { sum += Double(dyr[n * O + o]) * Double(w[o * I + i]) }
             let want = bf16(Float(sum)), got = dx[n * I + i] - 1
-            XCTAssertLessThanOrEqual(abs(got - want), ulp(want) + 1.2e-7, "backward [\(n), \(i)]: \(got) vs \(want)")
+            XCTAssertLessThanOrEqual(abs(got - want), ulp(want) + 1.2e-7, "backward \(N) rows [\(n), \(i)]: \(got) vs \(want)")
             if abs(got - want) <= 1.2e-7 { exact += 1 }
         } }
         XCTAssertGreaterThanOrEqual(exact, N * I * 99 / 100)
+    }
+
+    /// CNF4's bf16 GEMM (AVX512-BF16) against sums in Double of the same bf16 values: both B layouts, sizes
+    /// off the 8 × 32 kernel and odd depths, the columns split in two calls, accumulating onto C.
+    /// Tolerance: fp32 sums of `depth` exact products of magnitude ≤ 1, a few ulp of 2^-24 per term.
+    func testBF16GemmMatchesExactSums() throws {
+        guard qlora_bf16_gemm_available() == 1 else { throw XCTSkip("no AVX512-BF16 on this CPU (or QLORA_NF4_ISA < 3)") }
+        func bf16(_ x: Float) -> Float { BFloat16.toFloat(BFloat16.fromFloat(x)) }
+        for (M, N, K) in [(13, 45, 37), (8, 32, 2), (1, 1, 1), (17, 70, 576), (40, 33, 129)] {
+            let a = (0..<(M * K)).map { bf16(Float(sin(Double($0) * 0.37))) }
+            let bt = (0..<(N * K)).map { bf16(Float(cos(Double($0) * 0.11))) }   // (N, K)
+            var b = [Float](repeating: 0, count: K * N)                        // (K, N)
+            for n in 0..<N { for k in 0..<K { b[k * N + n] = bt[n * K + k] } }
+            var packed = [UInt16](repeating: 0xFFFF, count: Int(qlora_bf16_packed_rows_size(Int32(M), Int32(K))))
+            var panel = [UInt16](repeating: 0xFFFF, count: Int(qlora_bf16_panel_size(Int32(K))))
+            qlora_bf16_pack_rows(a, Int32(K), Int32(M), Int32(K), &packed)
+            for transposed in [true, false] {
+                var c = [Float](repeating: 1, count: M * N)
+                let split = N / 3
+                for (n0, n1) in [(0, split), (split, N)] {
+                    qlora_bf16_gemm(packed, Int32(M), Int32(K), transposed ? bt : b, Int32(transposed ? K : N), transposed ? 1 : 0,
+                                    Int32(N), Int32(n0), Int32(n1), &c, Int32(N), 1, &panel)
+                }
+                for m in 0..<M { for n in 0..<N {
+                    var want = 1.0
+                    for k in 0..<K { want += Double(a[m * K + k]) * Double(bt[n * K + k]) }
+                    XCTAssertEqual(Double(c[m * N + n]), want, accuracy: Double(K + 1) * 4 * 0x1p-24,
+                                   "\(M)x\(N)x\(K) transposed \(transposed) [\(m), \(n)]")
+                } }
+            }
+        }
     }
 
     /// The fused few-row kernels (CNF4) against the naive oracle and the tiled sgemm path, for rows up to

@@ -29,4 +29,20 @@ void qlora_nf4_backward(const uint8_t *packed, const float *absmax, const float 
 /// the tiled path's dequantization, bit-identical to Quant's Swift decoder. e0 and count whole blocks.
 void qlora_nf4_dequantize(const uint8_t *packed, const float *absmax, const float *table, int block_size,
                           int64_t e0, int64_t count, int round_bf16, float *out);
+// ---- bf16 products with AVX512-BF16 (bf16_gemm.c): the tiled path of bf16 compute ----
+// Operands hold bf16 values in fp32 storage; sums are fp32 (vdpbf16ps: exact products, denormals
+// flushed to zero), in another order than sgemm's.
+
+/// 1 when qlora_bf16_gemm can run here (AVX512-BF16, and QLORA_NF4_ISA does not cap it below 3).
+int qlora_bf16_gemm_available(void);
+/// uint16 elements of A (rows, depth) packed by qlora_bf16_pack_rows, and of one B panel scratch.
+int64_t qlora_bf16_packed_rows_size(int rows, int depth);
+int64_t qlora_bf16_panel_size(int depth);
+/// A (rows, depth; row stride lda) -> its bf16 bits, rows padded to the kernel's height, depth to even.
+void qlora_bf16_pack_rows(const float *a, int lda, int rows, int depth, uint16_t *out);
+/// C[:, n0 ..< n1] (M rows, stride ldc) = (accumulate ? C : 0) + A · B over depth K, with B (N, K) when
+/// b_transposed (C = A · Bᵀ) or (K, N) otherwise (C = A · B), stride ldb. a_packed from qlora_bf16_pack_rows;
+/// panel: qlora_bf16_panel_size(K) scratch elements. Callers split [0, N) among threads by n0 ..< n1.
+void qlora_bf16_gemm(const uint16_t *a_packed, int M, int K, const float *b, int ldb, int b_transposed,
+                     int N, int n0, int n1, float *c, int ldc, int accumulate, uint16_t *panel);
 #endif
