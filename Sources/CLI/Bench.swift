@@ -61,10 +61,10 @@ public enum Bench {
     /// FLOPs of the linears: forward + input gradient) and the peak RSS while training (after the
     /// fp32 initialisation and quantization, which a pipeline does in earlier stages).
     static func trainStep(_ config: ModelConfig, batch B: Int, length T: Int, runs: Int, sgemm: Double,
-                          chat: Bool = false) -> (tokensPerSecond: Double, mfu: Double, peakMegabytes: Double?, checkpointed: Bool)? {
+                          chat: Bool = false, compute: ComputeDType = .fp32) -> (tokensPerSecond: Double, mfu: Double, peakMegabytes: Double?, checkpointed: Bool)? {
         let model = LlamaModel.initialized(config: config, layout: .huggingFace, seed: 0)
         model.gradientCheckpointing = model.chooseCheckpointing(batch: B, length: T)
-        guard (try? model.quantize(type: .nf4, blockSize: 64, doubleQuant: true, skip: [])) != nil,
+        guard (try? model.quantize(type: .nf4, blockSize: 64, doubleQuant: true, skip: [], compute: compute)) != nil,
               (try? LoRAAttacher.attach(to: model, options: LoRAOptions(), seed: 0)) != nil else { return nil }
         let tokens = randomTokens(config, count: B * T)
         let weights = (0..<(B * T)).map { i in !chat || i % T >= T / 2 ? Float(1) : 0 }
@@ -129,6 +129,12 @@ public enum Bench {
                 add("train step \(name) B\(batch)×512 (NF4 base, rank-16 q/o, \(chat ? "second half supervised" : "all supervised"))",
                     String(format: "%.0f tokens/s, MFU %.0f%%", t.tokensPerSecond, t.mfu * 100) + rss,
                     "checkpointing \(t.checkpointed ? "on" : "off"); target \(target)")
+            }
+            // The QLoRA notebook's bnb_4bit_compute_dtype=bfloat16 (AVX512-BF16 products where the CPU has them).
+            if let t = trainStep(config, batch: batch, length: 512, runs: runs, sgemm: sgemm, compute: .bf16) {
+                add("train step \(name) B\(batch)×512 (NF4 base, bf16 compute, rank-16 q/o, all supervised)",
+                    String(format: "%.0f tokens/s", t.tokensPerSecond),
+                    Linear4bit.hasBF16Products ? "AVX512-BF16 products" : "bf16 emulated: fp32 products of rounded values")
             }
         }
         train("MiniMind", miniMind, batch: 2, runs: runs, target: "≥ 3,400 tokens/s")

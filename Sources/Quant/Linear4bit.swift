@@ -193,7 +193,9 @@ public final class Linear4bit {
     /// bf16 compute on a CPU with AVX512-BF16: the tiles' products by vdpbf16ps (CNF4's bf16 GEMM, about
     /// twice sgemm's rate) instead of fp32 sgemm over the rounded values — the same exact products,
     /// summed in fp32 in another order (and denormals flushed to zero, as the instruction does).
-    var usesBF16Products: Bool { compute == .bf16 && qlora_bf16_gemm_available() == 1 }
+    var usesBF16Products: Bool { compute == .bf16 && Self.hasBF16Products }
+    /// True when this CPU runs bf16 compute's products with AVX512-BF16 (else the exact fp32 emulation).
+    public static var hasBF16Products: Bool { qlora_bf16_gemm_available() == 1 }
 
     /// Calls `body(c0, c1)` for column ranges of `0..<columns` in whole 32-column kernel panels, over the cores.
     private func forEachPanelRange(_ columns: Int, rows N: Int, depth K: Int, _ body: (Int, Int) -> Void) {

@@ -21,4 +21,8 @@ for shape in "MiniMind B2x512:MiniMind B2×512" "SmolLM-135M B1x512:SmolLM-135M 
     other=$(rate "pytorch train step $py ($side)" "$theirs")
     [ -n "$other" ] && awk -v a="$mine" -v b="$other" -v s="$py" -v t="$side" 'BEGIN { printf "  %s: %d vs PyTorch %s %d tokens/s = %.2fx\n", s, a, t, b, a / b }'
   done
+  # bf16 compute on both sides (bnb_4bit_compute_dtype=bfloat16, the QLoRA notebook's setting).
+  mine=$(rate "train step $sw (NF4 base, bf16 compute, rank-16 q/o, all supervised)" "$ours")
+  other=$(rate "pytorch train step $py (NF4 QLoRA bf16 compute)" "$theirs")
+  [ -n "$mine" ] && [ -n "$other" ] && awk -v a="$mine" -v b="$other" -v s="$py" 'BEGIN { printf "  %s, bf16 compute: %d vs PyTorch NF4 QLoRA bf16 compute %d tokens/s = %.2fx\n", s, a, b, a / b }'
 done

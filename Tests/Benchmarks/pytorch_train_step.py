@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The PyTorch side of the training-step benchmark (issue 15 targets): the same shapes and step as
 `qlora-run bench` — rank-16 LoRA on q_proj/o_proj, every position supervised, clip 1.0, AdamW — with
-PEFT on an fp32 base and with PEFT + bitsandbytes on an NF4 double-quant base (fp32 compute).
+PEFT on an fp32 base and with PEFT + bitsandbytes on an NF4 double-quant base, fp32 compute and the
+QLoRA notebook's bnb_4bit_compute_dtype=bfloat16.
 
     python Tests/Benchmarks/pytorch_train_step.py [--quick]      (torch, transformers, peft, bitsandbytes)
 
@@ -29,7 +30,7 @@ SHAPES = {
 }
 
 
-def model_for(config, quantized, directory):
+def model_for(config, quantized, directory, compute=torch.float32):
     torch.manual_seed(0)
     base = LlamaForCausalLM(LlamaConfig(max_position_embeddings=1024, rms_norm_eps=1e-5, **config)).eval()
     if not quantized:
@@ -37,13 +38,13 @@ def model_for(config, quantized, directory):
     # bitsandbytes quantizes at load time: save the random model once, load it 4-bit.
     base.save_pretrained(directory, safe_serialization=True)
     bnb = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                             bnb_4bit_compute_dtype=torch.float32)
+                             bnb_4bit_compute_dtype=compute)
     model = LlamaForCausalLM.from_pretrained(directory, quantization_config=bnb, device_map="cpu", dtype=torch.float32)
     return prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
 
 
-def tokens_per_second(config, B, T, quantized, directory):
-    model = get_peft_model(model_for(config, quantized, directory),
+def tokens_per_second(config, B, T, quantized, directory, compute=torch.float32):
+    model = get_peft_model(model_for(config, quantized, directory, compute),
                            LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules=["q_proj", "o_proj"]))
     model.train()
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -69,9 +70,11 @@ def main():
     for name, (config, B, T) in SHAPES.items():
         if quick and not name.startswith("MiniMind"):
             continue
-        for label, quantized in (("fp32 LoRA", False), ("NF4 QLoRA", True)):
+        for label, quantized, compute in (("fp32 LoRA", False, torch.float32), ("NF4 QLoRA", True, torch.float32),
+                                          ("NF4 QLoRA bf16 compute", True, torch.bfloat16)):
             with tempfile.TemporaryDirectory() as directory:
-                print(f"pytorch train step {name} ({label}): {tokens_per_second(config, B, T, quantized, directory):.0f} tokens/s", flush=True)
+                rate = tokens_per_second(config, B, T, quantized, directory, compute)
+                print(f"pytorch train step {name} ({label}): {rate:.0f} tokens/s", flush=True)
 
 
 if __name__ == "__main__":
