@@ -105,7 +105,7 @@ BF16_GEMM_TARGET static void micro_8x32(const uint16_t *a, int Kp, const uint16_
 }
 
 BF16_GEMM_TARGET void qlora_bf16_gemm(const uint16_t *a_packed, int M, int K, const float *b, int ldb, int b_transposed,
-                                      int N, int n0, int n1, float *c, int ldc, int accumulate, uint16_t *panel) {
+                                      int n0, int n1, float *c, int ldc, int accumulate, uint16_t *panel) {
     const int Kp = (K + 1) / 2 * 2;
     for (int j0 = n0; j0 < n1; j0 += NR) {
         int nr = n1 - j0 < NR ? n1 - j0 : NR;
@@ -115,14 +115,13 @@ BF16_GEMM_TARGET void qlora_bf16_gemm(const uint16_t *a_packed, int M, int K, co
             micro_8x32(a_packed + (int64_t)i0 * Kp, Kp, panel, c + (int64_t)i0 * ldc + j0, ldc, mr, nr, accumulate);
         }
     }
-    (void)N;
 }
 
 int qlora_bf16_gemm_available(void) { return qlora_nf4_isa() >= 3; }
 #else
 void qlora_bf16_gemm(const uint16_t *a_packed, int M, int K, const float *b, int ldb, int b_transposed,
-                     int N, int n0, int n1, float *c, int ldc, int accumulate, uint16_t *panel) {
-    (void)a_packed; (void)M; (void)K; (void)b; (void)ldb; (void)b_transposed; (void)N; (void)n0; (void)n1;
+                     int n0, int n1, float *c, int ldc, int accumulate, uint16_t *panel) {
+    (void)a_packed; (void)M; (void)K; (void)b; (void)ldb; (void)b_transposed; (void)n0; (void)n1;
     (void)c; (void)ldc; (void)accumulate; (void)panel;
 }
 void qlora_bf16_pack_rows(const float *a, int lda, int rows, int depth, uint16_t *out) {

@@ -84,16 +84,11 @@ public final class Linear4bit {
         let w = weight
         let bf16 = compute == .bf16
         if !blockScales.isEmpty {
-            let table = QuantTables.table(w.type), bs = Int32(w.blockSize)
-            w.packed.withUnsafeBufferPointer { packed in
-                blockScales.withUnsafeBufferPointer { scales in
-                    table.withUnsafeBufferPointer { t in
-                        Parallel.forEachChunk(r1 - r0, costPerItem: I) { rows in
-                            qlora_nf4_dequantize(packed.baseAddress, scales.baseAddress, t.baseAddress, bs,
-                                                 Int64((r0 + rows.lowerBound) * I), Int64(rows.count * I), bf16 ? 1 : 0,
-                                                 tile + rows.lowerBound * I)
-                        }
-                    }
+            let bs = Int32(w.blockSize)
+            withKernelOperands { packed, scales, t in
+                Parallel.forEachChunk(r1 - r0, costPerItem: I) { rows in
+                    qlora_nf4_dequantize(packed, scales, t, bs, Int64((r0 + rows.lowerBound) * I), Int64(rows.count * I),
+                                         bf16 ? 1 : 0, tile + rows.lowerBound * I)
                 }
             }
             return
@@ -102,6 +97,16 @@ public final class Linear4bit {
             let lo = (r0 + rows.lowerBound) * I, hi = (r0 + rows.upperBound) * I
             if bf16 { Quantizer.dequantizeBF16(w, elements: lo..<hi, into: tile + rows.lowerBound * I) }
             else { Quantizer.dequantize(w, elements: lo..<hi, into: tile + rows.lowerBound * I) }
+        }
+    }
+
+    /// The codes, the blocks' fp32 scales and the code table as the CNF4 kernels take them.
+    private func withKernelOperands(_ body: (UnsafePointer<UInt8>?, UnsafePointer<Float>?, UnsafePointer<Float>?) -> Void) {
+        let table = QuantTables.table(weight.type)
+        weight.packed.withUnsafeBufferPointer { packed in
+            blockScales.withUnsafeBufferPointer { scales in
+                table.withUnsafeBufferPointer { t in body(packed.baseAddress, scales.baseAddress, t.baseAddress) }
+            }
         }
     }
 
@@ -197,11 +202,16 @@ public final class Linear4bit {
     /// True when this CPU runs bf16 compute's products with AVX512-BF16 (else the exact fp32 emulation).
     public static var hasBF16Products: Bool { qlora_bf16_gemm_available() == 1 }
 
-    /// Calls `body(c0, c1)` for column ranges of `0..<columns` in whole 32-column kernel panels, over the cores.
-    private func forEachPanelRange(_ columns: Int, rows N: Int, depth K: Int, _ body: (Int, Int) -> Void) {
-        let panels = (columns + 31) / 32
-        Parallel.forEachChunk(panels, costPerItem: 32 * N * K / 2) { range in
-            body(range.lowerBound * 32, min(columns, range.upperBound * 32))
+    /// Calls `body(c0, c1, panel)` for column ranges of `0..<columns` in whole kernel panels, over the
+    /// cores, each with its own scratch for one packed panel of B at this depth.
+    private func forEachPanelRange(_ columns: Int, rows N: Int, depth K: Int,
+                                   _ body: (Int, Int, UnsafeMutablePointer<UInt16>) -> Void) {
+        let panelSize = Int(qlora_bf16_panel_size(Int32(K))), width = panelSize / ((K + 1) / 2 * 2)
+        Parallel.forEachChunk((columns + width - 1) / width, costPerItem: width * N * K / 2) { range in
+            ScratchPool.withBuffer((panelSize + 1) / 2) { raw in   // one packed B panel (bf16)
+                body(range.lowerBound * width, min(columns, range.upperBound * width),
+                     UnsafeMutableRawPointer(raw).assumingMemoryBound(to: UInt16.self))   // only C reads it
+            }
         }
     }
 
@@ -226,11 +236,8 @@ public final class Linear4bit {
         let I = inFeatures, O = outFeatures
         withPackedRows(input, lda: I, rows: N, depth: I) { x in
             forEachTile { r0, r1, tile in
-                forEachPanelRange(r1 - r0, rows: N, depth: I) { c0, c1 in
-                    ScratchPool.withBuffer(Int(qlora_bf16_panel_size(Int32(I)) + 1) / 2) { panel in   // one packed B panel
-                        qlora_bf16_gemm(x, Int32(N), Int32(I), tile, Int32(I), 1, Int32(r1 - r0), Int32(c0), Int32(c1),
-                                        output + r0, Int32(O), 0, UnsafeMutableRawPointer(panel).assumingMemoryBound(to: UInt16.self))
-                    }
+                forEachPanelRange(r1 - r0, rows: N, depth: I) { c0, c1, panel in
+                    qlora_bf16_gemm(x, Int32(N), Int32(I), tile, Int32(I), 1, Int32(c0), Int32(c1), output + r0, Int32(O), 0, panel)
                 }
             }
         }
@@ -244,11 +251,8 @@ public final class Linear4bit {
         forEachTile { r0, r1, tile in
             let K = r1 - r0
             withPackedRows(gradOutput + r0, lda: O, rows: N, depth: K) { dy in
-                forEachPanelRange(I, rows: N, depth: K) { c0, c1 in
-                    ScratchPool.withBuffer(Int(qlora_bf16_panel_size(Int32(K)) + 1) / 2) { panel in
-                        qlora_bf16_gemm(dy, Int32(N), Int32(K), tile, Int32(I), 0, Int32(I), Int32(c0), Int32(c1),
-                                        into, Int32(I), 1, UnsafeMutableRawPointer(panel).assumingMemoryBound(to: UInt16.self))
-                    }
+                forEachPanelRange(I, rows: N, depth: K) { c0, c1, panel in
+                    qlora_bf16_gemm(dy, Int32(N), Int32(K), tile, Int32(I), 0, Int32(c0), Int32(c1), into, Int32(I), 1, panel)
                 }
             }
         }
@@ -257,17 +261,12 @@ public final class Linear4bit {
     /// output (N, O) = input (N, I) · Wᵀ by the fused kernel, output rows split over the cores.
     private func fusedProduct(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, rows N: Int) {
         let I = inFeatures, O = outFeatures, bs = Int32(weight.blockSize), round: Int32 = compute == .bf16 ? 1 : 0
-        let table = QuantTables.table(weight.type)
-        weight.packed.withUnsafeBufferPointer { packed in
-            blockScales.withUnsafeBufferPointer { scales in
-                table.withUnsafeBufferPointer { t in
-                    Parallel.forEachChunk(O, costPerItem: I * (N + 1)) { range in
-                        // (I) one decoded weight row; under bf16 also (N, I) bf16 input bits for the AVX512-BF16 path
-                        ScratchPool.withBuffer(I + (round != 0 ? (N * I + 1) / 2 : 0)) { w in
-                            qlora_nf4_forward(packed.baseAddress, scales.baseAddress, t.baseAddress, bs, Int32(I), Int32(O),
-                                              Int32(range.lowerBound), Int32(range.upperBound), input, Int32(N), output, round, w)
-                        }
-                    }
+        withKernelOperands { packed, scales, t in
+            Parallel.forEachChunk(O, costPerItem: I * (N + 1)) { range in
+                // (I) one decoded weight row; under bf16 also (N, I) bf16 input bits for the AVX512-BF16 path
+                ScratchPool.withBuffer(I + (round != 0 ? (N * I + 1) / 2 : 0)) { w in
+                    qlora_nf4_forward(packed, scales, t, bs, Int32(I), Int32(O),
+                                      Int32(range.lowerBound), Int32(range.upperBound), input, Int32(N), output, round, w)
                 }
             }
         }
@@ -276,17 +275,12 @@ public final class Linear4bit {
     /// into (N, I) += gradOutput (N, O) · W by the fused kernel, block-aligned column slices split over the cores.
     private func fusedGradient(gradOutput: UnsafePointer<Float>, into: UnsafeMutablePointer<Float>, rows N: Int) {
         let I = inFeatures, O = outFeatures, bs = weight.blockSize, round: Int32 = compute == .bf16 ? 1 : 0
-        let table = QuantTables.table(weight.type)
-        weight.packed.withUnsafeBufferPointer { packed in
-            blockScales.withUnsafeBufferPointer { scales in
-                table.withUnsafeBufferPointer { t in
-                    Parallel.forEachChunk(I / bs, costPerItem: bs * O * (N + 1)) { range in
-                        let i0 = range.lowerBound * bs, i1 = range.upperBound * bs
-                        ScratchPool.withBuffer(i1 - i0) { w in   // (i1 - i0) one decoded slice of a weight row
-                            qlora_nf4_backward(packed.baseAddress, scales.baseAddress, t.baseAddress, Int32(bs), Int32(I), Int32(O),
-                                               Int32(i0), Int32(i1), gradOutput, Int32(N), into, round, w)
-                        }
-                    }
+        withKernelOperands { packed, scales, t in
+            Parallel.forEachChunk(I / bs, costPerItem: bs * O * (N + 1)) { range in
+                let i0 = range.lowerBound * bs, i1 = range.upperBound * bs
+                ScratchPool.withBuffer(i1 - i0) { w in   // (i1 - i0) one decoded slice of a weight row
+                    qlora_nf4_backward(packed, scales, t, Int32(bs), Int32(I), Int32(O),
+                                       Int32(i0), Int32(i1), gradOutput, Int32(N), into, round, w)
                 }
             }
         }

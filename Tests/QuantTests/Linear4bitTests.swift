@@ -96,7 +96,7 @@ final class Linear4bitTests: XCTestCase {
                 let split = N / 3
                 for (n0, n1) in [(0, split), (split, N)] {
                     qlora_bf16_gemm(packed, Int32(M), Int32(K), transposed ? bt : b, Int32(transposed ? K : N), transposed ? 1 : 0,
-                                    Int32(N), Int32(n0), Int32(n1), &c, Int32(N), 1, &panel)
+                                    Int32(n0), Int32(n1), &c, Int32(N), 1, &panel)
                 }
                 for m in 0..<M { for n in 0..<N {
                     var want = 1.0

@@ -41,8 +41,9 @@ int64_t qlora_bf16_panel_size(int depth);
 /// A (rows, depth; row stride lda) -> its bf16 bits, rows padded to the kernel's height, depth to even.
 void qlora_bf16_pack_rows(const float *a, int lda, int rows, int depth, uint16_t *out);
 /// C[:, n0 ..< n1] (M rows, stride ldc) = (accumulate ? C : 0) + A · B over depth K, with B (N, K) when
-/// b_transposed (C = A · Bᵀ) or (K, N) otherwise (C = A · B), stride ldb. a_packed from qlora_bf16_pack_rows;
-/// panel: qlora_bf16_panel_size(K) scratch elements. Callers split [0, N) among threads by n0 ..< n1.
+/// b_transposed (C = A · Bᵀ) or (K, N) otherwise (C = A · B), stride ldb; only B's columns n0 ..< n1 are read.
+/// a_packed from qlora_bf16_pack_rows; panel: qlora_bf16_panel_size(K) scratch elements. Callers split
+/// [0, N) among threads by n0 ..< n1, best in multiples of the panel width (panel_size / even K).
 void qlora_bf16_gemm(const uint16_t *a_packed, int M, int K, const float *b, int ldb, int b_transposed,
-                     int N, int n0, int n1, float *c, int ldc, int accumulate, uint16_t *panel);
+                     int n0, int n1, float *c, int ldc, int accumulate, uint16_t *panel);
 #endif
