@@ -1,3 +1,4 @@
+import CElementwise
 import Foundation
 
 // Legend: N rows, C channels, V vocab. Elementwise helpers run on all cores via Parallel.forEachChunk.
@@ -81,13 +82,13 @@ public enum BFloat16Rounding {
         return Float(bitPattern: (u & 0x7FFF_FFFF) > 0x7F80_0000 ? quietNaN : rounded)
     }
 
-    /// x (count) rounded in place, on all cores.
+    /// x (count) rounded in place, on all cores (CElementwise's loop: the same bits as `round(_:)`).
     public static func round(_ x: UnsafeMutablePointer<Float>, count: Int) {
-        Parallel.forEachChunk(count) { r in for i in r { x[i] = round(x[i]) } }
+        Parallel.forEachChunk(count) { r in qlora_round_bf16(x + r.lowerBound, x + r.lowerBound, Int64(r.count)) }
     }
 
     /// output (count) = round(input): a rounded copy.
     public static func round(_ input: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>, count: Int) {
-        Parallel.forEachChunk(count) { r in for i in r { output[i] = round(input[i]) } }
+        Parallel.forEachChunk(count) { r in qlora_round_bf16(input + r.lowerBound, output + r.lowerBound, Int64(r.count)) }
     }
 }

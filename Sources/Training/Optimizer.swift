@@ -1,4 +1,5 @@
 import Foundation
+import Kernels
 
 /// Optimizers over an ordered list of Float32 parameter tensors.
 ///
@@ -78,23 +79,26 @@ public final class AdamW: Optimizer {
 
     public func update(index: Int, value p: inout [Float], grad g: [Float]) {
         let n = p.count
-        var mt = m[index] ?? [Float](repeating: 0, count: n)
-        var vt = v[index] ?? [Float](repeating: 0, count: n)
         let t = Double(step)
-        let decay = Float(1 - lr * weightDecay)
-        let bias1 = 1 - pow(beta1, t)
-        let bias2Sqrt = Float((1 - pow(beta2, t)).squareRoot())
-        let stepSize = Float(lr / bias1)
-        let oneMinusB1 = Float(1 - beta1), b2 = Float(beta2), oneMinusB2 = Float(1 - beta2), e = Float(eps)
-        for i in 0..<n {
-            p[i] *= decay
-            // torch lerp with weight < 0.5: start + weight·(end − start)
-            mt[i] = mt[i] + oneMinusB1 * (g[i] - mt[i])
-            vt[i] = vt[i] * b2 + oneMinusB2 * g[i] * g[i]
-            let denom = vt[i].squareRoot() / bias2Sqrt + e
-            p[i] += -stepSize * (mt[i] / denom)
+        let kernel = AdamWKernel(decay: Float(1 - lr * weightDecay), oneMinusBeta1: Float(1 - beta1), beta2: Float(beta2),
+                                 oneMinusBeta2: Float(1 - beta2), bias2Sqrt: Float((1 - pow(beta2, t)).squareRoot()),
+                                 eps: Float(eps), stepSize: Float(lr / (1 - pow(beta1, t))))
+        // A moment of another length cannot belong to this tensor (checkpoints are checked before they
+        // are restored); starting it from zero keeps the kernel inside its buffers.
+        if m[index]?.count != n { m[index] = [Float](repeating: 0, count: n) }
+        if v[index]?.count != n { v[index] = [Float](repeating: 0, count: n) }
+        // The moments are updated through the dictionary's in-place accessor: no copy per step.
+        m[index, default: []].withUnsafeMutableBufferPointer { mt in
+            v[index, default: []].withUnsafeMutableBufferPointer { vt in
+                p.withUnsafeMutableBufferPointer { pp in
+                    g.withUnsafeBufferPointer { gg in
+                        guard let pb = pp.baseAddress, let gb = gg.baseAddress, let mb = mt.baseAddress,
+                              let vb = vt.baseAddress, gg.count == n else { return }
+                        kernel.apply(parameters: pb, firstMoment: mb, secondMoment: vb, gradient: gb, count: n)
+                    }
+                }
+            }
         }
-        m[index] = mt; v[index] = vt
     }
 
     public func writeState(to append: (UnsafeRawBufferPointer) throws -> Void) throws {
