@@ -14,15 +14,29 @@ public enum RMSNorm {
                                input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                                rows N: Int, channels C: Int, eps: Float) {
         Parallel.forEachChunk(N, costPerItem: C * 2) { range in
-            for n in range {
-                let x = input + n * C          // (C)
-                let y = output + n * C         // (C)
-                var ss = 0.0
-                for c in 0..<C { let v = Double(x[c]); ss += v * v }
-                let variance = Float(ss / Double(C))
-                let r = 1 / (variance + eps).squareRoot()
-                rstd[n] = r
-                for c in 0..<C { y[c] = weight[c] * (x[c] * r) }
+            // Each row's sum of squares is one chain of dependent Double adds (its order fixes the bits);
+            // four rows at a time keep four chains in flight instead of waiting on one.
+            var n = range.lowerBound
+            while n < range.upperBound {
+                let k = min(4, range.upperBound - n)
+                let x0 = input + n * C                       // (k, C)
+                var ss = SIMD4<Double>()
+                if k == 4 {
+                    for c in 0..<C {
+                        let v = SIMD4<Double>(Double(x0[c]), Double(x0[C + c]), Double(x0[2 * C + c]), Double(x0[3 * C + c]))
+                        ss += v * v
+                    }
+                } else {
+                    for j in 0..<k { var s = 0.0; for c in 0..<C { let v = Double(x0[j * C + c]); s += v * v }; ss[j] = s }
+                }
+                for j in 0..<k {
+                    let x = x0 + j * C, y = output + (n + j) * C   // (C)
+                    let variance = Float(ss[j] / Double(C))
+                    let r = 1 / (variance + eps).squareRoot()
+                    rstd[n + j] = r
+                    for c in 0..<C { y[c] = weight[c] * (x[c] * r) }
+                }
+                n += k
             }
         }
     }
@@ -48,15 +62,33 @@ public enum RMSNorm {
                                 rstd: UnsafePointer<Float>, rows N: Int, channels C: Int,
                                 gradWeight: UnsafeMutablePointer<Float>? = nil) {
         Parallel.forEachChunk(N, costPerItem: C * 4) { range in
-            for n in range {
-                let x = input + n * C          // (C)
-                let dy = gradOutput + n * C    // (C)
-                let dx = gradInput + n * C     // (C)
-                let r = rstd[n]
-                var dot = 0.0
-                for c in 0..<C { dot += Double(dy[c]) * Double(weight[c]) * Double(x[c]) }
-                let k = Float(dot / Double(C)) * r * r * r
-                for c in 0..<C { dx[c] += r * weight[c] * dy[c] - k * x[c] }
+            // As in the forward: each row's dot product is one ordered chain, four rows in flight.
+            var n = range.lowerBound
+            while n < range.upperBound {
+                let rows = min(4, range.upperBound - n)
+                let x0 = input + n * C, dy0 = gradOutput + n * C   // (rows, C)
+                var dots = SIMD4<Double>()
+                if rows == 4 {
+                    for c in 0..<C {
+                        let w = Double(weight[c])
+                        let d = SIMD4<Double>(Double(dy0[c]), Double(dy0[C + c]), Double(dy0[2 * C + c]), Double(dy0[3 * C + c]))
+                        let x = SIMD4<Double>(Double(x0[c]), Double(x0[C + c]), Double(x0[2 * C + c]), Double(x0[3 * C + c]))
+                        dots += d * w * x
+                    }
+                } else {
+                    for j in 0..<rows {
+                        var dot = 0.0
+                        for c in 0..<C { dot += Double(dy0[j * C + c]) * Double(weight[c]) * Double(x0[j * C + c]) }
+                        dots[j] = dot
+                    }
+                }
+                for j in 0..<rows {
+                    let x = x0 + j * C, dy = dy0 + j * C, dx = gradInput + (n + j) * C   // (C)
+                    let r = rstd[n + j]
+                    let k = Float(dots[j] / Double(C)) * r * r * r
+                    for c in 0..<C { dx[c] += r * weight[c] * dy[c] - k * x[c] }
+                }
+                n += rows
             }
         }
         if let gw = gradWeight {

@@ -28,6 +28,31 @@ final class RMSNormTests: XCTestCase {
         }
     }
 
+    /// Four rows share one loop (their sums in flight together) but each row's sum keeps its own order:
+    /// a batch gives the bits of the rows normalised one at a time, in place too (generation's q/k norms).
+    func testFourRowsAtOnceGiveTheBitsOfOneRowAtATime() {
+        let N = 11, C = 129   // two groups of four, then a tail of three
+        let x = randomArray(N * C, stream: "x4", scale: 3), w = randomArray(C, stream: "w4"), dy = randomArray(N * C, stream: "dy4")
+        var y = [Float](repeating: 0, count: N * C), r = [Float](repeating: 0, count: N)
+        RMSNorm.forward(output: &y, rstd: &r, input: x, weight: w, rows: N, channels: C, eps: 1e-6)
+        var dx = [Float](repeating: 0.5, count: N * C)
+        RMSNorm.backward(gradInput: &dx, gradOutput: dy, input: x, weight: w, rstd: r, rows: N, channels: C)
+        var inPlace = x, rInPlace = r
+        inPlace.withUnsafeMutableBufferPointer { b in
+            RMSNorm.forward(output: b.baseAddress!, rstd: &rInPlace, input: b.baseAddress!, weight: w, rows: N, channels: C, eps: 1e-6)
+        }
+        XCTAssertEqual(inPlace.map(\.bitPattern), y.map(\.bitPattern), "in place")
+        for n in 0..<N {
+            let row = Array(x[n * C..<(n + 1) * C]), dyRow = Array(dy[n * C..<(n + 1) * C])
+            var y1 = [Float](repeating: 0, count: C), r1: [Float] = [0], dx1 = [Float](repeating: 0.5, count: C)
+            RMSNorm.forward(output: &y1, rstd: &r1, input: row, weight: w, rows: 1, channels: C, eps: 1e-6)
+            RMSNorm.backward(gradInput: &dx1, gradOutput: dyRow, input: row, weight: w, rstd: r1, rows: 1, channels: C)
+            XCTAssertEqual(r1[0].bitPattern, r[n].bitPattern, "rstd of row \(n)")
+            XCTAssertEqual(y1.map(\.bitPattern), y[n * C..<(n + 1) * C].map(\.bitPattern), "output row \(n)")
+            XCTAssertEqual(dx1.map(\.bitPattern), dx[n * C..<(n + 1) * C].map(\.bitPattern), "gradient row \(n)")
+        }
+    }
+
     func testBackwardMatchesOracleAndAccumulates() {
         let N = 37, C = 65
         let x = randomArray(N * C, stream: "x"), w = randomArray(C, stream: "w"), dy = randomArray(N * C, stream: "dy")
