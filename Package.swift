@@ -28,7 +28,9 @@ let package = Package(
         .target(name: "CSHA256", cSettings: [.unsafeFlags(["-O3"])]),
 
         // Numerics, bottom-up. Kernels is the only importer of OpenBLAS.
-        .target(name: "Kernels", dependencies: ["COpenBLAS", "CElementwise"], swiftSettings: numeric),
+        .target(name: "Kernels", dependencies: ["COpenBLAS", "CElementwise", "CParallel"], swiftSettings: numeric),
+        // The helper threads behind Kernels' Parallel (spin briefly between jobs, then sleep).
+        .target(name: "CParallel", cSettings: [.unsafeFlags(["-O2"])]),
         // SwiGLU, AdamW and bf16 rounding for AVX-512 / AVX2 / portable, chosen at run time; no fused
         // multiply-add, so every build gives the Swift kernels' bits.
         .target(name: "CElementwise", cSettings: [.unsafeFlags(["-O3", "-ffp-contract=off", "-fno-math-errno"])]),
@@ -58,7 +60,7 @@ let package = Package(
         // Tests.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "PipelineCoreTests", dependencies: ["PipelineCore", "TestSupport"]),
-        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "CElementwise", "TestSupport"], swiftSettings: [.swiftLanguageMode(.v5)]),
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "CElementwise", "CParallel", "TestSupport"], swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "TensorIOTests", dependencies: ["TensorIO", "TestSupport"], swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "JinjaTests", dependencies: ["Jinja", "TestSupport"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "Jinja", "TestSupport"], swiftSettings: [.swiftLanguageMode(.v5)]),

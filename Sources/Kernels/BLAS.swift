@@ -8,9 +8,9 @@ import COpenBLAS
 ///
 /// Threading: OpenBLAS itself runs single-threaded, and a large product is split here into
 /// `Parallel.workers` blocks of C (rows or columns, whichever dimension is larger) computed side by
-/// side. Why not OpenBLAS's own threads: they spin-wait (sched_yield) between calls while our
-/// elementwise kernels run on the same cores — 13–20% of a training step's samples in a perf
-/// profile. A split of C never splits the K reduction, but OpenBLAS picks its kernel by the
+/// side on `Parallel`'s threads. Why not OpenBLAS's own threads: they spin-wait (sched_yield) between
+/// calls while our elementwise kernels run on the same cores — 13–20% of a training step's samples in
+/// a perf profile; one pool for both means the thread that waits is the one that gets the next job. A split of C never splits the K reduction, but OpenBLAS picks its kernel by the
 /// block's shape, so the last bits can depend on the block count. That count depends only on the
 /// sizes and `Parallel.workers`, never on timing: the same run gives the same bits.
 public enum BLAS {
@@ -32,7 +32,7 @@ public enum BLAS {
         }
         let splitRows = m >= n
         let extent = splitRows ? m : n
-        DispatchQueue.concurrentPerform(iterations: parts) { part in
+        Parallel.run(parts) { part in
             // Block boundaries on multiples of 16 (the kernels' register-tile widths divide 16).
             let lo = min(extent, (extent * part / parts + 15) / 16 * 16)
             let hi = part == parts - 1 ? extent : min(extent, (extent * (part + 1) / parts + 15) / 16 * 16)

@@ -1,3 +1,4 @@
+import CParallel
 import Foundation
 
 /// Deterministic data parallelism for elementwise kernels.
@@ -25,10 +26,31 @@ public enum Parallel {
             body(0..<count)
             return
         }
-        DispatchQueue.concurrentPerform(iterations: chunks) { c in
+        run(chunks) { c in
             let lo = count * c / chunks
             let hi = count * (c + 1) / chunks
             if lo < hi { body(lo..<hi) }
         }
     }
+
+    /// Calls `body(c)` for every c in `0..<chunks` on this thread and the pool's `workers − 1` helper
+    /// threads (CParallel), returning when all are done. A call from inside a chunk, or while another
+    /// thread's job runs, runs its chunks here in order. Chunk c is the same work whichever thread
+    /// takes it, so results depend on `chunks` only.
+    public static func run(_ chunks: Int, _ body: (Int) -> Void) {
+        if chunks <= 0 { return }
+        if chunks == 1 || helpers == 0 { for c in 0..<chunks { body(c) }; return }
+        withoutActuallyEscaping(body) { body in
+            var job = body
+            withUnsafeMutablePointer(to: &job) { pointer in
+                qlora_pool_run(Int64(chunks), { context, chunk in
+                    guard let context else { return }
+                    context.assumingMemoryBound(to: ((Int) -> Void).self).pointee(Int(chunk))
+                }, pointer)
+            }
+        }
+    }
+
+    /// The pool's helper threads, started on first use.
+    static let helpers: Int = Int(qlora_pool_start(Int32(max(0, workers - 1))))
 }
