@@ -3,9 +3,11 @@
 // One job at a time. `claim` packs the job's generation (high 32 bits) with the next chunk index
 // (low 32 bits), so a helper takes a chunk with one compare-and-swap that also proves the job it
 // read is still the current one: a helper that wakes late, after the job ended and the next began,
-// sees another generation and takes nothing. The job's function, context and size are published
-// before the generation (release) and stay unchanged until every chunk is done, which cannot happen
-// before a claimed chunk finishes, so a successful claim always pairs with the right function.
+// sees another generation and takes nothing. A new job first closes the claim word (its generation
+// with the index CLOSED, an atomic exchange), then writes its function, context and size, then opens
+// it (index 0). So no claim on the last job can succeed once its fields change — a helper that read
+// the old word and the new size would otherwise run one chunk too many — and a successful claim
+// always pairs with the fields of its own job, which stay unchanged until every chunk is done.
 #define _GNU_SOURCE
 #include "cparallel.h"
 #include <pthread.h>
@@ -23,6 +25,7 @@
 // How long an idle helper spins before it sleeps: longer than the serial gaps between the kernels
 // of a step, short enough that an idle process stops using the cores at once.
 #define SPIN_NANOSECONDS 200000
+#define CLOSED 0xFFFFFFFFu           // chunk index of a job being set up: nothing to claim yet
 
 static struct {
     _Atomic uint64_t claim;          // generation << 32 | next chunk
@@ -72,12 +75,20 @@ static void *helper_main(void *unused) {
         uint32_t generation;
         uint64_t spin_start = 0;
         unsigned spins = 0;
-        while ((generation = (uint32_t)(atomic_load_explicit(&pool.claim, memory_order_acquire) >> 32)) == seen) {
+        uint64_t word;
+        while ((generation = (uint32_t)((word = atomic_load_explicit(&pool.claim, memory_order_acquire)) >> 32)) == seen
+               || (uint32_t)word == CLOSED) {
+            if ((uint32_t)word == CLOSED && generation != seen) { CPU_RELAX(); continue; }   // opens in a moment
             CPU_RELAX();
             if ((++spins & 255) != 0) continue;
             uint64_t t = now_ns();
             if (spin_start == 0) { spin_start = t; continue; }
-            if (t - spin_start < SPIN_NANOSECONDS) continue;
+            if (t - spin_start < SPIN_NANOSECONDS) {
+                // Past the first tenth, offer the core to any other runnable thread (another process's
+                // training on a shared machine); with none waiting this returns at once.
+                if (t - spin_start > SPIN_NANOSECONDS / 10) sched_yield();
+                continue;
+            }
             // Sleep. sleepers is raised before the generation is read again (both sequentially
             // consistent), so a job published meanwhile is either seen here or sees a sleeper.
             pthread_mutex_lock(&pool.lock);
@@ -115,17 +126,20 @@ int qlora_pool_start(int helpers) {
 void qlora_pool_run(int64_t chunks, qlora_chunk_function function, void *context) {
     if (chunks <= 0) return;
     int expected = 0;
-    if (chunks == 1 || pool.helpers == 0 || chunks > UINT32_MAX
+    if (chunks == 1 || pool.helpers == 0 || chunks >= CLOSED
         || !atomic_compare_exchange_strong(&pool.busy, &expected, 1)) {
         for (int64_t c = 0; c < chunks; c++) function(context, c);
         return;
     }
+    uint32_t generation = (uint32_t)(atomic_load_explicit(&pool.claim, memory_order_relaxed) >> 32) + 1;
+    // Close: a sequentially consistent exchange, so the writes below cannot move before it and every
+    // claim on the last job either happened before it or fails.
+    atomic_exchange(&pool.claim, ((uint64_t)generation << 32) | CLOSED);
     atomic_store_explicit(&pool.done, 0, memory_order_relaxed);
     atomic_store_explicit(&pool.function, function, memory_order_relaxed);
     atomic_store_explicit(&pool.context, context, memory_order_relaxed);
     atomic_store_explicit(&pool.chunks, chunks, memory_order_relaxed);
-    uint32_t generation = (uint32_t)(atomic_load_explicit(&pool.claim, memory_order_relaxed) >> 32) + 1;
-    atomic_store(&pool.claim, (uint64_t)generation << 32);   // publishes the job (sequentially consistent)
+    atomic_store(&pool.claim, (uint64_t)generation << 32);   // open: publishes the job (sequentially consistent)
     if (atomic_load(&pool.sleepers) > 0) {
         pthread_mutex_lock(&pool.lock);
         pthread_cond_broadcast(&pool.wake);

@@ -51,6 +51,11 @@ public enum Parallel {
         }
     }
 
-    /// The pool's helper threads, started on first use.
-    static let helpers: Int = Int(qlora_pool_start(Int32(max(0, workers - 1))))
+    /// The pool's helper threads, started on first use: one per further core at most, even when
+    /// QLORA_THREADS asks for more chunks than there are cores (chunks are claimed, not assigned, so
+    /// the chunk count alone fixes the results; spinning threads beyond the cores would only compete).
+    static let helpers: Int = {
+        let threads = min(workers, max(1, ProcessInfo.processInfo.activeProcessorCount))
+        return Int(qlora_pool_start(Int32(threads - 1)))
+    }()
 }

@@ -17,15 +17,18 @@ final class ParallelTests: XCTestCase {
     }
 
     func testEveryChunkRunsOnceInEveryJob() {
-        XCTAssertEqual(Parallel.helpers, max(0, Parallel.workers - 1))
+        XCTAssertEqual(Parallel.helpers, min(Parallel.workers, ProcessInfo.processInfo.activeProcessorCount) - 1)
         for chunks in [1, 2, 3, 7, 64, 1000] {
             XCTAssertEqual(slots(chunks), (0..<chunks).map { $0 + 1 }, "\(chunks) chunks")
         }
-        // 20,000 small jobs back to back: a helper still finishing job g while g + 1 is published
-        // must take nothing of g + 1 with g's function.
+        // 1,000,000 small jobs back to back, small and large in turn: a helper still in job g while g + 1
+        // is set up must neither run a chunk of either twice nor one beyond job g's size. A stress test,
+        // not a proof: it caught the race of an earlier version (the claim word not closed while a job is
+        // set up) in some runs, not all; pool.c's comment gives the argument.
+        let sizes = (0..<1_000_000).map { $0 % 2 == 0 ? 2 : 9 }
         var total = 0
-        for j in 0..<20_000 { let s = slots(2 + j % 5); total += s.reduce(0, +) }
-        XCTAssertEqual(total, (0..<20_000).reduce(0) { acc, j in let n = 2 + j % 5; return acc + n * (n + 1) / 2 })
+        for n in sizes { total += slots(n).reduce(0, +) }
+        XCTAssertEqual(total, sizes.reduce(0) { $0 + $1 * ($1 + 1) / 2 })
     }
 
     func testNestedAndConcurrentJobsComplete() {
