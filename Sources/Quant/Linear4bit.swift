@@ -140,12 +140,12 @@ public final class Linear4bit {
             BFloat16Rounding.round(input, into: x, count: N * I)
             product(input: x, output: output, rows: N)
         }
-        let b = bias.map { $0.map(BFloat16Rounding.round) }
+        guard let bias else { return BFloat16Rounding.round(output, count: N * O) }   // the vector loop
+        let b = bias.map(BFloat16Rounding.round)
         Parallel.forEachChunk(N, costPerItem: O) { range in
             for n in range {
                 let row = output + n * O
-                if let b { for j in 0..<O { row[j] = BFloat16Rounding.round(row[j] + b[j]) } }
-                else { for j in 0..<O { row[j] = BFloat16Rounding.round(row[j]) } }
+                for j in 0..<O { row[j] = BFloat16Rounding.round(row[j] + b[j]) }
             }
         }
     }
