@@ -80,6 +80,12 @@ INLINE float round_bf16(float x) {
     ATTR static void round_##ISA(const float *x, float *out, int64_t n) {                                      \
         if (out == x) { for (int64_t i = 0; i < n; i++) out[i] = round_bf16(out[i]); return; }                 \
         for (int64_t i = 0; i < n; i++) out[i] = round_bf16(x[i]);                                             \
+    }                                                                                                          \
+    ATTR static void round_bias_##ISA(float *x, const float *restrict bias, int64_t rows, int64_t channels) {  \
+        for (int64_t r = 0; r < rows; r++) {                                                                   \
+            float *restrict row = x + r * channels;                                                            \
+            for (int64_t c = 0; c < channels; c++) row[c] = round_bf16(row[c] + bias[c]);                      \
+        }                                                                                                      \
     }
 
 BUILD(portable, )
@@ -130,3 +136,7 @@ void qlora_adamw_step(float *p, float *m, float *v, const float *g, int64_t coun
 }
 
 void qlora_round_bf16(const float *x, float *out, int64_t count) { DISPATCH(round, x, out, count) }
+
+void qlora_round_bf16_bias(float *x, const float *bias, int64_t rows, int64_t channels) {
+    DISPATCH(round_bias, x, bias, rows, channels)
+}

@@ -87,6 +87,13 @@ public enum BFloat16Rounding {
         Parallel.forEachChunk(count) { r in qlora_round_bf16(x + r.lowerBound, x + r.lowerBound, Int64(r.count)) }
     }
 
+    /// x (N, C) = round(x + bias) row by row, on all cores: a bf16 layer's output with its (rounded) bias.
+    public static func roundAddingBias(_ x: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>, rows N: Int, channels C: Int) {
+        Parallel.forEachChunk(N, costPerItem: C) { r in
+            qlora_round_bf16_bias(x + r.lowerBound * C, bias, Int64(r.count), Int64(C))
+        }
+    }
+
     /// output (count) = round(input): a rounded copy.
     public static func round(_ input: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>, count: Int) {
         Parallel.forEachChunk(count) { r in qlora_round_bf16(input + r.lowerBound, output + r.lowerBound, Int64(r.count)) }

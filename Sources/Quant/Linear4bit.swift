@@ -140,14 +140,9 @@ public final class Linear4bit {
             BFloat16Rounding.round(input, into: x, count: N * I)
             product(input: x, output: output, rows: N)
         }
-        guard let bias else { return BFloat16Rounding.round(output, count: N * O) }   // the vector loop
+        guard let bias else { return BFloat16Rounding.round(output, count: N * O) }
         let b = bias.map(BFloat16Rounding.round)
-        Parallel.forEachChunk(N, costPerItem: O) { range in
-            for n in range {
-                let row = output + n * O
-                for j in 0..<O { row[j] = BFloat16Rounding.round(row[j] + b[j]) }
-            }
-        }
+        BFloat16Rounding.roundAddingBias(output, bias: b, rows: N, channels: O)
     }
 
     /// output (N, O) = input (N, I) · Wᵀ over the (compute-dtype) tiles.

@@ -108,6 +108,13 @@ final class ElementwiseCTests: XCTestCase {
         assertSameBits(copy, expected, "bf16 rounded copy")
         BFloat16Rounding.round(&x, count: x.count)
         assertSameBits(x, expected, "bf16 rounding in place")
+        // With a bias, row by row: round(x + b) with the fp32 sum, as the scalar rule.
+        let rows = 7, channels = 149   // 1,043 values: a tail in every row
+        var y = awkwardValues(12) + randomArray(rows * channels - 1037, seed: 13)
+        let bias = randomArray(channels, seed: 14).map(BFloat16Rounding.round)
+        let expectedBiased = y.indices.map { BFloat16Rounding.round(y[$0] + bias[$0 % channels]) }
+        BFloat16Rounding.roundAddingBias(&y, bias: bias, rows: rows, channels: channels)
+        assertSameBits(y, expectedBiased, "bf16 rounding with a bias")
         // Ties to even: 1 + 2^-8 (0x3F808000) rounds down to 1, 1 + 3·2^-8 (0x3F818000) up; NaN stays quiet NaN.
         XCTAssertEqual(BFloat16Rounding.round(Float(bitPattern: 0x3F80_8000)).bitPattern, 0x3F80_0000)
         XCTAssertEqual(BFloat16Rounding.round(Float(bitPattern: 0x3F81_8000)).bitPattern, 0x3F82_0000)

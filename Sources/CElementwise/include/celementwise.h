@@ -32,4 +32,7 @@ void qlora_adamw_step(float *p, float *m, float *v, const float *g, int64_t coun
 
 /// out[i] = x[i] rounded to bfloat16 (nearest, ties to even; NaN stays a quiet NaN). out may alias x.
 void qlora_round_bf16(const float *x, float *out, int64_t count);
+
+/// x[n, c] = round_bf16(x[n, c] + bias[c]) for rows x (rows, channels): a bf16 layer's biased output.
+void qlora_round_bf16_bias(float *x, const float *bias, int64_t rows, int64_t channels);
 #endif
