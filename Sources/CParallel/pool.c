@@ -40,6 +40,7 @@ static struct {
     int helpers;
 } pool = { .lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER };
 
+static _Atomic int publish_delay;    // test hook (qlora_pool_set_publish_delay)
 static pthread_once_t started = PTHREAD_ONCE_INIT;
 static int requested_helpers;
 
@@ -139,6 +140,7 @@ void qlora_pool_run(int64_t chunks, qlora_chunk_function function, void *context
     atomic_store_explicit(&pool.function, function, memory_order_relaxed);
     atomic_store_explicit(&pool.context, context, memory_order_relaxed);
     atomic_store_explicit(&pool.chunks, chunks, memory_order_relaxed);
+    for (int d = atomic_load_explicit(&publish_delay, memory_order_relaxed); d > 0; d--) CPU_RELAX();
     atomic_store(&pool.claim, (uint64_t)generation << 32);   // open: publishes the job (sequentially consistent)
     if (atomic_load(&pool.sleepers) > 0) {
         pthread_mutex_lock(&pool.lock);
@@ -158,3 +160,5 @@ void qlora_pool_run(int64_t chunks, qlora_chunk_function function, void *context
     }
     atomic_store_explicit(&pool.busy, 0, memory_order_release);
 }
+
+void qlora_pool_set_publish_delay(int spins) { atomic_store_explicit(&publish_delay, spins, memory_order_relaxed); }

@@ -21,4 +21,8 @@ int qlora_pool_start(int helpers);
 /// calling thread and the helpers. A call made while another job runs (a chunk that parallelises
 /// again, or a second thread) runs its chunks on its own thread, in order.
 void qlora_pool_run(int64_t chunks, qlora_chunk_function function, void *context);
+
+/// Tests: pause this many spins between setting up a job and publishing it, the window in which a
+/// helper still in the last job must not claim anything (0, the default, for everything else).
+void qlora_pool_set_publish_delay(int spins);
 #endif
