@@ -33,13 +33,15 @@ let package = Package(
         .target(name: "CParallel", cSettings: [.unsafeFlags(["-O2"])]),
         // SwiGLU, AdamW and bf16 rounding for AVX-512 / AVX2 / portable, chosen at run time; no fused
         // multiply-add, so every build gives the Swift kernels' bits.
-        .target(name: "CElementwise", cSettings: [.unsafeFlags(["-O3", "-ffp-contract=off", "-fno-math-errno"])]),
+        .target(name: "CElementwise", dependencies: ["CISA"], cSettings: [.unsafeFlags(["-O3", "-ffp-contract=off", "-fno-math-errno"])]),
+        // The CPU's instruction set for the C kernels, detected once (QLORA_NF4_ISA caps it for tests).
+        .target(name: "CISA"),
         .target(name: "TensorIO", swiftSettings: numeric),  // safetensors reader/writer
         // Chat templates: a Jinja2 subset with transformers' environment, rendered byte-exactly.
         .target(name: "Jinja", swiftSettings: [.swiftLanguageMode(.v5)]),
         .target(name: "Tokenizer", dependencies: ["Jinja"], swiftSettings: numeric),  // tokenizer.json: BPE, byte-level, added tokens; chat templates
         // Fused 4-bit products for few rows (AVX-512 / AVX2 / portable, chosen at run time).
-        .target(name: "CNF4", cSettings: [.unsafeFlags(["-O3"])]),
+        .target(name: "CNF4", dependencies: ["CISA"], cSettings: [.unsafeFlags(["-O3"])]),
         .target(name: "Quant", dependencies: ["Kernels", "TensorIO", "CNF4"], swiftSettings: numeric),
         .target(name: "Model", dependencies: ["Kernels", "Quant", "TensorIO", "Tokenizer"], swiftSettings: numeric),
         .target(name: "Training", dependencies: ["Model", "Quant", "Kernels", "TensorIO", "Tokenizer", "Jinja", "Distributed"], swiftSettings: numeric),

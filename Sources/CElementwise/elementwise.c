@@ -3,8 +3,8 @@
 // and the loop vectoriser widens it to 16, 8 or 4 lanes. With -ffp-contract=off (Package.swift) no
 // multiply-add is fused, so every build, and the Swift kernels, round each operation the same way.
 #include "celementwise.h"
+#include "cisa.h"
 #include <math.h>
-#include <stdlib.h>
 #include <string.h>
 
 #define INLINE static inline __attribute__((always_inline))
@@ -91,22 +91,9 @@ INLINE float round_bf16(float x) {
 BUILD(portable, )
 
 #if defined(__x86_64__)
-BUILD(avx512, __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq"), min_vector_width(512))))
+BUILD(avx512, __attribute__((target("avx512f,avx512bw,avx512vl"), min_vector_width(512))))
 BUILD(avx2, __attribute__((target("avx2"), min_vector_width(256))))
 
-int qlora_elementwise_isa(void) {
-    static int isa = -1;
-    if (isa < 0) {
-        __builtin_cpu_init();
-        int avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
-            && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
-        int level = avx512 ? 2 : __builtin_cpu_supports("avx2") ? 1 : 0;
-        const char *cap = getenv("QLORA_NF4_ISA");
-        if (cap && cap[0] >= '0' && cap[0] <= '3' && cap[0] - '0' < level) level = cap[0] - '0';
-        isa = level;
-    }
-    return isa;
-}
 #define DISPATCH(NAME, ...)                                                                                    \
     switch (qlora_elementwise_isa()) {                                                                         \
     case 2: NAME##_avx512(__VA_ARGS__); return;                                                                \
@@ -114,9 +101,11 @@ int qlora_elementwise_isa(void) {
     default: NAME##_portable(__VA_ARGS__); return;                                                             \
     }
 #else
-int qlora_elementwise_isa(void) { return 0; }
 #define DISPATCH(NAME, ...) NAME##_portable(__VA_ARGS__)
 #endif
+
+// CISA's level, AVX512-BF16 not needed here.
+int qlora_elementwise_isa(void) { int level = qlora_isa(); return level > 2 ? 2 : level; }
 
 void qlora_exp(const float *x, float *out, int64_t count) { DISPATCH(exp, x, out, count) }
 

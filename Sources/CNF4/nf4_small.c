@@ -4,8 +4,8 @@
 // dot products. The decoded values are bit-identical on every path (one fp32 multiply
 // table[code] * absmax, the same bf16 rounding); the sums' order differs.
 #include "cnf4.h"
+#include "cisa.h"
 #include <string.h>
-#include <stdlib.h>
 
 static inline float round_bf16(float v) {
     uint32_t u; memcpy(&u, &v, 4);
@@ -236,23 +236,9 @@ static void axpy_avx2(float g, const float *w, float *d, int n) {
 }
 
 ROW_KERNELS(avx2, __attribute__((target("avx2,fma"))))
-
-int qlora_nf4_isa(void) {
-    static int isa = -1;
-    if (isa < 0) {
-        __builtin_cpu_init();
-        int avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
-        isa = avx512 && __builtin_cpu_supports("avx512bf16") ? 3 : avx512 ? 2
-            : (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) ? 1 : 0;
-        // QLORA_NF4_ISA=0|1|2 runs a lesser path on this machine (how the other builds are tested here).
-        const char *cap = getenv("QLORA_NF4_ISA");
-        if (cap && cap[0] >= '0' && cap[0] <= '3' && cap[0] - '0' < isa) isa = cap[0] - '0';
-    }
-    return isa;
-}
-#else
-int qlora_nf4_isa(void) { return 0; }
 #endif
+
+int qlora_nf4_isa(void) { return qlora_isa(); }
 
 void qlora_nf4_forward(const uint8_t *packed, const float *absmax, const float *table, int bs, int I, int O, int o0, int o1,
                        const float *x, int M, float *y, int round, float *scratch) {

@@ -73,7 +73,8 @@ public enum Embedding {
 /// is exact in fp32 (8 + 8 significand bits), so an sgemm over rounded operands is a bf16 matmul
 /// with fp32 accumulation — what bitsandbytes' `bnb_4bit_compute_dtype=torch.bfloat16` computes.
 public enum BFloat16Rounding {
-    /// Branch-free (a select for NaN), so the loops over whole buffers vectorise.
+    /// One value, branch-free (a select for NaN): the rule the buffer versions below run as
+    /// CElementwise's vector loop (and their tests' oracle).
     @inline(__always)
     public static func round(_ x: Float) -> Float {
         let u = x.bitPattern

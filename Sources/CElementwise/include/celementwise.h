@@ -9,7 +9,7 @@
 // replace (no fused multiply-add: -ffp-contract=off), so all paths and the Swift code give the
 // same bits (KernelsTests/ElementwiseCTests).
 
-/// 2 AVX-512, 1 AVX2, 0 portable. QLORA_NF4_ISA=0|1 caps it, the same knob as the CNF4 kernels',
+/// 2 AVX-512, 1 AVX2, 0 portable: CISA's detection (shared with CNF4, capped by the same QLORA_NF4_ISA),
 /// so CI runs each build on whatever machine it has.
 int qlora_elementwise_isa(void);
 

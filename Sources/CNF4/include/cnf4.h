@@ -10,7 +10,7 @@
 // block_size % 16 == 0, so a row never starts inside a block.
 
 /// The instruction set the kernels use here: 3 AVX-512 with AVX512-BF16 (the bf16-compute forward),
-/// 2 AVX-512, 1 AVX2 + FMA, 0 portable C (QLORA_NF4_ISA caps it).
+/// 2 AVX-512, 1 AVX2 + FMA, 0 portable C (QLORA_NF4_ISA caps it) — CISA's detection, shared with CElementwise.
 int qlora_nf4_isa(void);
 
 /// y[n, o] = sum_i x[n, i] * W[o, i] for o in [o0, o1): x (M, I), y (M, O). With round_bf16 the
